@@ -1,0 +1,54 @@
+"""Shared fixtures: real local servers on 127.0.0.1, never mocks of our own code."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from watcher.settings import Settings
+from watcher.sim import SimExchange
+
+API_KEY = "sim-api-key-0123456789abcdef"
+WEB_KEY = "WEB0123456789abcdefSECRETWEBKEY"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Tests never read the developer's WATCHER_* variables or .env."""
+    for name in list(os.environ):
+        if name.startswith("WATCHER_") or name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimExchange]:
+    exchange = SimExchange(api_key=API_KEY)
+    exchange.set_coin("USDT", "1", spot="1500", contract="800")
+    exchange.set_coin("BTC", "60000", spot="0.05", contract="0.01")
+    with exchange:
+        yield exchange
+
+
+@pytest.fixture
+def settings(sim: SimExchange, tmp_path) -> Settings:
+    return Settings(
+        api_key=API_KEY,
+        web_key=WEB_KEY,
+        base_url=sim.url,
+        interval="5s",
+        timeout="1s",
+        state=tmp_path / "watcher.db",
+        _env_file=None,
+    )
+
+
+def at(hours: float = 0, minutes: float = 0, seconds: float = 0) -> datetime:
+    """A fixed point on the fake clock used by engine tests."""
+    from datetime import timedelta
+
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    return base + timedelta(hours=hours, minutes=minutes, seconds=seconds)

@@ -1,0 +1,255 @@
+"""The ``watcher`` command. Every user mistake is one line and an exit code.
+
+Exit codes: 0 ok, 1 alerts firing (``once``) or a failed check of channels,
+2 bad configuration or usage, 3 exchange unreachable or erroring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from watcher import __version__, logs
+from watcher.errors import ConfigError, WatcherError
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[str, str, Handler]] = {}
+
+
+def command(name: str, purpose: str, example: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (purpose, example, fn)
+        return fn
+
+    return register
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from watcher.settings import load_settings
+
+    overrides = {"rules": args.rules} if getattr(args, "rules", None) else {}
+    settings = load_settings(**overrides)
+    logs.configure(settings.log_level, settings.log_format, settings.secret_values())
+    return settings
+
+
+def _rules(settings: Any) -> Any:
+    from watcher.rules import load_rules
+
+    return load_rules(settings.rules)
+
+
+def _store(settings: Any) -> Any:
+    from watcher.store import Store
+
+    return Store(settings.state)
+
+
+# --- commands -----------------------------------------------------------------
+
+
+@command("run", "Run the daemon: poll, evaluate, notify, forever.", "watcher run")
+def cmd_run(args: argparse.Namespace) -> int:
+    from watcher.daemon import run
+
+    settings = _settings(args)
+    settings.require_api_key()
+    return run(settings)
+
+
+@command(
+    "once",
+    "Poll once, evaluate, persist and notify; print balances and alerts.",
+    "watcher once --dry-run --json",
+)
+def cmd_once(args: argparse.Namespace) -> int:
+    from watcher.app import Watcher
+    from watcher.report import once_json, once_text
+
+    settings = _settings(args)
+    settings.require_api_key()
+    rules = _rules(settings)
+    store = _store(settings)
+    try:
+        watcher = Watcher(settings, rules, store)
+        result = watcher.poll(dry_run=args.dry_run)
+        if not args.dry_run:
+            watcher.deliver()
+    finally:
+        store.close()
+    print(json.dumps(once_json(settings, result)) if args.json else once_text(result))
+    if result.error is not None:
+        print(f"watcher: {result.error}", file=sys.stderr)
+        return result.error.exit_code
+    return 1 if result.firing else 0
+
+
+@command("check", "Validate the rules file and settings; name every problem.", "watcher check")
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    rules = _rules(settings)
+    print(f"{settings.rules}: {len(rules.rules)} rules, {len(rules.channels)} channels: OK")
+    return 0
+
+
+@command(
+    "test-notify",
+    "Send a test message to channels and report per URL.",
+    "watcher test-notify default phone",
+)
+def cmd_test_notify(args: argparse.Namespace) -> int:
+    from watcher.notify import test_channels
+
+    rules = _rules(_settings(args))
+    names = args.channels or sorted(rules.channels)
+    unknown = [n for n in names if n not in rules.channels]
+    if unknown:
+        raise ConfigError(f"no channel named {unknown[0]!r} (have: {', '.join(rules.channels)})")
+    results = test_channels(rules.channels, names)
+    for channel, url, ok in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {channel}: {url}")
+    return 0 if all(ok for _, _, ok in results) else 1
+
+
+@command("status", "Show the last poll, alerts, silences and outbox (no exchange call).",
+         "watcher status --json")  # fmt: skip
+def cmd_status(args: argparse.Namespace) -> int:
+    from watcher.report import status_json, status_text
+
+    settings = _settings(args)
+    if not Path(settings.state).exists():
+        raise ConfigError(f"no state database at {settings.state}; has 'watcher run' started?")
+    store = _store(settings)
+    try:
+        data = status_json(store)
+    finally:
+        store.close()
+    print(json.dumps(data, indent=2) if args.json else status_text(data))
+    return 0
+
+
+@command(
+    "silence",
+    "Mute notifications of a rule for a while (evaluation goes on).",
+    "watcher silence usdt-spot-low --for 4h --comment 'topping up'",
+)
+def cmd_silence(args: argparse.Namespace) -> int:
+    from watcher.app import utcnow
+    from watcher.durations import format_duration, parse_duration
+
+    settings = _settings(args)
+    store = _store(settings)
+    try:
+        if args.list or not args.rule:
+            for s in store.silences(utcnow()):
+                who = f"{s.rule} {s.currency}" if s.currency else s.rule
+                print(f"{s.id}  {who}  until {s.ends:%Y-%m-%d %H:%M} UTC  {s.comment}".rstrip())
+            return 0
+        try:
+            length = parse_duration(args.duration)
+        except ValueError as exc:
+            raise ConfigError(f"--for: {exc}") from None
+        if length <= timedelta(0):
+            raise ConfigError("--for must be longer than 0s, e.g. --for 4h")
+        known = {r.name for r in _rules(settings).rules}
+        from watcher.rules import BUILTIN_RULES
+
+        if args.rule not in known | set(BUILTIN_RULES):
+            raise ConfigError(f"no rule named {args.rule!r} in {settings.rules}")
+        ident = store.add_silence(args.rule, args.currency, utcnow(), length, args.comment)
+    finally:
+        store.close()
+    print(f"silence {ident}: {args.rule} muted for {format_duration(length)}")
+    return 0
+
+
+@command("unsilence", "End a silence early.", "watcher unsilence 3")
+def cmd_unsilence(args: argparse.Namespace) -> int:
+    store = _store(_settings(args))
+    try:
+        if not store.remove_silence(args.id):
+            raise ConfigError(f"no silence with id {args.id} (see watcher silence --list)")
+    finally:
+        store.close()
+    print(f"silence {args.id} removed")
+    return 0
+
+
+@command(
+    "demo",
+    "Play a scripted scenario against the built-in simulated exchange.",
+    "watcher demo --forever",
+)
+def cmd_demo(args: argparse.Namespace) -> int:
+    from watcher.demo import run_demo
+
+    return run_demo(forever=args.forever, step=args.step)
+
+
+# --- parser -------------------------------------------------------------------
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="watcher",
+        description="Balance alerts for a MEXC account, delivered through apprise.",
+        epilog="example: watcher check --rules rules.yaml   (settings: WATCHER_* variables)",
+    )
+    parser.add_argument("--version", action="version", version=f"watcher {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (purpose, example, _) in COMMANDS.items():
+        child = sub.add_parser(
+            name, help=purpose, description=purpose, epilog=f"example: {example}"
+        )
+        if name not in ("demo", "unsilence"):
+            child.add_argument("--rules", metavar="PATH", help="rules file (WATCHER_RULES)")
+        _arguments(name, child)
+    return parser
+
+
+def _arguments(name: str, child: Parser) -> None:
+    if name == "once":
+        child.add_argument("--dry-run", action="store_true", help="send nothing, write nothing")
+        child.add_argument("--json", action="store_true", help="print one JSON object")
+    elif name == "status":
+        child.add_argument("--json", action="store_true", help="print one JSON object")
+    elif name == "test-notify":
+        child.add_argument("channels", nargs="*", metavar="CHANNEL", help="default: all")
+    elif name == "silence":
+        child.add_argument("rule", nargs="?", metavar="RULE")
+        child.add_argument("--currency", metavar="CODE", help="only this currency's instance")
+        child.add_argument("--for", dest="duration", default="1h", metavar="DURATION")
+        child.add_argument("--comment", default="", help="why, for whoever reads the list")
+        child.add_argument("--list", action="store_true", help="list active silences")
+    elif name == "unsilence":
+        child.add_argument("id", type=int, metavar="ID")
+    elif name == "demo":
+        child.add_argument("--forever", action="store_true", help="keep running after the script")
+        child.add_argument("--step", type=float, default=2.0, help="seconds per poll (default 2)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            build_parser().print_help()
+            return 2
+        return COMMANDS[args.command][2](args)
+    except WatcherError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"watcher: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,126 @@
+"""structlog, configured once, with every record (ours and stdlib's) masked.
+
+One ``ProcessorFormatter`` renders both structlog events and stdlib records
+from apscheduler, apprise and urllib3, so the masking step cannot be bypassed.
+Exceptions are turned into text by ``format_exc_info`` *before* masking (no
+frame locals ever get rendered).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+MASK = "***"
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]+:[^\s/@]+@")
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:token|key|apikey|api_key|secret|password|pass|auth|webhook)=)[^&\s\"']+"
+)
+QUIET_LOGGERS = {
+    "apprise": logging.WARNING,
+    "apscheduler": logging.WARNING,
+    "urllib3": logging.WARNING,
+}
+
+
+class SecretMasker:
+    """Replaces known secret strings and URL credentials in any text."""
+
+    def __init__(self) -> None:
+        self._secrets: dict[str, str] = {}
+
+    def add(self, secret: str | None, replacement: str = MASK) -> None:
+        # Very short values would mask unrelated text and protect nothing.
+        if secret and len(secret) >= 4:
+            self._secrets[secret] = replacement
+
+    def clear(self) -> None:
+        self._secrets.clear()
+
+    def mask(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, self._secrets[secret])
+        text = _USERINFO.sub(rf"\1{MASK}:{MASK}@", text)
+        return _QUERY_SECRET.sub(rf"\1{MASK}", text)
+
+    def __call__(
+        self, logger: Any, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """structlog processor: mask every string in the event, nested ones too."""
+        for key, value in list(event.items()):
+            event[key] = self._walk(value)
+        return event
+
+    def _walk(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {k: self._walk(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set):
+            return [self._walk(v) for v in value]
+        if isinstance(value, BaseException):
+            return self.mask(f"{type(value).__name__}: {value}")
+        return value
+
+
+MASKER = SecretMasker()
+_HANDLER_FLAG = "_watcher_handler"
+
+
+def configure(
+    level: str = "INFO",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Set up structlog and stdlib logging; safe to call again (tests, reload)."""
+    stream = stream or sys.stderr
+    for secret in secrets:
+        MASKER.add(secret)
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            MASKER,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_FLAG, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_FLAG, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name, quiet in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(quiet, logging.getLevelName(level)))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,367 @@
+"""The rules file: parsed and compiled once, every problem located.
+
+Loading collects *all* problems before failing, so ``watcher check`` shows a
+user every mistake in one run, each as ``PATH:LINE:COL: rule NAME: what``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from watcher.channels import Channel, ChannelError, parse_channel
+from watcher.durations import parse_duration
+from watcher.errors import Problem, RulesError
+from watcher.expr import Compiled, ExprError, Needs, compile_expression
+from watcher.templates import TemplateError, render
+from watcher.yamlloc import Loc, LocList, LocMap, YamlProblem, load
+
+TOP_KEYS = ("defaults", "channels", "rules")
+POLICY_KEYS = ("for", "keep_firing_for", "repeat", "severity", "notify", "send_resolved")
+RULE_KEYS = ("name", "when", "clear_when", "each", "currencies", "exclude", "message", *POLICY_KEYS)
+SEVERITIES = ("info", "warning", "critical")
+BUILTIN_RULES = ("exchange-unreachable", "auth-failed", "network-mismatch", "web-key-expiry")
+DEFAULT_CHANNEL = "default"
+_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How an alert behaves once its condition is decided (Alertmanager's knobs)."""
+
+    for_: timedelta = timedelta(0)
+    keep_firing_for: timedelta = timedelta(0)
+    repeat: timedelta | None = timedelta(hours=4)
+    severity: str = "warning"
+    notify: tuple[str, ...] = (DEFAULT_CHANNEL,)
+    send_resolved: bool = True
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    when: Compiled
+    policy: Policy
+    clear_when: Compiled | None = None
+    each: bool = False
+    currencies: tuple[str, ...] | None = None
+    exclude: frozenset[str] = frozenset()
+    message: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    path: str
+    rules: tuple[Rule, ...]
+    channels: Mapping[str, Channel]
+    needs: Needs = field(default_factory=Needs)
+
+    def get(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    @property
+    def history_keep(self) -> timedelta:
+        """How much balance history the rules can ask for, plus a margin."""
+        window = self.needs.window
+        return window + max(window / 10, timedelta(minutes=5)) if window else timedelta(0)
+
+
+SAMPLE = {
+    "value": Decimal("99.5"),
+    "threshold": Decimal("100"),
+    "rule": "sample-rule",
+    "currency": "USDT",
+    "severity": "warning",
+    "state": "firing",
+    "since": "2026-01-01 00:00 UTC",
+    "when": "USDT.spot < 100",
+}
+
+
+class Loader:
+    """Walks the YAML tree and compiles it, collecting located problems."""
+
+    def __init__(self, path: str, env: Mapping[str, str] | None) -> None:
+        self.path = path
+        self.env = env
+        self.problems: list[Problem] = []
+        self.rule_name: str | None = None
+        self.channel_names: set[str] = set()
+
+    def problem(self, loc: Loc, message: str) -> None:
+        self.problems.append(Problem(self.path, loc.line, loc.column, message, self.rule_name))
+
+    def load(self, text: str) -> RuleSet:
+        try:
+            document = load(text, self.path)
+        except YamlProblem as exc:
+            raise RulesError([exc.problem]) from None
+        if document is None:
+            document = LocMap()
+            document.loc, document.locs, document.key_locs = Loc(1, 1), {}, {}
+        if not isinstance(document, LocMap):
+            raise RulesError([Problem(self.path, 1, 1, "the file must be a mapping with 'rules:'")])
+        self.unknown_keys(document, TOP_KEYS, "top-level key")
+        channels = self.channels(document)
+        defaults = self.policy(document.get("defaults"), document, "defaults", Policy())
+        rules = self.rules(document, defaults)
+        if self.problems:
+            raise RulesError(sorted(self.problems, key=lambda p: (p.line, p.column)))
+        needs = Needs()
+        for rule in rules:
+            needs.merge(rule.when.needs)
+            if rule.clear_when:
+                needs.merge(rule.clear_when.needs)
+        return RuleSet(self.path, tuple(rules), channels, needs)
+
+    def unknown_keys(self, mapping: LocMap, allowed: tuple[str, ...], what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = (
+                    f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(allowed)})"
+                )
+                self.problem(mapping.key_locs[key], f"unknown {what} '{key}'{hint}")
+
+    def channels(self, document: LocMap) -> dict[str, Channel]:
+        """The channels that parsed; the names of all of them are kept for ``notify`` checks."""
+        section = document.get("channels")
+        loc = document.locs.get("channels", document.loc)
+        if section is None:
+            section = LocMap()
+            section.loc, section.locs, section.key_locs = loc, {}, {}
+        if not isinstance(section, LocMap):
+            self.problem(loc, "'channels' must map names to apprise URLs")
+            return {}
+        channels: dict[str, Channel] = {}
+        self.channel_names = {str(name) for name in section}
+        for name, spec in section.items():
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                self.problem(section.key_locs[name], f"channel name {name!r} must match [a-z0-9-]+")
+                continue
+            try:
+                channels[name] = parse_channel(name, spec, self.env)
+            except ChannelError as exc:
+                self.problem(_channel_loc(section, name, exc), f"channel {name}: {exc}")
+        if DEFAULT_CHANNEL not in section:
+            self.problem(
+                loc,
+                "no channel named 'default': it receives built-in alerts (exchange unreachable, "
+                "auth failed) and every rule without 'notify'; add e.g. default: \"console://\"",
+            )
+        return channels
+
+    def policy(
+        self,
+        mapping: Any,
+        parent: LocMap,
+        key: str,
+        base: Policy,
+    ) -> Policy:
+        if mapping is None:
+            return base
+        if not isinstance(mapping, LocMap):
+            self.problem(parent.locs[key], f"'{key}' must be a mapping")
+            return base
+        if key == "defaults":
+            self.unknown_keys(mapping, POLICY_KEYS, "key in defaults")
+        values: dict[str, Any] = {}
+        for name in ("for", "keep_firing_for", "repeat"):
+            if name in mapping:
+                values["for_" if name == "for" else name] = self.duration(mapping, name)
+        if "severity" in mapping:
+            severity = mapping["severity"]
+            if severity not in SEVERITIES:
+                self.problem(mapping.locs["severity"], f"severity must be one of {SEVERITIES}")
+            else:
+                values["severity"] = severity
+        if "notify" in mapping:
+            values["notify"] = self.notify(mapping)
+        if "send_resolved" in mapping:
+            if not isinstance(mapping["send_resolved"], bool):
+                self.problem(mapping.locs["send_resolved"], "send_resolved must be true or false")
+            else:
+                values["send_resolved"] = mapping["send_resolved"]
+        values = {k: v for k, v in values.items() if v is not _BAD}
+        return Policy(**{**base.__dict__, **values})
+
+    def duration(self, mapping: LocMap, name: str) -> Any:
+        value = mapping[name]
+        if name == "repeat" and (value in (0, "0", "never") or value is False):
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.problem(mapping.locs[name], f"{name}: {exc}")
+            return _BAD
+
+    def notify(self, mapping: LocMap) -> Any:
+        value = mapping["notify"]
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            self.problem(mapping.locs["notify"], "notify must be a channel name or a list of them")
+            return _BAD
+        for index, name in enumerate(names):
+            if name not in self.channel_names:
+                loc = names.locs[index] if isinstance(names, LocList) else mapping.locs["notify"]
+                close = difflib.get_close_matches(name, sorted(self.channel_names), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                self.problem(loc, f"notify: no channel named '{name}'{hint}")
+        return tuple(names)
+
+    def rules(self, document: LocMap, defaults: Policy) -> list[Rule]:
+        section = document.get("rules")
+        if not isinstance(section, LocList):
+            loc = document.locs.get("rules", document.loc)
+            self.problem(loc, "'rules' must be a list of rules (each starting with '- name:')")
+            return []
+        rules: list[Rule] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(section):
+            self.rule_name = None
+            if not isinstance(item, LocMap):
+                self.problem(section.locs[index], "each rule must be a mapping with name and when")
+                continue
+            rule = self.rule(item, defaults, seen)
+            if rule:
+                rules.append(rule)
+        self.rule_name = None
+        return rules
+
+    def rule(
+        self,
+        item: LocMap,
+        defaults: Policy,
+        seen: dict[str, int],
+    ) -> Rule | None:
+        name = item.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            where = item.locs.get("name", item.loc)
+            self.problem(where, f"rule name {name!r} must match [a-z0-9-]+ (e.g. usdt-spot-low)")
+            return None
+        self.rule_name = name
+        if name in seen:
+            self.problem(item.locs["name"], f"duplicate rule name (first at line {seen[name]})")
+        elif name in BUILTIN_RULES:
+            self.problem(item.locs["name"], "this name is taken by a built-in alert")
+        seen.setdefault(name, item.loc.line)
+        self.unknown_keys(item, RULE_KEYS, "rule key")
+        each = self.each(item)
+        when = self.expression(item, "when", each, required=True)
+        clear_when = self.expression(item, "clear_when", each, required=False)
+        currencies = self.codes(item, "currencies", each)
+        exclude = self.codes(item, "exclude", each)
+        message = self.message(item)
+        policy = self.policy(item, item, name, defaults)
+        if when is None or self.problems_for(name):
+            return None
+        return Rule(
+            name=name,
+            when=when,
+            policy=policy,
+            clear_when=clear_when,
+            each=each,
+            currencies=tuple(currencies) if currencies else None,
+            exclude=frozenset(exclude or ()),
+            message=message,
+            line=item.loc.line,
+        )
+
+    def problems_for(self, name: str) -> bool:
+        return any(p.rule == name for p in self.problems)
+
+    def each(self, item: LocMap) -> bool:
+        if "each" not in item:
+            return False
+        if item["each"] != "currency":
+            self.problem(item.locs["each"], "each: the only supported value is 'currency'")
+        return True
+
+    def expression(self, item: LocMap, key: str, each: bool, required: bool) -> Compiled | None:
+        text = item.get(key)
+        if text is None:
+            if required:
+                self.problem(item.loc, f"missing '{key}:' (a condition such as USDT.spot < 100)")
+            return None
+        if isinstance(text, bool) or not isinstance(text, str | int | float):
+            self.problem(item.locs[key], f"'{key}' must be a condition such as USDT.spot < 100")
+            return None
+        try:
+            return compile_expression(str(text), each)
+        except ExprError as exc:
+            self.problem(item.locs[key].at(exc.pos), f"{key}: {exc.message}")
+            return None
+
+    def codes(self, item: LocMap, key: str, each: bool) -> list[str] | None:
+        if key not in item:
+            return None
+        value = item[key]
+        if not each:
+            self.problem(item.locs[key], f"'{key}' only applies with 'each: currency'")
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(
+                item.locs[key], f"'{key}' must be a list of currency codes like [BTC, ETH]"
+            )
+            return None
+        for index, code in enumerate(value):
+            if not _CODE.fullmatch(code):
+                assert isinstance(value, LocList)
+                self.problem(
+                    value.locs[index], f"{key}: {code!r} is not an upper-case currency code"
+                )
+        return value
+
+    def message(self, item: LocMap) -> str | None:
+        template = item.get("message")
+        if template is None:
+            return None
+        if not isinstance(template, str):
+            self.problem(item.locs["message"], "message must be text")
+            return None
+        try:
+            render(template, SAMPLE)
+        except TemplateError as exc:
+            self.problem(item.locs["message"], f"message: {exc}")
+            return None
+        return template
+
+
+_BAD = object()
+
+
+def _channel_loc(section: LocMap, name: str, exc: ChannelError) -> Loc:
+    spec = section[name]
+    if exc.key and isinstance(spec, LocMap) and exc.key in spec.locs:
+        value = spec[exc.key]
+        if exc.index is not None and isinstance(value, LocList):
+            return value.locs[exc.index]
+        return spec.locs[exc.key]
+    return section.locs[name]
+
+
+def parse_rules(
+    text: str, path: str = "rules.yaml", env: Mapping[str, str] | None = None
+) -> RuleSet:
+    return Loader(path, env).load(text)
+
+
+def load_rules(path: Path | str, env: Mapping[str, str] | None = None) -> RuleSet:
+    """Read and compile a rules file; raises ``RulesError`` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        message = "rules file not found; copy rules.example.yaml there or set WATCHER_RULES"
+        raise RulesError([Problem(str(path), 1, 1, message)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError([Problem(str(path), 1, 1, f"cannot read: {exc}")]) from None
+    return parse_rules(text, str(path), env)

@@ -1,0 +1,169 @@
+"""Settings from ``WATCHER_*`` environment variables, ``.env`` and systemd credentials.
+
+systemd's ``LoadCredential=api_key:...`` puts plain file names in
+``$CREDENTIALS_DIRECTORY``; pydantic-settings' ``secrets_dir`` would look for
+``watcher_api_key``, so the mapping is explicit here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from watcher.durations import parse_duration
+from watcher.errors import ConfigError
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ENV_PREFIX = "WATCHER_"
+CREDENTIAL_FIELDS = ("api_key", "web_key")
+
+
+def credential(name: str) -> str | None:
+    """Read one systemd credential by its plain name, or None when absent."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / name
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _default_state() -> Path:
+    state_dir = os.environ.get("STATE_DIRECTORY")
+    # systemd may list several directories separated by ':'; the first is ours.
+    return Path(state_dir.split(":")[0]) / "watcher.db" if state_dir else Path("watcher.db")
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for localhost and loopback addresses, where plain http cannot leak a key."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CredentialsSource(PydanticBaseSettingsSource):
+    """Reads ``api_key`` and ``web_key`` from ``$CREDENTIALS_DIRECTORY``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return credential(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {name: credential(name) for name in CREDENTIAL_FIELDS}
+        return {name: value for name, value in found.items() if value}
+
+
+class Settings(BaseSettings):
+    """Everything the daemon reads from its environment; secrets stay ``SecretStr``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
+    )
+
+    api_key: SecretStr | None = None
+    web_key: SecretStr | None = None
+    web_key_issued: datetime | None = None
+    network: Literal["MAINNET", "TESTNET"] = "MAINNET"
+    base_url: str = "https://api.mexc-bypass.xyz/v1"
+    proxy: SecretStr | None = None
+    rules: Path = Path("rules.yaml")
+    state: Path = Field(default_factory=_default_state)
+    interval: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=10)
+    stale_after: Duration = timedelta(minutes=5)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_addr: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, CredentialsSource(settings_cls)
+
+    @field_validator("network", "log_format", "log_level", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        upper = value.strip().upper()
+        return upper.lower() if upper in ("AUTO", "JSON", "CONSOLE") else upper
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://api.mexc-bypass.xyz/v1")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError("plain http would send the API key in clear; use https")
+        return value.rstrip("/")
+
+    @field_validator("interval", "timeout", "stale_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT such as 127.0.0.1:9108")
+        return value
+
+    @property
+    def metrics_bind(self) -> tuple[str, int] | None:
+        if not self.metrics_addr:
+            return None
+        host, _, port = self.metrics_addr.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log masking processor."""
+        secrets = (self.api_key, self.web_key, self.proxy)
+        return [s.get_secret_value() for s in secrets if s and s.get_secret_value()]
+
+    def require_api_key(self) -> str:
+        if self.api_key is None or not self.api_key.get_secret_value():
+            raise ConfigError(
+                "WATCHER_API_KEY is not set: put your MEXC Bypass API key in the environment, "
+                ".env, or a systemd credential named api_key"
+            )
+        return self.api_key.get_secret_value()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one line per variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+        raise ConfigError("\n".join(lines)) from None

@@ -1,0 +1,96 @@
+"""YAML that remembers where each value stood, so errors name line and column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from watcher.errors import Problem
+
+
+@dataclass(frozen=True)
+class Loc:
+    """1-based line and column of a value, and its YAML scalar style."""
+
+    line: int
+    column: int
+    style: str | None = None
+
+    def at(self, offset: int) -> Loc:
+        """Where character ``offset`` of a one-line scalar stands."""
+        quoted = 1 if self.style in ("'", '"') else 0
+        return Loc(self.line, self.column + quoted + offset, self.style)
+
+
+class LocMap(dict):
+    """A mapping whose values' locations are in ``locs`` and whose own is ``loc``."""
+
+    loc: Loc
+    locs: dict[Any, Loc]
+    key_locs: dict[Any, Loc]
+
+
+class LocList(list):
+    loc: Loc
+    locs: list[Loc]
+
+
+def _loc(node: yaml.Node) -> Loc:
+    mark = node.start_mark
+    style = getattr(node, "style", None)
+    if style in ("|", ">"):
+        return Loc(mark.line + 2, mark.column + 1, style)
+    return Loc(mark.line + 1, mark.column + 1, style)
+
+
+class DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> LocMap:
+    loader.flatten_mapping(node)
+    result = LocMap()
+    result.loc, result.locs, result.key_locs = _loc(node), {}, {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise DuplicateKey(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.locs[key] = _loc(value_node)
+        result.key_locs[key] = _loc(key_node)
+    return result
+
+
+def _sequence(loader: _Loader, node: yaml.SequenceNode) -> LocList:
+    result = LocList(loader.construct_object(child, deep=True) for child in node.value)
+    result.loc, result.locs = _loc(node), [_loc(child) for child in node.value]
+    return result
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _sequence)
+
+
+def load(text: str, path: str) -> Any:
+    """Parse YAML; a syntax error becomes a located ``Problem`` raised as ``YamlProblem``."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise YamlProblem(Problem(path, line, column, f"YAML syntax: {what}")) from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(Problem(path, 1, 1, f"YAML syntax: {exc}")) from None
+
+
+class YamlProblem(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
