@@ -11,6 +11,8 @@ import pytest
 from watcher.settings import Settings
 from watcher.sim import SimExchange
 
+from .receivers import Mailbox, Receiver
+
 API_KEY = "sim-api-key-0123456789abcdef"
 WEB_KEY = "WEB0123456789abcdefSECRETWEBKEY"
 
@@ -52,3 +54,17 @@ def at(hours: float = 0, minutes: float = 0, seconds: float = 0) -> datetime:
 
     base = datetime(2026, 1, 1, tzinfo=UTC)
     return base + timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    server = Mailbox()
+    yield server
+    server.stop()

@@ -51,10 +51,10 @@ def _rules(settings: Any) -> Any:
     return load_rules(settings.rules)
 
 
-def _store(settings: Any) -> Any:
+def _store(settings: Any, snapshot: bool = False) -> Any:
     from watcher.store import Store
 
-    return Store(settings.state)
+    return Store.snapshot(settings.state) if snapshot else Store(settings.state)
 
 
 # --- commands -----------------------------------------------------------------
@@ -81,7 +81,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.require_api_key()
     rules = _rules(settings)
-    store = _store(settings)
+    store = _store(settings, snapshot=args.dry_run)
     try:
         watcher = Watcher(settings, rules, store)
         result = watcher.poll(dry_run=args.dry_run)
@@ -123,8 +123,11 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, _, ok in results) else 1
 
 
-@command("status", "Show the last poll, alerts, silences and outbox (no exchange call).",
-         "watcher status --json")  # fmt: skip
+@command(
+    "status",
+    "Show the last poll, alerts, silences and outbox (no exchange call).",
+    "watcher status --json",
+)
 def cmd_status(args: argparse.Namespace) -> int:
     from watcher.report import status_json, status_text
 

@@ -182,7 +182,7 @@ class Parser:
                 raise ExprError("comparisons cannot be chained; join them with 'and'", right.pos)
             if op in COMPARISONS and isinstance(left, Binary) and left.op in COMPARISONS:
                 raise ExprError("comparisons cannot be chained; join them with 'and'", token.pos)
-            left = Binary(token.pos, op, left, right)
+            left = Binary(left.pos, op, left, right)
 
     def unary(self) -> Node:
         token = self.token

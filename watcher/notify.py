@@ -9,6 +9,7 @@ never blocks Telegram, and a URL that succeeded is never sent to again.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -58,21 +59,30 @@ def instantiate(url: str) -> Any:
 
 
 def masked(url: str) -> str:
-    """apprise's privacy form of a URL (tokens replaced), safe to print and log."""
+    """apprise's privacy form of a URL, with token-like parts we know of masked too."""
     service = apprise.Apprise.instantiate(url)
-    if service is None:
-        return urlsplit(url).scheme + "://***"
-    return str(service.url(privacy=True))
+    text = str(service.url(privacy=True)) if service else urlsplit(url).scheme + "://***"
+    for secret in secrets_of(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.-]*(?::\d+)?$")
 
 
 def secrets_of(url: str) -> list[str]:
-    """Parts of a URL that could be tokens, for the log masker."""
+    """Parts of a URL that could be tokens: credentials, long path parts, query values."""
     parts = urlsplit(url)
-    found = [url, parts.password or "", parts.username or ""]
-    found += [p for p in (parts.netloc + parts.path).split("/") if len(p) >= 12]
+    found = [parts.password or ""]
+    if parts.password:
+        found.append(parts.username or "")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    if len(host) >= 12 and not _HOST.match(host):
+        found.append(host)
+    found += [p for p in parts.path.split("/") if len(p) >= 12]
     for values in parse_qs(parts.query).values():
         found += [v for v in values if len(v) >= 8]
-    return [s for s in found if s]
+    return [s for s in found if len(s) >= 4]
 
 
 # --- routing and grouping -----------------------------------------------------

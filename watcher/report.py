@@ -63,7 +63,7 @@ def all_reports(result: PollResult) -> list[Report]:
                     alert.since,
                     alert.value,
                     alert.threshold,
-                )  # fmt: skip
+                )
             )
     return reports
 
@@ -123,7 +123,7 @@ def status_json(store: Store) -> dict[str, Any]:
                 "currency": s.currency,
                 "ends": _iso(s.ends),
                 "comment": s.comment,
-            }  # fmt: skip
+            }
             for s in store.silences(datetime.now().astimezone())
         ],
         "outbox": store.outbox_depth(),

@@ -112,13 +112,28 @@ class Store:
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            self.db = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the state database {self.path}: {exc}") from None
         self._saved: dict[Key, Alert] = {}
+
+    @classmethod
+    def snapshot(cls, path: Path | str) -> Store:
+        """An in-memory copy of the database (or an empty one): writes go nowhere."""
+        store = cls(":memory:")
+        if Path(path).exists():
+            try:
+                source = sqlite3.connect(f"file:{Path(path).absolute()}?mode=ro", uri=True)
+                source.backup(store.db)
+                source.close()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the state database {path}: {exc}") from None
+        return store
 
     def _migrate(self) -> None:
         with self.transaction():

@@ -1,0 +1,244 @@
+"""Delivery through apprise to real local receivers, from a real SQLite outbox."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import apprise
+
+from watcher import logs
+from watcher.channels import Channel, parse_channel, url_key
+from watcher.engine import FIRING, RESOLVED, Notice
+from watcher.notify import Deliverer, compose, instantiate, masked, route
+from watcher.store import Store
+
+from .helpers import at
+from .receivers import Mailbox, Receiver
+
+
+def notice(rule: str = "low", kind: str = FIRING, severity: str = "warning", **kw) -> Notice:
+    fields = dict(
+        rule=rule,
+        currency=None,
+        kind=kind,
+        severity=severity,
+        channels=("default",),
+        value=Decimal("50"),
+        threshold=Decimal("100"),
+        since=at(0),
+        at=at(0),
+    )
+    fields.update(kw)
+    return Notice(**fields)
+
+
+def decide(store: Store, channels: dict[str, Channel], notices: list[Notice], when=None) -> None:
+    """What the poll does: state change and outbox rows in one transaction."""
+    store.commit({}, route(notices, channels, when or at(0)))
+
+
+def test_grouped_message_to_json_receiver(tmp_path: Path, receiver: Receiver) -> None:
+    channels = {"default": Channel("default", (receiver.url(),))}
+    store = Store(tmp_path / "w.db")
+    decide(
+        store,
+        channels,
+        [
+            notice("low", severity="critical"),
+            notice("heavy", currency="BTC", kind="repeat", value=Decimal("1234.5")),
+            notice("old", kind=RESOLVED, text="USDT back to 500"),
+        ],
+    )
+    report = Deliverer(store, channels).deliver(at(1))
+    assert (report.sent, report.messages, report.failed) == (3, 1, 0)
+    (post,) = receiver.posts
+    assert post["title"] == "watcher: 1 firing, 1 still firing, 1 resolved"
+    assert post["type"] == "failure"  # the worst severity among the active ones
+    assert post["message"].splitlines() == [
+        "FIRING low, value 50, threshold 100, since 2026-01-01 00:00:00 UTC",
+        "STILL FIRING heavy BTC, value 1,234.5, threshold 100, since 2026-01-01 00:00:00 UTC",
+        "RESOLVED: USDT back to 500",
+    ]
+    assert store.outbox_depth() == 0
+    assert Deliverer(store, channels).deliver(at(2)).messages == 0
+
+
+def test_notify_type_follows_severity() -> None:
+    assert compose([notice(severity="warning")])[2] == "warning"
+    assert compose([notice(severity="info")])[2] == "info"
+    assert compose([notice(kind=RESOLVED, severity="critical")])[2] == "success"
+
+
+def test_mail_to_local_smtp(tmp_path: Path, mailbox: Mailbox) -> None:
+    channels = {"default": parse_channel("default", mailbox.url(), env={})}
+    store = Store(tmp_path / "w.db")
+    decide(store, channels, [notice()])
+    assert Deliverer(store, channels).deliver(at(1)).sent == 1
+    (mail,) = mailbox.messages
+    assert "Subject: watcher: 1 firing" in mail and "FIRING low, value 50" in mail
+
+
+def test_failing_receiver_gets_every_message_exactly_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    channels = {"default": Channel("default", (receiver.url(),))}
+    store = Store(tmp_path / "w.db")
+    deliverer = Deliverer(store, channels)
+    receiver.fail = 2
+    decide(store, channels, [notice("a")])
+    assert deliverer.deliver(at(0)).failed == 1
+    assert deliverer.deliver(at(29)).messages == 0  # backoff: 30 s
+    decide(store, channels, [notice("b", at=at(40))], at(40))
+    assert deliverer.deliver(at(40)).failed == 2  # a is due again: both, grouped
+    assert deliverer.deliver(at(69)).messages == 0
+    assert deliverer.deliver(at(70)).sent == 2  # the receiver is back
+    for minute in range(2, 60):
+        assert deliverer.deliver(at(minutes=minute)).messages == 0
+    assert receiver.messages() == [
+        "FIRING a, value 50, threshold 100, since 2026-01-01 00:00:00 UTC\n"
+        "FIRING b, value 50, threshold 100, since 2026-01-01 00:00:00 UTC"
+    ]
+
+
+def test_backoff_doubles_to_fifteen_minutes(tmp_path: Path, receiver: Receiver) -> None:
+    channels = {"default": Channel("default", (receiver.url(),))}
+    store = Store(tmp_path / "w.db")
+    deliverer = Deliverer(store, channels)
+    receiver.fail = 100
+    decide(store, channels, [notice()])
+    now, waits = at(0), []
+    for _ in range(8):
+        deliverer.deliver(now)
+        due = store.next_due()
+        waits.append(int((due - now).total_seconds()))
+        now = due
+    assert waits == [30, 60, 120, 240, 480, 900, 900, 900]
+
+
+def test_two_urls_one_failing_does_not_resend_to_the_other(tmp_path: Path) -> None:
+    good, bad = Receiver(), Receiver()
+    try:
+        channels = {"default": Channel("default", (good.url("a"), bad.url("b")))}
+        store = Store(tmp_path / "w.db")
+        deliverer = Deliverer(store, channels)
+        bad.fail = 2
+        decide(store, channels, [notice()])
+        first = deliverer.deliver(at(0))
+        assert (first.sent, first.failed) == (1, 1)
+        deliverer.deliver(at(30))
+        deliverer.deliver(at(90))
+        assert len(good.posts) == 1 and len(bad.posts) == 1
+        assert store.outbox_depth() == 0
+    finally:
+        good.stop()
+        bad.stop()
+
+
+def test_kill_between_decided_and_sent_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:
+    channels = {"default": Channel("default", (receiver.url(),))}
+    store = Store(tmp_path / "w.db")
+    decide(store, channels, [notice("a"), notice("b")])
+    del store  # the process dies here: nothing was sent
+    again = Store(tmp_path / "w.db")
+    assert again.outbox_depth() == 2
+    assert Deliverer(again, channels).deliver(at(5)).sent == 2
+    third = Store(tmp_path / "w.db")
+    assert Deliverer(third, channels).deliver(at(6)).messages == 0
+    assert len(receiver.posts) == 1
+
+
+def test_quiet_hours_hold_and_release_grouped(tmp_path: Path, receiver: Receiver) -> None:
+    spec = {"urls": [receiver.url()], "quiet_hours": "23:00-07:00", "timezone": "UTC"}
+    channels = {"default": parse_channel("default", spec, env={})}
+    store = Store(tmp_path / "w.db")
+    deliverer = Deliverer(store, channels)
+    night = at(hours=23, minutes=30)
+    decide(store, channels, [notice("a", at=night)], night)
+    decide(store, channels, [notice("boom", severity="critical", at=night)], night)
+    assert deliverer.deliver(night).sent == 1  # critical goes through
+    later = night + timedelta(hours=3)
+    decide(store, channels, [notice("b", kind=RESOLVED, at=later)], later)
+    assert deliverer.deliver(later).messages == 0
+    morning = at(hours=31)  # 07:00 next day
+    assert deliverer.deliver(morning).sent == 2
+    assert receiver.posts[0]["title"] == "watcher: 1 firing"
+    assert receiver.posts[1]["title"] == "watcher: 1 firing, 1 resolved"
+
+
+def test_quiet_hours_windows() -> None:
+    spec = {"urls": ["json://127.0.0.1:9/"], "quiet_hours": "23:00-07:00", "timezone": "UTC"}
+    quiet = parse_channel("c", spec, env={}).quiet_hours
+    assert quiet.release(at(hours=22, minutes=59)) is None
+    assert quiet.release(at(hours=23)) == at(hours=31)
+    assert quiet.release(at(hours=30)) == at(hours=31)  # 06:00 next day
+    assert quiet.release(at(hours=31)) is None
+    berlin = {**spec, "quiet_hours": "12:00-13:00", "timezone": "Europe/Berlin"}
+    day = parse_channel("c", berlin, env={}).quiet_hours
+    assert day.release(at(hours=11, minutes=30)) == at(hours=12)  # 12:30 in Berlin (UTC+1)
+
+
+def test_too_old_rows_are_dropped_with_an_error(tmp_path: Path, receiver: Receiver) -> None:
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream=stream)
+    channels = {"default": Channel("default", (receiver.url(),))}
+    store = Store(tmp_path / "w.db")
+    receiver.fail = 1000
+    decide(store, channels, [notice()])
+    deliverer = Deliverer(store, channels)
+    deliverer.deliver(at(0))
+    report = deliverer.deliver(at(hours=24, seconds=1))
+    assert report.dropped == 1 and store.outbox_depth() == 0
+    assert '"reason": "too old"' in stream.getvalue()
+
+
+def test_rows_for_a_removed_url_are_dropped(tmp_path: Path, receiver: Receiver) -> None:
+    old = {"default": Channel("default", ("json://127.0.0.1:9/gone",))}
+    store = Store(tmp_path / "w.db")
+    decide(store, old, [notice()])
+    new = {"default": Channel("default", (receiver.url(),))}
+    assert Deliverer(store, new).deliver(at(1)).dropped == 1
+
+
+def test_long_messages_are_split_not_cut(tmp_path: Path, receiver: Receiver) -> None:
+    service = instantiate("tgram://123456789:abcdefghijklmnopqrstuvwxyz0123456/1234567")
+    assert service.overflow_mode == apprise.common.OverflowMode.SPLIT
+    assert instantiate("json://127.0.0.1:9/?overflow=truncate").overflow_mode == "truncate"
+    channels = {"default": Channel("default", (receiver.url(),))}
+    store = Store(tmp_path / "w.db")
+    decide(store, channels, [notice(f"rule-{i}") for i in range(300)])
+    Deliverer(store, channels).deliver(at(1))
+    lines = "\n".join(receiver.messages()).splitlines()
+    assert len(lines) == 300 and lines[-1].startswith("FIRING rule-299")
+
+
+def test_outbox_and_logs_never_hold_a_url_token(tmp_path: Path, receiver: Receiver) -> None:
+    token = "SECRETTOKEN0123456789"
+    stream = io.StringIO()
+    logs.configure("DEBUG", "json", stream=stream)
+    url = receiver.url(f"{token}/x") + f"?token={token}"
+    channels = {"default": parse_channel("default", "json://${HOOK}", env={"HOOK": url[7:]})}
+    store = Store(tmp_path / "w.db")
+    decide(store, channels, [notice()])
+    receiver.fail = 1
+    deliverer = Deliverer(store, channels)
+    deliverer.deliver(at(0))
+    deliverer.deliver(at(31))
+    assert len(receiver.posts) == 1 and token in receiver.paths[0]
+    store.close()
+    assert token.encode() not in (tmp_path / "w.db").read_bytes()
+    wal = tmp_path / "w.db-wal"
+    assert not wal.exists() or token.encode() not in wal.read_bytes()
+    assert token not in stream.getvalue() and "notification sent" in stream.getvalue()
+    assert token not in masked(url)
+    assert store_keys(tmp_path / "w.db") <= {url_key(url)}
+    logs.MASKER.clear()
+
+
+def store_keys(path: Path) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return {k for (k,) in db.execute("SELECT url_key FROM outbox")}

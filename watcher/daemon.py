@@ -1,0 +1,194 @@
+"""``watcher run``: APScheduler in the main thread, signals, systemd, metrics.
+
+Polling and delivery are separate jobs with separate database connections, so
+a chat service that takes 30 s to time out never delays the next poll. A poll
+that raises is logged and counted; the scheduler keeps going.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from watcher import logs
+from watcher.app import PollResult, Watcher, utcnow
+from watcher.errors import RulesError
+from watcher.metrics import Metrics, serve
+from watcher.notify import Deliverer
+from watcher.rules import load_rules
+from watcher.settings import Settings
+from watcher.store import Store
+from watcher.systemd import Notifier, watchdog_period
+
+STOP_BUDGET = 8.0  # seconds to finish a cycle and flush after SIGTERM (systemd waits 90)
+log = logs.get("watcher.daemon")
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        rules = load_rules(settings.rules)
+        self.store = Store(settings.state)
+        self.watcher = Watcher(settings, rules, self.store)
+        self.watcher.deliverer = Deliverer(Store(settings.state), rules.channels)
+        self.cycle = threading.Lock()
+        self.heartbeat = time.monotonic()
+        self.notifier = Notifier()
+        self.metrics = Metrics()
+        self.server: Any = None
+        self.scheduler = BlockingScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+
+    # --- jobs -----------------------------------------------------------------
+    def poll_job(self) -> None:
+        with self.cycle:
+            self.heartbeat = time.monotonic()
+            started = time.perf_counter()
+            try:
+                result = self.watcher.poll()
+            except Exception:
+                log.exception("poll crashed; the next one runs on schedule")
+                self.metrics.polls.labels("crashed").inc()
+                return
+            finally:
+                self.heartbeat = time.monotonic()
+            self.metrics.duration.observe(time.perf_counter() - started)
+            self.after_poll(result)
+
+    def after_poll(self, result: PollResult) -> None:
+        self.metrics.polls.labels("ok" if result.error is None else "error").inc()
+        if result.error is not None:
+            self.metrics.errors.labels(type(result.error).__name__).inc()
+        if result.overview is not None:
+            self.metrics.observe_overview(result.overview)
+            self.metrics.last_success.set(result.at.timestamp())
+        self.metrics.observe_alerts(result.outcome.alerts)
+        self.notifier.status(self.status_line(result))
+        if result.outcome.notices:
+            self.scheduler.add_job(self.deliver_job, id="deliver-now", replace_existing=True)
+
+    def deliver_job(self) -> None:
+        try:
+            report = self.watcher.deliver()
+        except Exception:
+            log.exception("delivery crashed; the outbox keeps every message")
+            return
+        self.metrics.notifications.labels("sent").inc(report.sent)
+        self.metrics.notifications.labels("failed").inc(report.failed)
+        self.metrics.notifications.labels("dropped").inc(report.dropped)
+        self.metrics.outbox.set(self.watcher.deliverer.store.outbox_depth())
+
+    def reload_job(self) -> None:
+        try:
+            rules = load_rules(self.settings.rules)
+        except RulesError as exc:
+            for problem in exc.problems:
+                log.error("reload rejected; the old rules keep running", problem=str(problem))
+            return
+        with self.cycle:
+            self.watcher.reload(rules)
+            self.watcher.deliverer.set_channels(rules.channels)
+        log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
+
+    def watchdog_job(self) -> None:
+        """Ping only while polls make progress: a wedged poll gets us restarted."""
+        limit = 3 * self.settings.interval.total_seconds() + self.settings.timeout.total_seconds()
+        if time.monotonic() - self.heartbeat < max(limit, 30.0):
+            self.notifier.watchdog()
+
+    def status_line(self, result: PollResult | None) -> str:
+        if result is None:
+            return "starting"
+        outcome = "ok" if result.error is None else type(result.error).__name__
+        return f"{result.firing} firing, last poll {result.at:%H:%M:%S} {outcome}"
+
+    def healthy(self) -> bool:
+        last = self.watcher.last_success
+        return last is not None and utcnow() - last < self.settings.stale_after
+
+    # --- lifecycle ------------------------------------------------------------
+    def schedule(self) -> None:
+        interval = self.settings.interval.total_seconds()
+        now = datetime.now(UTC)
+        self.scheduler.add_job(
+            self.poll_job,
+            IntervalTrigger(seconds=interval, jitter=min(interval * 0.05, 2.0), timezone=UTC),
+            id="poll",
+            next_run_time=now,
+            misfire_grace_time=max(int(interval), 1),
+        )
+        self.scheduler.add_job(
+            self.deliver_job,
+            IntervalTrigger(seconds=min(interval, 5.0), timezone=UTC),
+            id="deliver",
+            next_run_time=now + timedelta(seconds=0.5),
+        )
+        period = watchdog_period()
+        if period:
+            seconds = period.total_seconds()
+            self.scheduler.add_job(self.watchdog_job, IntervalTrigger(seconds=seconds), id="dog")
+
+    def install_signals(self) -> None:
+        def stop(signum: int, frame: Any) -> None:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+
+        def reload(signum: int, frame: Any) -> None:
+            self.scheduler.add_job(self.reload_job, id="reload", replace_existing=True)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def run(self) -> int:
+        self.schedule()
+        self.install_signals()
+        bind = self.settings.metrics_bind
+        if bind:
+            self.server = serve(self.metrics, bind, self.healthy)
+        rules = self.watcher.rules
+        log.info(
+            "watcher started",
+            rules=len(rules.rules),
+            interval=str(self.settings.interval),
+            network=self.settings.network,
+            state=str(self.settings.state),
+        )
+        self.notifier.ready("started, first poll running")
+        self.scheduler.start()
+        return self.finish()
+
+    def finish(self) -> int:
+        """Let a running cycle end, flush the outbox once, and leave within budget."""
+        self.notifier.stopping()
+        deadline = time.monotonic() + STOP_BUDGET
+        finished = self.cycle.acquire(timeout=STOP_BUDGET / 2)
+        flusher = threading.Thread(target=self.deliver_job, daemon=True)
+        flusher.start()
+        flusher.join(max(deadline - time.monotonic(), 0.1))
+        if self.server is not None:
+            self.server.shutdown()
+        if finished:
+            self.cycle.release()
+        log.info("watcher stopped", outbox=self.store.outbox_depth())
+        if flusher.is_alive() or not finished:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)  # a stuck HTTP call must not hold systemd's stop past its budget
+        self.store.close()
+        return 0
+
+
+def run(settings: Settings) -> int:
+    return Daemon(settings).run()
