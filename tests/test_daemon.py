@@ -1,0 +1,196 @@
+"""``watcher run`` as users run it: a real process, real signals, real receivers."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from watcher.sim import SimExchange
+
+from .conftest import API_KEY, WEB_KEY
+from .daemon_harness import DaemonProcess, wait_for
+from .receivers import Receiver, free_port
+
+RULES = """
+channels:
+  default: "{url}"
+rules:
+  - name: usdt-spot-low
+    when: USDT.spot < 100
+"""
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, sim: SimExchange, receiver: Receiver) -> Iterator[DaemonProcess]:
+    process = DaemonProcess(tmp_path, sim, RULES.format(url=receiver.url()))
+    yield process
+    process.close()
+
+
+def titles(receiver: Receiver) -> list[str]:
+    return [p["title"] + " | " + p["message"].split(",")[0] for p in receiver.posts]
+
+
+def test_fire_resolve_restart_and_stop(daemon, sim: SimExchange, receiver: Receiver) -> None:
+    daemon.start()
+    wait_for(lambda: "watcher started" in daemon.output(), what="start")
+    sim.set_coin("USDT", "1", spot="50")
+    wait_for(lambda: receiver.posts, what="firing message")
+    # SIGKILL right after it fired; the restarted daemon must not announce it again.
+    daemon.kill()
+    daemon.start()
+    wait_for(lambda: daemon.output().count("watcher started") == 2, what="restart")
+    polls = len(sim.requests)
+    wait_for(lambda: len(sim.requests) >= polls + 3, what="three polls after restart")
+    assert titles(receiver) == ["watcher: 1 firing | FIRING usdt-spot-low"]
+    sim.set_coin("USDT", "1", spot="5000")
+    wait_for(lambda: len(receiver.posts) == 2, what="resolved message")
+    polls = len(sim.requests)
+    wait_for(lambda: len(sim.requests) >= polls + 2, what="two more polls")
+    assert titles(receiver) == [
+        "watcher: 1 firing | FIRING usdt-spot-low",
+        "watcher: 1 resolved | RESOLVED usdt-spot-low",
+    ]
+    code, took = daemon.stop()
+    assert code == 0 and took < 10
+    assert API_KEY not in daemon.output() and "Traceback" not in daemon.output()
+
+
+def test_sighup_broken_file_keeps_old_rules_then_valid_reload(daemon, sim, receiver) -> None:
+    daemon.start()
+    wait_for(lambda: "watcher started" in daemon.output(), what="start")
+    daemon.rules.write_text("rules:\n  - name: usdt-spot-low\n    when: USDT.spot <\n")
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "reload rejected" in daemon.output(), what="rejection")
+    assert "rules.yaml:3:22: rule usdt-spot-low: when: the expression ends too early" in (
+        daemon.output()
+    )
+    sim.set_coin("USDT", "1", spot="50")  # the old rule still runs
+    wait_for(lambda: receiver.posts, what="firing from the old rules")
+    new = RULES.format(url=receiver.url()) + "  - name: btc-gone\n    when: BTC.total == 0\n"
+    daemon.rules.write_text(new)
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "rules reloaded" in daemon.output(), what="reload")
+    sim.remove_coin("BTC")
+    wait_for(lambda: len(receiver.posts) == 2, what="the new rule firing")
+    assert "btc-gone" in receiver.posts[1]["message"]
+    polls = len(sim.requests)
+    wait_for(lambda: len(sim.requests) >= polls + 2, what="polls")
+    assert len(receiver.posts) == 2  # usdt-spot-low kept its state: no second FIRING
+    assert daemon.stop()[0] == 0
+
+
+def test_exchange_down_fires_unreachable_only(tmp_path, sim, receiver) -> None:
+    rules = RULES.format(url=receiver.url())
+    daemon = DaemonProcess(tmp_path, sim, rules, WATCHER_STALE_AFTER="3s")
+    try:
+        sim.set_coin("USDT", "1", spot="50")
+        daemon.start()
+        wait_for(lambda: receiver.posts, what="usdt firing")
+        sim.inject("disconnect", times=None)
+        down = time.monotonic()
+        wait_for(lambda: len(receiver.posts) == 2, what="exchange-unreachable")
+        assert time.monotonic() - down >= 2.5
+        assert "FIRING: no successful poll for" in receiver.posts[1]["message"]
+        assert "exchange-unreachable" not in receiver.posts[0]["message"]
+        sim.clear_faults()
+        wait_for(lambda: len(receiver.posts) == 3, what="recovery")
+        assert receiver.posts[2]["message"].startswith("RESOLVED exchange-unreachable")
+        assert not any("RESOLVED usdt" in p["message"] for p in receiver.posts)
+        assert daemon.stop()[0] == 0
+    finally:
+        daemon.close()
+
+
+def test_auth_failure_fires_once(tmp_path, sim, receiver) -> None:
+    daemon = DaemonProcess(tmp_path, sim, RULES.format(url=receiver.url()), WATCHER_WEB_KEY=WEB_KEY)
+    try:
+        sim.inject("code", times=None, code=401, message="Unauthorized")
+        daemon.start()
+        wait_for(lambda: receiver.posts, what="auth-failed")
+        wait_for(lambda: len(sim.requests) >= 6, what="more failing polls")
+        assert len(receiver.posts) == 1
+        assert "log in to MEXC again" in receiver.posts[0]["message"]
+        assert WEB_KEY not in daemon.output()
+        assert daemon.stop()[0] == 0
+    finally:
+        daemon.close()
+
+
+def test_notify_socket_ready_status_and_watchdog(tmp_path, sim, receiver) -> None:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(10)
+    daemon = DaemonProcess(
+        tmp_path,
+        sim,
+        RULES.format(url=receiver.url()),
+        NOTIFY_SOCKET=str(path),
+        WATCHDOG_USEC="400000",
+    )
+    try:
+        daemon.start()
+        seen: list[str] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (
+            any("READY=1" in m for m in seen)
+            and any("WATCHDOG=1" in m for m in seen)
+            and any(m.startswith("STATUS=0 firing, last poll") for m in seen)
+        ):
+            seen.append(sock.recv(4096).decode())
+        assert any("READY=1" in m for m in seen)
+        assert "WATCHDOG=1" in seen
+        assert any(m.startswith("STATUS=0 firing, last poll") and m.endswith(" ok") for m in seen)
+        assert daemon.stop()[0] == 0
+    finally:
+        daemon.close()
+        sock.close()
+
+
+def test_metrics_and_healthz(tmp_path, sim, receiver) -> None:
+    port = free_port()
+    daemon = DaemonProcess(
+        tmp_path,
+        sim,
+        RULES.format(url=receiver.url()),
+        WATCHER_METRICS_ADDR=f"127.0.0.1:{port}",
+        WATCHER_STALE_AFTER="3s",
+    )
+    try:
+        sim.set_coin("USDT", "1", spot="50")
+        daemon.start()
+        wait_for(lambda: receiver.posts, what="firing")
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                return reply.read().decode()
+
+        text = wait_for(lambda: "watcher_polls_total" in (t := scrape()) and t, what="metrics")
+        assert 'watcher_balance{currency="USDT",unit="converted",wallet="spot"} 50.0' in text
+        assert 'watcher_balance{currency="BTC",unit="origin",wallet="spot"} 0.05' in text
+        assert 'watcher_alert_state{currency="",rule="usdt-spot-low"} 2.0' in text
+        assert 'watcher_polls_total{result="ok"}' in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as reply:
+            assert reply.status == 200
+        sim.inject("disconnect", times=None)
+
+        def unhealthy() -> bool:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            except urllib.error.HTTPError as exc:
+                return exc.code == 503
+            return False
+
+        wait_for(unhealthy, what="/healthz 503 once the last poll is older than STALE_AFTER")
+        assert 'watcher_errors_total{kind="TransportError"}' in scrape()
+        assert daemon.stop()[0] == 0
+    finally:
+        daemon.close()
