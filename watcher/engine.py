@@ -227,12 +227,14 @@ class Evaluation:
         after, kind = advance(before, holds, clears, policy, self.now, key)
         if after is not None:
             value, threshold = values
-            after = replace(
-                after,
-                severity=policy.severity,
-                value=value if value is not None else after.value,
-                threshold=threshold if threshold is not None else after.threshold,
-            )
+            value = after.value if value is None else value
+            threshold = after.threshold if threshold is None else threshold
+            if (value, threshold, policy.severity) != (
+                after.value,
+                after.threshold,
+                after.severity,
+            ):
+                after = replace(after, severity=policy.severity, value=value, threshold=threshold)
             self.outcome.alerts[key] = after
         else:
             self.outcome.alerts.pop(key, None)
@@ -251,7 +253,9 @@ class Evaluation:
             )
         )
         if kind and (kind != RESOLVED or policy.send_resolved):
-            self.notice(shown, kind, policy, state, template, None if kind == RESOLVED else text)
+            if kind == RESOLVED:  # "USDT spot is 5000, below 100" would read wrong: plain line
+                template = text = None
+            self.notice(shown, kind, policy, state, template, text)
 
     def mute(
         self, kind: str | None, after: Alert | None, before: Alert | None
@@ -337,7 +341,8 @@ def advance(
         if now - cleared >= policy.keep_firing_for:
             return None, RESOLVED
         return replace(alert, cleared_since=cleared), None
-    alert = replace(alert, cleared_since=None)
+    if alert.cleared_since is not None:
+        alert = replace(alert, cleared_since=None)
     last = alert.last_notified or alert.fired_at or now
     if policy.repeat and now - last >= policy.repeat:
         return replace(alert, last_notified=now), "repeat"

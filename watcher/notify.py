@@ -25,7 +25,7 @@ from watcher import logs
 from watcher.channels import Channel, url_key
 from watcher.engine import FIRING, RESOLVED, Notice
 from watcher.store import OutboxRow, Store
-from watcher.table import amount
+from watcher.table import brief
 
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=15)
@@ -113,9 +113,9 @@ def line(notice: Notice) -> str:
     who = f"{notice.rule} {notice.currency}" if notice.currency else notice.rule
     parts = [f"{WORDS[notice.kind]} {who}"]
     if notice.value is not None:
-        parts.append(f"value {amount(notice.value)}")
+        parts.append(f"value {brief(notice.value)}")
     if notice.threshold is not None:
-        parts.append(f"threshold {amount(notice.threshold)}")
+        parts.append(f"threshold {brief(notice.threshold)}")
     parts.append("since " + notice.since.strftime("%Y-%m-%d %H:%M:%S UTC"))
     return ", ".join(parts)
 

@@ -76,8 +76,8 @@ def alerts_table(reports: list[Report]) -> str:
             r.state.upper(),
             r.rule,
             r.currency or "",
-            table.amount(r.value),
-            table.amount(r.threshold),
+            table.brief(r.value),
+            table.brief(r.threshold),
             f"{r.since:%Y-%m-%d %H:%M:%S}",
         ]
         for r in reports

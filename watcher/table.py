@@ -21,6 +21,16 @@ def amount(value: Decimal | None) -> str:
     return format(value, ",")
 
 
+def brief(value: Decimal | None) -> str:
+    """A computed value (a ratio, a change) for people: 6 significant digits are enough.
+
+    Balances use ``amount`` and keep every digit; this is for alert values only.
+    """
+    if value is not None and len(value.as_tuple().digits) > 12:
+        value = round(value, max(0, 5 - value.adjusted()))
+    return amount(value)
+
+
 def render(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
     """Columns padded to their widest cell; numeric columns right-aligned."""
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]

@@ -1,0 +1,141 @@
+"""The README cannot rot, and the demo a newcomer runs first works."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from watcher.cli import COMMANDS, main
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+FAKE_SECRETS = {  # shaped like the real thing, so apprise accepts the URLs
+    "TELEGRAM_BOT_TOKEN": "123456789:ABCdefGhIJKlmnoPQRsTUVwxyZ012345678",
+    "TELEGRAM_CHAT_ID": "12345678",
+    "SLACK_A": "T1JJ3T3L2",
+    "SLACK_B": "A1BRTD4JD",
+    "SLACK_C": "TIiajkdnlazkcOXrIdevi7FQ",
+    "DISCORD_WEBHOOK_ID": "4174216298",
+    "DISCORD_WEBHOOK_TOKEN": "JHMHI8qBe7bk2ZwO5U711o3dV_js",
+    "SMTP_USER": "alerts",
+    "SMTP_PASS": "app-password",
+}
+
+
+def readme_commands() -> list[list[str]]:
+    """Every ``watcher ...`` in inline code or in a shell block of the README."""
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)
+    spans = re.findall(r"`([^`\n]*)`", prose)
+    found = [
+        re.sub(r"^\.venv/bin/", "", x) for x in spans if re.match(r"(\.venv/bin/)?watcher ", x)
+    ]
+    for _, block in code_blocks(""):
+        for line in block.splitlines():
+            match = re.match(r"(?:\w+=\S+\s+)*(?:\S*/)?(watcher\s.*)$", line)
+            if match:
+                found.append(match.group(1))
+    commands = []
+    for text in found:
+        words = shlex.split(text.split("#")[0])
+        if len(words) > 1 and words[1] in COMMANDS:
+            commands.append(words)
+        else:
+            assert words[1:] in ([], ["--help"]), f"README names an unknown command: {text}"
+    return commands
+
+
+def code_blocks(language: str) -> list[tuple[str, str]]:
+    """(language, text) of each fenced block whose language is ``language``."""
+    blocks, current, lang = [], None, ""
+    for line in README.splitlines():
+        if line.startswith("```"):
+            if current is None:
+                current, lang = [], line[3:].strip()
+            else:
+                if lang == language:
+                    blocks.append((lang, "\n".join(current) + "\n"))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def yaml_blocks() -> list[str]:
+    return [text for _, text in code_blocks("yaml")]
+
+
+def test_readme_quick_start_is_two_commands() -> None:
+    quick = README.split("## Quick start", 1)[1].split("##", 1)[0]
+    assert "```\nmake demo\nmake test\n```" in quick
+
+
+def test_readme_mentions_every_setting() -> None:
+    from watcher.settings import Settings
+
+    for name in Settings.model_fields:
+        assert f"`WATCHER_{name.upper()}`" in README
+
+
+@pytest.mark.parametrize("command", readme_commands(), ids=" ".join)
+def test_every_readme_command_parses(command: list[str], capsys) -> None:
+    assert command[0] == "watcher"
+    with pytest.raises(SystemExit) as done:
+        main([command[1], "--help"])
+    assert done.value.code == 0
+    from watcher.cli import build_parser
+
+    args = build_parser().parse_args(command[1:])
+    assert args.command == command[1]
+
+
+@pytest.mark.parametrize("block", yaml_blocks())
+def test_every_readme_rules_example_checks(block: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    for var in set(re.findall(r"\$\{(\w+)\}", block)):
+        monkeypatch.setenv(var, FAKE_SECRETS[var])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(block)
+    assert main(["check", "--rules", str(rules)]) == 0, capsys.readouterr().err
+
+
+def test_demo_plays_its_script_and_exits_0() -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher", "demo", "--step", "1"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert took < 90
+    out = done.stdout
+    expected = [
+        "==> [1/7] simulated exchange up at http://127.0.0.1:",
+        "USDT         2,300     1,500       800        2,300",
+        "==> [2/7] daemon started",
+        "FIRING: USDT spot is 80, below 100",
+        "==> [3/7] a big futures position",
+        "FIRING contract-heavy",
+        "==> [4/7] a transfer brings USDT spot back",
+        "RESOLVED usdt-spot-low",
+        "==> [5/7] the exchange goes down",
+        "FIRING: no successful poll for",
+        "==> [6/7] the exchange comes back",
+        "RESOLVED exchange-unreachable",
+        "==> [7/7] demo finished; the daemon stopped cleanly (exit 0)",
+    ]
+    position = 0
+    for text in expected:
+        found = out.find(text, position)
+        assert found >= 0, f"{text!r} missing after position {position}:\n{out}"
+        position = found + len(text)
+    assert "Traceback" not in out + done.stderr
