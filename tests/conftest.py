@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from watcher import logs
 from watcher.settings import Settings
 from watcher.sim import SimExchange
 
@@ -18,12 +19,14 @@ WEB_KEY = "WEB0123456789abcdefSECRETWEBKEY"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
     """Tests never read the developer's WATCHER_* variables or .env."""
     for name in list(os.environ):
         if name.startswith("WATCHER_") or name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    yield
+    logs.reset()
 
 
 @pytest.fixture

@@ -113,13 +113,13 @@ class Watcher:
             return result
         if error is None:
             self.last_success = now
-        keep = self.rules.history_keep
+        keep = max(self.rules.history_keep, self.settings.history_keep)
         self.store.commit(
             outcome.alerts,
             route(outcome.notices, self.rules.channels, now),
             samples,
             self.poll_meta(result),
-            prune_before=now - keep if keep else None,
+            prune_before=now - keep,
         )
         self.alerts = outcome.alerts
         for notice in outcome.notices:

@@ -191,6 +191,92 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
 
 
 @command(
+    "test",
+    "Run rule unit tests: timelines of balances and the alerts they must raise.",
+    "watcher test tests/rules/example.test.yaml",
+)
+def cmd_test(args: argparse.Namespace) -> int:
+    from watcher.ruletest import run_files
+
+    logs.configure("WARNING", "console")
+    return run_files([Path(p) for p in args.files], sys.stdout)
+
+
+@command(
+    "replay",
+    "Count how often the rules would have fired over recorded balances.",
+    "watcher replay --since 7d --for 10m",
+)
+def cmd_replay(args: argparse.Namespace) -> int:
+    from watcher.app import utcnow
+    from watcher.durations import format_duration, parse_duration
+    from watcher.replay import from_file, from_history, override, replay
+
+    settings = _settings(args)
+    rules = _rules(settings)
+    changes = {}
+    for name, value in (("for_", args.for_), ("keep_firing_for", args.keep_firing_for)):
+        if value is not None:
+            try:
+                changes[name] = parse_duration(value)
+            except ValueError as exc:
+                raise ConfigError(f"--{name.rstrip('_').replace('_', '-')}: {exc}") from None
+    rules = override(rules, **changes) if changes else rules
+    if args.source:
+        overviews = from_file(Path(args.source))
+        stats, polls = replay(rules, overviews)
+    else:
+        try:
+            since = utcnow() - parse_duration(args.since)
+        except ValueError as exc:
+            raise ConfigError(f"--since: {exc}") from None
+        store = _store(settings, snapshot=True)
+        try:
+            stats, polls = replay(rules, from_history(store.history_rows(since)))
+        finally:
+            store.close()
+    tuned = ", ".join(f"{k.rstrip('_')}={format_duration(v)}" for k, v in changes.items())
+    print(f"{polls} polls replayed{' with ' + tuned if tuned else ''}")
+    rows = [
+        [name, str(s.fired), str(s.resolved), format_duration(s.firing_time),
+         format_duration(s.longest)]
+        for name, s in stats.items()
+    ]  # fmt: skip
+    from watcher.table import render
+
+    headers = ["rule", "fired", "resolved", "time firing", "longest"]
+    print(render(headers, rows, right={1, 2, 3, 4}))
+    return 0
+
+
+@command(
+    "record",
+    "Append raw overviews from the exchange to a JSON-lines file for replay.",
+    "watcher record --to balances.jsonl --count 60",
+)
+def cmd_record(args: argparse.Namespace) -> int:
+    import time
+
+    from watcher.client import ExchangeClient
+    from watcher.replay import overview_to_json
+
+    settings = _settings(args)
+    settings.require_api_key()
+    client = ExchangeClient(settings)
+    count = 0
+    with open(args.to, "a", encoding="utf-8") as out:
+        while args.count is None or count < args.count:
+            if count:
+                time.sleep(settings.interval.total_seconds())
+            overview = client.overview(rows=True, totals=True)
+            out.write(overview_to_json(overview) + "\n")
+            out.flush()
+            count += 1
+    print(f"{count} overview(s) appended to {args.to}")
+    return 0
+
+
+@command(
     "demo",
     "Play a scripted scenario against the built-in simulated exchange.",
     "watcher demo --forever",
@@ -216,7 +302,7 @@ def build_parser() -> Parser:
         child = sub.add_parser(
             name, help=purpose, description=purpose, epilog=f"example: {example}"
         )
-        if name not in ("demo", "unsilence"):
+        if name not in ("demo", "unsilence", "test"):
             child.add_argument("--rules", metavar="PATH", help="rules file (WATCHER_RULES)")
         _arguments(name, child)
     return parser
@@ -238,6 +324,16 @@ def _arguments(name: str, child: Parser) -> None:
         child.add_argument("--list", action="store_true", help="list active silences")
     elif name == "unsilence":
         child.add_argument("id", type=int, metavar="ID")
+    elif name == "test":
+        child.add_argument("files", nargs="+", metavar="TESTFILE")
+    elif name == "replay":
+        child.add_argument("--since", default="7d", help="how far back (stored history)")
+        child.add_argument("--from", dest="source", metavar="FILE", help="a recorded file")
+        child.add_argument("--for", dest="for_", metavar="DURATION", help="override 'for'")
+        child.add_argument("--keep-firing-for", metavar="DURATION", help="override it too")
+    elif name == "record":
+        child.add_argument("--to", required=True, metavar="FILE")
+        child.add_argument("--count", type=int, metavar="N", help="stop after N (default: never)")
     elif name == "demo":
         child.add_argument("--forever", action="store_true", help="keep running after the script")
         child.add_argument("--step", type=float, default=2.0, help="seconds per poll (default 2)")

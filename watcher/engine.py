@@ -239,8 +239,8 @@ class Evaluation:
         else:
             self.outcome.alerts.pop(key, None)
         shown = after or before
-        if shown is None:
-            return
+        if shown is None or (after is None and shown.state == PENDING):
+            return  # a pending alert that stops holding goes back without a word
         if kind == RESOLVED:
             shown = replace(shown, value=values[0] if values[0] is not None else shown.value)
         kind, after = self.mute(kind, after, before)
@@ -364,23 +364,29 @@ def evaluate(
 
 
 def record_history(rules: RuleSet, overview: Overview, history: History) -> list[Sample]:
-    """Add this overview's values for the series the rules watch; returns what was added."""
+    """Samples of every series the rules read (stored for replay); the ones that
+    ``change``/``delta`` look back on also go into the in-memory ``history``."""
     at = overview.fetched_at
-    added: list[Sample] = []
-    for code, name in rules.needs.series:
+    samples: list[Sample] = []
+    rows = overview.currencies
+    for code, name in rules.needs.reads | rules.needs.series:
         if code == "ACCOUNT":
             if overview.totals is not None:
-                added.append((f"ACCOUNT.{name}", at, getattr(overview.totals, name)))
+                samples.append((f"ACCOUNT.{name}", at, getattr(overview.totals, name)))
         elif code == "*":
-            rows = (overview.currencies or {}).values()
-            added += [(f"{row.currency}.{name}", at, getattr(row, name)) for row in rows]
-        elif overview.currencies is not None:
-            added.append((f"{code}.{name}", at, getattr(overview.balance(code), name)))
-    for key, stamp, value in added:
-        history.record(key, stamp, value)
+            samples += [
+                (f"{row.currency}.{name}", at, getattr(row, name)) for row in (rows or {}).values()
+            ]
+        elif rows is not None:
+            samples.append((f"{code}.{name}", at, getattr(overview.balance(code), name)))
+    watched = {f"{code}.{name}" for code, name in rules.needs.series if code != "*"}
+    each = {name for code, name in rules.needs.series if code == "*"}
+    for key, stamp, value in samples:
+        if key in watched or key.rpartition(".")[2] in each:
+            history.record(key, stamp, value)
     if rules.history_keep:
         history.prune(at - rules.history_keep)
-    return added
+    return samples
 
 
 Sample = tuple[str, datetime, Decimal]

@@ -258,12 +258,14 @@ class Needs:
     rows: bool = False
     totals: bool = False
     series: set[tuple[str, str]] = field(default_factory=set)
+    reads: set[tuple[str, str]] = field(default_factory=set)
     window: timedelta = timedelta(0)
 
     def merge(self, other: Needs) -> None:
         self.rows |= other.rows
         self.totals |= other.totals
         self.series |= other.series
+        self.reads |= other.reads
         self.window = max(self.window, other.window)
 
 
@@ -326,9 +328,11 @@ class Compiler:
             raise ExprError(_unknown_field(name, allowed, self.each), node.pos)
         if self.each:
             self.needs.rows = True
+            self.needs.reads.add(("*", name))
             key = ast.BinOp(_attr("R", "currency"), ast.Add(), ast.Constant("." + name))
             return _attr("R", name), NUM, key
         self.needs.totals = True
+        self.needs.reads.add((ACCOUNT, name))
         return _attr("T", name), NUM, ast.Constant(f"{ACCOUNT}.{name}")
 
     def currency_field(self, node: Name) -> tuple[ast.expr, str, ast.expr | None]:
@@ -339,6 +343,7 @@ class Compiler:
         if name not in ROW_FIELDS:
             raise ExprError(_unknown_field(name, ROW_FIELDS, True), node.pos + len(code) + 1)
         self.needs.rows = True
+        self.needs.reads.add((code, name))
         call = ast.Call(ast.Name("C", ast.Load()), [ast.Constant(code)], [])
         return ast.Attribute(call, name, ast.Load()), NUM, ast.Constant(f"{code}.{name}")
 

@@ -122,5 +122,13 @@ def configure(
     )
 
 
+def reset() -> None:
+    """Remove our handler and forget secrets (tests; a process normally configures once)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_FLAG, False)]:
+        root.removeHandler(old)
+    MASKER.clear()
+
+
 def get(name: str) -> Any:
     return structlog.get_logger(name)

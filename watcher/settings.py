@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     interval: Duration = timedelta(seconds=60)
     timeout: Duration = timedelta(seconds=10)
     stale_after: Duration = timedelta(minutes=5)
+    history_keep: Duration = timedelta(days=7)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_addr: str | None = None

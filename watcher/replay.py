@@ -1,0 +1,152 @@
+"""Replay: how often would these rules have fired over recorded balances?
+
+The sources are the values the daemon stored (``history``: every series the
+rules read) or a JSON-lines file written by ``watcher record``. The engine runs
+over them on their own timestamps; nothing is sent and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from watcher.engine import FIRING, RESOLVED, Alert, History, Key, evaluate, record_history
+from watcher.errors import ConfigError
+from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
+from watcher.rules import RuleSet
+
+ZERO = Decimal(0)
+
+
+def overview_to_json(overview: Overview) -> str:
+    """One line of a ``watcher record`` file."""
+    data: dict[str, Any] = {
+        "fetched_at": overview.fetched_at.isoformat(),
+        "is_testnet": overview.is_testnet,
+    }
+    if overview.currencies is not None:
+        data["currencies"] = {
+            code: {f: str(getattr(row, f)) for f in WALLETS + ORIGIN_WALLETS}
+            for code, row in overview.currencies.items()
+        }
+    if overview.totals is not None:
+        data["totals"] = {f: str(getattr(overview.totals, f)) for f in WALLETS}
+    return json.dumps(data)
+
+
+def build_overview(
+    when: datetime,
+    currencies: dict[str, dict[str, Any]] | None,
+    totals: dict[str, Any] | None,
+    is_testnet: bool = False,
+) -> Overview:
+    """An overview from partial field maps: a missing field is zero, a missing
+    ``total`` is the sum of the wallets given."""
+    rows = None
+    if currencies is not None:
+        rows = {code: Balance(currency=code, **_fields(values, True)) for code, values in
+                currencies.items()}  # fmt: skip
+    account = Totals(**_fields(totals, False)) if totals is not None else None
+    return Overview(fetched_at=when, is_testnet=is_testnet, currencies=rows, totals=account)
+
+
+def _fields(values: dict[str, Any], origin: bool) -> dict[str, Decimal]:
+    allowed = WALLETS + ORIGIN_WALLETS if origin else WALLETS
+    unknown = [k for k in values if k not in allowed]
+    if unknown:
+        raise ValueError(f"unknown field '{unknown[0]}' (fields: {', '.join(allowed)})")
+    out = {f: Decimal(str(values.get(f, 0))) for f in allowed}
+    if "total" not in values:
+        out["total"] = sum((out[w] for w in WALLETS[1:]), ZERO)
+    if origin and "originTotal" not in values:
+        out["originTotal"] = sum((out[o] for o in ORIGIN_WALLETS[1:]), ZERO)
+    return out
+
+
+def from_file(path: Path) -> Iterator[Overview]:
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                yield build_overview(
+                    datetime.fromisoformat(data["fetched_at"]),
+                    data.get("currencies"),
+                    data.get("totals"),
+                    bool(data.get("is_testnet", False)),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{path}:{number}: not a recorded overview: {exc}") from None
+
+
+def from_history(rows: Iterable[tuple[str, datetime, Decimal]]) -> Iterator[Overview]:
+    """Stored samples, grouped by poll time, back into overviews."""
+    polls: dict[datetime, dict[str, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+    for key, when, value in rows:
+        code, _, name = key.rpartition(".")
+        polls[when][code][name] = value
+    for when in sorted(polls):
+        codes = polls[when]
+        account = codes.pop("ACCOUNT", None)
+        rows_ = {
+            c: {**dict.fromkeys(WALLETS + ORIGIN_WALLETS, ZERO), **v} for c, v in codes.items()
+        }
+        totals = {**dict.fromkeys(WALLETS, ZERO), **account} if account else None
+        yield build_overview(when, rows_ or None, totals)
+
+
+@dataclass
+class Stats:
+    fired: int = 0
+    resolved: int = 0
+    firing_time: timedelta = timedelta(0)
+    longest: timedelta = timedelta(0)
+
+
+def replay(rules: RuleSet, overviews: Iterable[Overview]) -> tuple[dict[str, Stats], int]:
+    """Run the rules over the overviews; per-rule statistics and the number of polls."""
+    stats = {rule.name: Stats() for rule in rules.rules}
+    alerts: dict[Key, Alert] = {}
+    history = History()
+    started: dict[Key, datetime] = {}
+    polls, last = 0, None
+    for overview in overviews:
+        polls += 1
+        last = overview.fetched_at
+        record_history(rules, overview, history)
+        outcome = evaluate(rules, overview, alerts, history, last)
+        for report in outcome.reports:
+            key = (report.rule, report.currency)
+            if report.state == FIRING and key not in started:
+                started[key] = last
+                stats[report.rule].fired += 1
+            elif report.state == RESOLVED and key in started:
+                _close(stats[report.rule], last - started.pop(key))
+                stats[report.rule].resolved += 1
+        alerts = outcome.alerts
+    for key, since in started.items():
+        if last is not None:
+            _close(stats[key[0]], last - since)
+    return stats, polls
+
+
+def _close(stats: Stats, episode: timedelta) -> None:
+    stats.firing_time += episode
+    stats.longest = max(stats.longest, episode)
+
+
+def override(rules: RuleSet, **policy: Any) -> RuleSet:
+    """The same rules with ``for``/``keep_firing_for`` forced, to tune them by replay."""
+    changed = tuple(replace(r, policy=replace(r.policy, **policy)) for r in rules.rules)
+    return replace(rules, rules=changed)
