@@ -236,3 +236,36 @@ def test_every_command_has_help_with_an_example() -> None:
         done = subprocess.run(args, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         assert "example: watcher" in done.stdout
+
+
+def test_web_key_expiry_warns_12h_before_and_stores_only_a_hash(
+    env, capsys, sim, receiver, monkeypatch, tmp_path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    fresh = datetime.now(UTC) - timedelta(days=4, hours=11)
+    monkeypatch.setenv("WATCHER_WEB_KEY_ISSUED", fresh.isoformat())
+    main(["once"])
+    assert receiver.posts == []  # 13 h left: quiet
+    old = datetime.now(UTC) - timedelta(days=4, hours=13)
+    monkeypatch.setenv("WATCHER_WEB_KEY_ISSUED", old.isoformat())
+    main(["once"])
+    (post,) = receiver.posts
+    assert "the MEXC web key expires" in post["message"] and "(in 10h59m" in post["message"]
+    assert "update WATCHER_WEB_KEY" in post["message"]
+    main(["once"])
+    assert len(receiver.posts) == 1  # announced once
+    # Without the issue time, watcher counts from the first time it saw the key.
+    monkeypatch.delenv("WATCHER_WEB_KEY_ISSUED")
+    main(["once"])
+    assert receiver.posts[-1]["title"] == "watcher: 1 resolved"
+    capsys.readouterr()
+    files = [tmp_path / "w.db", tmp_path / "w.db-wal"]
+    database = b"".join(f.read_bytes() for f in files if f.exists())
+    assert WEB_KEY.encode() not in database and API_KEY.encode() not in database
+    import hashlib
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+    assert meta["web_key_hash"] == hashlib.sha256(WEB_KEY.encode()).hexdigest()[:16]

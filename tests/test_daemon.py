@@ -47,13 +47,13 @@ def test_fire_resolve_restart_and_stop(daemon, sim: SimExchange, receiver: Recei
     daemon.kill()
     daemon.start()
     wait_for(lambda: daemon.output().count("watcher started") == 2, what="restart")
-    polls = len(sim.requests)
-    wait_for(lambda: len(sim.requests) >= polls + 3, what="three polls after restart")
+    polls = sim.served
+    wait_for(lambda: sim.served >= polls + 3, what="three polls after restart")
     assert titles(receiver) == ["watcher: 1 firing | FIRING usdt-spot-low"]
     sim.set_coin("USDT", "1", spot="5000")
     wait_for(lambda: len(receiver.posts) == 2, what="resolved message")
-    polls = len(sim.requests)
-    wait_for(lambda: len(sim.requests) >= polls + 2, what="two more polls")
+    polls = sim.served
+    wait_for(lambda: sim.served >= polls + 2, what="two more polls")
     assert titles(receiver) == [
         "watcher: 1 firing | FIRING usdt-spot-low",
         "watcher: 1 resolved | RESOLVED usdt-spot-low",
@@ -81,8 +81,8 @@ def test_sighup_broken_file_keeps_old_rules_then_valid_reload(daemon, sim, recei
     sim.remove_coin("BTC")
     wait_for(lambda: len(receiver.posts) == 2, what="the new rule firing")
     assert "btc-gone" in receiver.posts[1]["message"]
-    polls = len(sim.requests)
-    wait_for(lambda: len(sim.requests) >= polls + 2, what="polls")
+    polls = sim.served
+    wait_for(lambda: sim.served >= polls + 2, what="polls")
     assert len(receiver.posts) == 2  # usdt-spot-low kept its state: no second FIRING
     assert daemon.stop()[0] == 0
 
@@ -115,7 +115,7 @@ def test_auth_failure_fires_once(tmp_path, sim, receiver) -> None:
         sim.inject("code", times=None, code=401, message="Unauthorized")
         daemon.start()
         wait_for(lambda: receiver.posts, what="auth-failed")
-        wait_for(lambda: len(sim.requests) >= 6, what="more failing polls")
+        wait_for(lambda: sim.served >= 6, what="more failing polls")
         assert len(receiver.posts) == 1
         assert "log in to MEXC again" in receiver.posts[0]["message"]
         assert WEB_KEY not in daemon.output()

@@ -187,9 +187,9 @@ def test_silenced_alert_that_resolves_unannounced_says_nothing() -> None:
 
 
 def test_message_template_and_runtime_fallback() -> None:
-    c = Clocked(LOW + '    message: "USDT spot is {value}, below {threshold} ({currency})"\n')
+    c = Clocked(LOW + '    message: "{rule}: USDT spot is {value}, below {threshold} ({when})"\n')
     out = c.step(at(0), usdt("50"))
-    assert out.notices[0].text == "USDT spot is 50, below 100 ()"
+    assert out.notices[0].text == "low: USDT spot is 50, below 100 (USDT.spot < 100)"
     # The check renders with a sample number; here the top comparison compares text,
     # so there is no value at run time: the line falls back, the alert is kept.
     bad = Clocked(

@@ -94,7 +94,7 @@ def test_every_problem_is_reported_at_once_with_its_place() -> None:
         ("- 1\n- 2\n", "r.yaml:1:1: the file must be a mapping with 'rules:'"),
         ("rules: 5\n", "r.yaml:1:8: 'rules' must be a list of rules"),
         ("rulez: []\n", "r.yaml:1:1: unknown top-level key 'rulez'; did you mean 'rules'?"),
-        ("rules:\n  - when: total > 1\n", "r.yaml:2:5: rule name None must match"),
+        ("rules:\n  - when: total > 1\n", "r.yaml:2:5: missing 'name:'"),
         ("rules:\n  - name: a\n", "r.yaml:2:5: rule a: missing 'when:'"),
         ("rules:\n  - name: a\n    when: 5\n", "r.yaml:3:11: rule a: when: a condition must be"),
         ("rules:\n  - name: a\n    when: total > 1\n    severity: high\n", "severity must be"),

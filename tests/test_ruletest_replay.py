@@ -29,8 +29,13 @@ def test_example_test_file_covers_every_example_rule(capsys) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == "4 passed, 0 failed"
     text = EXAMPLE_TESTS.read_text()
-    for rule in ("usdt-spot-low", "contract-heavy", "coin-contract-heavy", "btc-drawdown",
-                 "share-flap-guard"):  # fmt: skip
+    for rule in (
+        "usdt-spot-low",
+        "contract-heavy",
+        "coin-contract-heavy",
+        "btc-drawdown",
+        "share-flap-guard",
+    ):
         assert f"rule: {rule}" in text
 
 

@@ -87,14 +87,26 @@ class Watcher:
         return self.client.overview(rows=needs.rows, totals=needs.totals or not needs.rows)
 
     def poll(self, dry_run: bool = False) -> PollResult:
+        """Fetch, evaluate, and (unless ``dry_run``) persist state and outbox in one go."""
         now = self.clock()
-        overview: Overview | None = None
-        error: ExchangeError | None = None
+        overview, error = self.try_fetch()
+        return self.process(now, overview, error, dry_run)
+
+    def try_fetch(self) -> tuple[Overview | None, ExchangeError | None]:
         try:
-            overview = self.fetch()
+            return self.fetch(), None
         except ExchangeError as exc:
-            error = exc
             log.warning("poll failed", error=str(exc), kind=type(exc).__name__, code=exc.code)
+            return None, exc
+
+    def process(
+        self,
+        now: datetime,
+        overview: Overview | None,
+        error: ExchangeError | None,
+        dry_run: bool = False,
+    ) -> PollResult:
+        """Everything after the HTTP answer: pure evaluation, then one transaction."""
         silences = self.store.silences(now)
         evaluation = Evaluation(
             self.alerts, now, lambda r, c: any(s.covers(r, c, now) for s in silences)

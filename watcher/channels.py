@@ -8,6 +8,7 @@ form, and the database keys a URL by a hash, never by its text.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -141,7 +142,13 @@ def validate_url(url: str) -> str | None:
     """None when apprise accepts ``url``; else a reason that does not repeat it."""
     from watcher.notify import instantiate
 
-    if instantiate(url) is None:
+    logger = logging.getLogger("apprise")
+    quiet, logger.disabled = logger.disabled, True  # its complaint would print the URL
+    try:
+        service = instantiate(url)
+    finally:
+        logger.disabled = quiet
+    if service is None:
         if "://" not in url:
             return "not a URL: expected SCHEME://..., e.g. tgram://TOKEN/CHAT_ID"
         scheme = url.split("://", 1)[0]

@@ -36,12 +36,17 @@ class Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace, one_shot: bool = True) -> Any:
+    """Settings, and logging for this command: a one-shot command reports its own
+    outcome in one line, so unless WATCHER_LOG_LEVEL says otherwise it logs errors only."""
     from watcher.settings import load_settings
 
     overrides = {"rules": args.rules} if getattr(args, "rules", None) else {}
     settings = load_settings(**overrides)
-    logs.configure(settings.log_level, settings.log_format, settings.secret_values())
+    level = settings.log_level
+    if one_shot and "log_level" not in settings.model_fields_set:
+        level = "ERROR"
+    logs.configure(level, settings.log_format, settings.secret_values())
     return settings
 
 
@@ -64,7 +69,7 @@ def _store(settings: Any, snapshot: bool = False) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from watcher.daemon import run
 
-    settings = _settings(args)
+    settings = _settings(args, one_shot=False)
     settings.require_api_key()
     return run(settings)
 
@@ -238,10 +243,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     tuned = ", ".join(f"{k.rstrip('_')}={format_duration(v)}" for k, v in changes.items())
     print(f"{polls} polls replayed{' with ' + tuned if tuned else ''}")
     rows = [
-        [name, str(s.fired), str(s.resolved), format_duration(s.firing_time),
-         format_duration(s.longest)]
+        [
+            name,
+            str(s.fired),
+            str(s.resolved),
+            format_duration(s.firing_time),
+            format_duration(s.longest),
+        ]
         for name, s in stats.items()
-    ]  # fmt: skip
+    ]
     from watcher.table import render
 
     headers = ["rule", "fired", "resolved", "time firing", "longest"]

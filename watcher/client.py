@@ -236,7 +236,9 @@ def _decode(status: int, body: bytes, scrub: Callable[[str], str]) -> dict[str, 
             kind = "an HTML page"
         elif not body.strip():
             kind = "an empty body"
-        elif isinstance(exc, json.JSONDecodeError) and exc.pos >= len(body.rstrip()) - 1:
+        elif isinstance(exc, json.JSONDecodeError) and (
+            exc.pos >= len(body.rstrip()) - 1 or exc.msg.startswith("Unterminated string")
+        ):
             kind = "truncated JSON"
         else:
             kind = "not JSON"

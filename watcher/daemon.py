@@ -21,7 +21,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watcher import logs
 from watcher.app import PollResult, Watcher, utcnow
 from watcher.errors import RulesError
-from watcher.metrics import Metrics, serve
 from watcher.notify import Deliverer
 from watcher.rules import load_rules
 from watcher.settings import Settings
@@ -42,7 +41,7 @@ class Daemon:
         self.cycle = threading.Lock()
         self.heartbeat = time.monotonic()
         self.notifier = Notifier()
-        self.metrics = Metrics()
+        self.metrics: Any = None  # prometheus-client is imported only when it is asked for
         self.server: Any = None
         self.scheduler = BlockingScheduler(
             timezone=UTC,
@@ -58,21 +57,16 @@ class Daemon:
                 result = self.watcher.poll()
             except Exception:
                 log.exception("poll crashed; the next one runs on schedule")
-                self.metrics.polls.labels("crashed").inc()
+                if self.metrics:
+                    self.metrics.polls.labels("crashed").inc()
                 return
             finally:
                 self.heartbeat = time.monotonic()
-            self.metrics.duration.observe(time.perf_counter() - started)
+            if self.metrics:
+                self.metrics.observe_poll(result, time.perf_counter() - started)
             self.after_poll(result)
 
     def after_poll(self, result: PollResult) -> None:
-        self.metrics.polls.labels("ok" if result.error is None else "error").inc()
-        if result.error is not None:
-            self.metrics.errors.labels(type(result.error).__name__).inc()
-        if result.overview is not None:
-            self.metrics.observe_overview(result.overview)
-            self.metrics.last_success.set(result.at.timestamp())
-        self.metrics.observe_alerts(result.outcome.alerts)
         self.notifier.status(self.status_line(result))
         if result.outcome.notices:
             self.scheduler.add_job(self.deliver_job, id="deliver-now", replace_existing=True)
@@ -83,10 +77,8 @@ class Daemon:
         except Exception:
             log.exception("delivery crashed; the outbox keeps every message")
             return
-        self.metrics.notifications.labels("sent").inc(report.sent)
-        self.metrics.notifications.labels("failed").inc(report.failed)
-        self.metrics.notifications.labels("dropped").inc(report.dropped)
-        self.metrics.outbox.set(self.watcher.deliverer.store.outbox_depth())
+        if self.metrics:
+            self.metrics.observe_delivery(report, self.watcher.deliverer.store.outbox_depth())
 
     def reload_job(self) -> None:
         try:
@@ -156,6 +148,9 @@ class Daemon:
         self.install_signals()
         bind = self.settings.metrics_bind
         if bind:
+            from watcher.metrics import Metrics, serve
+
+            self.metrics = Metrics()
             self.server = serve(self.metrics, bind, self.healthy)
         rules = self.watcher.rules
         log.info(

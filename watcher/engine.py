@@ -173,10 +173,12 @@ class Evaluation:
         self.now = now
         self.silenced = silenced
         self.outcome = Outcome(alerts=dict(alerts))
+        self.sources: dict[str, str] = {}  # rule name -> its `when`, for {when}
 
     def rules(self, rules: RuleSet, overview: Overview, history: History) -> None:
         history.now = self.now.timestamp()
-        known = {rule.name for rule in rules.rules} | set(BUILTIN_RULES)
+        self.sources = {rule.name: rule.when.text for rule in rules.rules}
+        known = set(self.sources) | set(BUILTIN_RULES)
         for key in [k for k in self.outcome.alerts if k[0] not in known]:
             del self.outcome.alerts[key]
             self.outcome.errors.append(f"rule {key[0]} is gone; its alert state was dropped")
@@ -291,7 +293,7 @@ class Evaluation:
                 "severity": policy.severity,
                 "state": state,
                 "since": alert.since.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                "when": "",
+                "when": self.sources.get(alert.rule, ""),
             }
             try:
                 text = render(template, values)

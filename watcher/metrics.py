@@ -46,6 +46,23 @@ class Metrics:
             "watcher_last_success_timestamp_seconds", "Last successful poll", registry=r
         )
 
+    def observe_poll(self, result: Any, seconds: float) -> None:
+        """One finished poll (a ``PollResult``): counters, gauges, duration."""
+        self.duration.observe(seconds)
+        self.polls.labels("ok" if result.error is None else "error").inc()
+        if result.error is not None:
+            self.errors.labels(type(result.error).__name__).inc()
+        if result.overview is not None:
+            self.observe_overview(result.overview)
+            self.last_success.set(result.at.timestamp())
+        self.observe_alerts(result.outcome.alerts)
+
+    def observe_delivery(self, report: Any, depth: int) -> None:
+        self.notifications.labels("sent").inc(report.sent)
+        self.notifications.labels("failed").inc(report.failed)
+        self.notifications.labels("dropped").inc(report.dropped)
+        self.outbox.set(depth)
+
     def observe_overview(self, overview: Overview) -> None:
         self.balance.clear()
         for code, row in (overview.currencies or {}).items():
@@ -69,6 +86,8 @@ def serve(metrics: Metrics, bind: tuple[str, int], healthy: Callable[[], bool]) 
     """Start the HTTP server in a daemon thread; returns it (``.shutdown()`` stops it)."""
 
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True
+
         def log_message(self, format: str, *args: Any) -> None:
             """Scrapes are not events worth a log line."""
 
@@ -90,5 +109,5 @@ def serve(metrics: Metrics, bind: tuple[str, int], healthy: Callable[[], bool]) 
 
     server = ThreadingHTTPServer(bind, Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
+    threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True, name="metrics").start()
     return server

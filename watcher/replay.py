@@ -50,8 +50,10 @@ def build_overview(
     ``total`` is the sum of the wallets given."""
     rows = None
     if currencies is not None:
-        rows = {code: Balance(currency=code, **_fields(values, True)) for code, values in
-                currencies.items()}  # fmt: skip
+        rows = {
+            code: Balance(currency=code, **_fields(values, True))
+            for code, values in currencies.items()
+        }
     account = Totals(**_fields(totals, False)) if totals is not None else None
     return Overview(fetched_at=when, is_testnet=is_testnet, currencies=rows, totals=account)
 

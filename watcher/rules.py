@@ -243,6 +243,9 @@ class Loader:
         seen: dict[str, int],
     ) -> Rule | None:
         name = item.get("name")
+        if name is None:
+            self.problem(item.loc, "missing 'name:' (lower case, e.g. name: usdt-spot-low)")
+            return None
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             where = item.locs.get("name", item.loc)
             self.problem(where, f"rule name {name!r} must match [a-z0-9-]+ (e.g. usdt-spot-low)")

@@ -90,8 +90,10 @@ class Case:
         totals = snap.get("totals")
         overview = build_overview(when, rows, totals, bool(snap.get("is_testnet", False)))
         if totals is None and self.rules.needs.totals and overview.currencies is not None:
-            sums = {f: sum(getattr(r, f) for r in overview.currencies.values()) for f in
-                    ("total", "spot", "otc", "contract", "strategy", "robot", "alpha")}  # fmt: skip
+            sums = {
+                f: sum(getattr(r, f) for r in overview.currencies.values())
+                for f in ("total", "spot", "otc", "contract", "strategy", "robot", "alpha")
+            }
             overview = build_overview(when, rows, sums, overview.is_testnet)
         return overview
 

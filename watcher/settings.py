@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     stale_after: Duration = timedelta(minutes=5)
     history_keep: Duration = timedelta(days=7)
     log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     metrics_addr: str | None = None
 
     @classmethod

@@ -34,6 +34,7 @@ FAULT_KINDS = (
     "negative",  # a negative amount
     "disconnect",  # close the connection without an answer
     "testnet",  # claim is_testnet=true whatever was asked
+    "raw",  # answer `body` verbatim with HTTP `status` (the malformed-answer corpus)
 )
 
 
@@ -47,6 +48,7 @@ class Fault:
     delay: float = 0.0
     retry_after: str | None = None
     field_name: str = "spot"
+    body: str = ""
 
 
 @dataclass
@@ -62,7 +64,8 @@ class SimExchange:
         self.api_key = api_key
         self.coins: dict[str, Coin] = {}
         self.faults: deque[Fault] = deque()
-        self.requests: list[dict[str, Any]] = []
+        self.requests: deque[dict[str, Any]] = deque(maxlen=256)  # the latest, for tests
+        self.served = 0
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
@@ -127,7 +130,9 @@ class SimExchange:
         return int(self._server.server_address[1])
 
     def start(self) -> SimExchange:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
         return self
 
@@ -156,6 +161,7 @@ def _row(code: str, coin: Coin) -> dict[str, str]:
 def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body in separate writes: no 40 ms stall
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: tests and the demo read their own output."""
@@ -164,6 +170,7 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             sim.requests.append({"path": parts.path, "query": query, "headers": dict(self.headers)})
+            sim.served += 1
             network = self.headers.get("X-MEXC-NETWORK", "TESTNET").upper()
             testnet = network != "MAINNET"
             fault = sim._next_fault()
@@ -183,6 +190,8 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             kind = fault.kind if fault else None
             if fault and kind == "status":
                 return self._wrapper(fault.status, fault.message, testnet, fault.retry_after)
+            if fault and kind == "raw":
+                return self._send(fault.status, fault.body.encode(), "application/json")
             if fault and kind == "html":
                 page = f"<html><body><h1>{fault.status} Bad Gateway</h1></body></html>"
                 return self._send(fault.status, page.encode(), "text/html")
@@ -227,8 +236,11 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             for name, value in (extra or {}).items():
                 self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up (a timeout fault): fine
 
     return Handler
 

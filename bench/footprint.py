@@ -1,0 +1,130 @@
+"""Footprint: idle RSS of `watcher run`, wall time of `check` and `--help`, CPU per poll.
+
+Goals: idle RSS under 60 MB after 100 cycles; `watcher check` under 0.5 s;
+a 20-rule cycle under 2 ms of CPU excluding the HTTP wait.
+Run: .venv/bin/python bench/footprint.py
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import account, milliseconds  # noqa: E402
+
+from watcher.app import Watcher  # noqa: E402
+from watcher.rules import parse_rules  # noqa: E402
+from watcher.settings import Settings  # noqa: E402
+from watcher.sim import SimExchange, sample_portfolio  # noqa: E402
+from watcher.store import Store  # noqa: E402
+
+KEY = "footprint-key-0123456789"
+WATCHER = [sys.executable, "-m", "watcher"]
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for row in status:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1024
+    return 0.0
+
+
+def idle_rss(tmp: Path) -> float:
+    """RSS of a real `watcher run` after 100 polls of the simulated exchange."""
+    sim = SimExchange(api_key=KEY)
+    sample_portfolio(sim)
+    rules = tmp / "rules.yaml"
+    rules.write_text((ROOT / "rules.example.yaml").read_text())
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")},
+        "WATCHER_API_KEY": KEY,
+        "WATCHER_BASE_URL": sim.url,
+        "WATCHER_RULES": str(rules),
+        "WATCHER_STATE": str(tmp / "run.db"),
+        "WATCHER_INTERVAL": "0.05s",
+        "WATCHER_LOG_LEVEL": "WARNING",
+    }
+    with sim:
+        process = subprocess.Popen([*WATCHER, "run"], env=env, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while sim.served < 200 and time.monotonic() < deadline:  # two requests a poll
+                time.sleep(0.1)
+            rss = rss_mb(process.pid)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=15)
+    return rss
+
+
+def wall(args: list[str], repeat: int = 7) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(args, check=True, capture_output=True, cwd=ROOT, env=os.environ.copy())
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def rules_text(count: int) -> str:
+    shapes = ["USDT.spot < {i}", "contract / total > 60%", "C{i:04d}.total < 5 and BTC.spot > 1"]
+    lines = ["channels:", "  default: 'console://'", "rules:"]
+    for i in range(count):
+        lines += [f"  - name: r{i}", f"    when: {shapes[i % 3].format(i=2 + i % 400)}"]
+    return "\n".join(lines) + "\n"
+
+
+def cpu_per_cycle(tmp: Path, count: int) -> float:
+    """CPU of one poll after the HTTP answer: evaluation plus the SQLite transaction."""
+    rules = parse_rules(rules_text(count), "bench.yaml", env={})
+    settings = Settings(api_key=KEY, state=tmp / f"cpu{count}.db", _env_file=None)
+    watcher = Watcher(settings, rules, Store(settings.state))
+    overview = account(500)
+    now = overview.fetched_at
+    samples = []
+    for index in range(60):
+        now += timedelta(minutes=1)
+        snapshot = overview.model_copy(update={"fetched_at": now})
+        started = time.process_time()
+        watcher.process(now, snapshot, None)
+        if index >= 10:
+            samples.append(time.process_time() - started)
+    return statistics.median(samples)
+
+
+def main() -> dict[str, str]:
+    from watcher import logs
+
+    logs.configure("CRITICAL", "json")
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        (tmp / "rules.yaml").write_text((ROOT / "rules.example.yaml").read_text())
+        rss = idle_rss(tmp)
+        check = wall([*WATCHER, "check", "--rules", str(tmp / "rules.yaml")])
+        helped = wall([*WATCHER, "--help"])
+        cpu20, cpu1000 = cpu_per_cycle(tmp, 20), cpu_per_cycle(tmp, 1000)
+    figures = {
+        "idle RSS of watcher run after 100 polls": f"{rss:.1f} MB (goal < 60 MB)",
+        "watcher check (wall, median of 7)": f"{milliseconds(check)} (goal < 500 ms)",
+        "watcher --help (wall, median of 7)": milliseconds(helped),
+        "CPU per poll, 20 rules, 500 currencies": f"{milliseconds(cpu20)} (goal < 2 ms)",
+        "CPU per poll, 1,000 rules, 500 currencies": milliseconds(cpu1000),
+    }
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

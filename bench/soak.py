@@ -1,0 +1,287 @@
+"""Soak: 10,000 poll cycles on a fake clock with faults, outages and crashes.
+
+Real engine, real SQLite outbox, the real client against the simulated
+exchange over HTTP, and apprise posting to a real local json:// receiver.
+Every cycle may inject an exchange fault (every kind the simulator offers),
+start a receiver outage, or "crash" between two steps (the objects are
+abandoned and rebuilt from the database, as after a kill). Invariants are
+checked after every cycle; the summary must show 0 duplicated, 0 lost, 0 false.
+
+Run: .venv/bin/python bench/soak.py [--cycles 10000] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.receivers import Receiver  # noqa: E402
+from watcher import logs  # noqa: E402
+from watcher.app import Watcher  # noqa: E402
+from watcher.engine import FIRING, RESOLVED, History, run  # noqa: E402
+from watcher.models import Overview  # noqa: E402
+from watcher.notify import line  # noqa: E402
+from watcher.rules import BUILTIN_RULES, parse_rules  # noqa: E402
+from watcher.settings import Settings  # noqa: E402
+from watcher.sim import FAULT_KINDS, SimExchange  # noqa: E402
+from watcher.store import Store  # noqa: E402
+
+KEY = "soak-api-key-0123456789"
+STEP = timedelta(seconds=60)
+RULES = """
+channels:
+  default: "{url}"
+defaults:
+  repeat: never
+rules:
+  - name: low
+    when: USDT.spot < 100
+  - name: heavy
+    when: contract / total > 60%
+  - name: coin-heavy
+    each: currency
+    when: contract > 80% * total and total > 10
+"""
+FAULT_PARAMS: dict[str, list[dict[str, Any]]] = {
+    "delay": [{"delay": 0.3}],
+    "status": [{"status": s} for s in (429, 500, 502, 503, 401, 403, 400)],
+    "code": [{"code": c} for c in (401, 402, 510, 600, 602)],
+    "html": [{"status": s} for s in (200, 404, 502)],
+    "truncated": [{}],
+    "missing": [{"field_name": f} for f in ("spot", "contract", "originTotal")],
+    "numbers": [{}],
+    "negative": [{}],
+    "disconnect": [{}],
+    "testnet": [{}],
+    "raw": [
+        {"status": 200, "body": '{"code": 0, "is_testnet": false}'},
+        {"status": 200, "body": '{"data": [], "code": "0", "is_testnet": false}'},
+        {"status": 503, "body": ""},
+    ],
+}
+assert set(FAULT_PARAMS) == set(FAULT_KINDS), "the soak must cover every fault kind"
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for row in status:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1])
+    return 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Soak:
+    def __init__(self, cycles: int, seed: int, db: Path) -> None:
+        self.cycles = cycles
+        self.random = random.Random(seed)
+        self.clock = Clock()
+        self.sim = SimExchange(api_key=KEY).start()
+        self.receiver = Receiver()
+        self.rules = parse_rules(RULES.format(url=self.receiver.url()), "soak.yaml", env={})
+        self.settings = Settings(
+            api_key=KEY,
+            base_url=self.sim.url,
+            interval="0.3s",  # the client's retry budget: none, so a fault costs one cycle
+            timeout="0.15s",
+            stale_after="5m",
+            state=db,
+            _env_file=None,
+        )
+        self.truth = _overview(self.clock.now, {})
+        self.decided: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self.false: list[str] = []
+        self.outage_until = -1
+        self.got: Counter[str] = Counter()
+        self.seen = 0
+        self.balances = {"USDT": ["500", "800"], "BTC": ["0.05", "0.01"], "ETH": ["1", "0"]}
+        self.apply_balances()
+        self.watcher = self.fresh()
+
+    def fresh(self) -> Watcher:
+        """A new process: everything rebuilt from the database."""
+        store = Store(self.settings.state)
+        return Watcher(self.settings, self.rules, store, clock=self.clock)
+
+    def apply_balances(self) -> None:
+        prices = {"USDT": "1", "BTC": "60000", "ETH": "3000"}
+        for code, (spot, contract) in self.balances.items():
+            self.sim.set_coin(code, prices[code], spot=spot, contract=contract)
+
+    def wander(self) -> None:
+        """Move the account so that alerts fire and resolve often."""
+        r = self.random.random
+        if r() < 0.12:
+            self.balances["USDT"][0] = self.random.choice(["50", "500", "5000"])
+        if r() < 0.08:
+            self.balances["USDT"][1] = self.random.choice(["800", "30000"])
+        if r() < 0.08:
+            self.balances["BTC"][1] = self.random.choice(["0.01", "0.5"])
+        self.apply_balances()
+
+    def cycle(self, index: int) -> None:
+        self.clock.now += STEP
+        self.wander()
+        self.truth = _overview(self.clock.now, _rows(self.sim))  # what the exchange really holds
+        if self.random.random() < 0.15:
+            kind = self.random.choice(FAULT_KINDS)
+            params = self.random.choice(FAULT_PARAMS[kind])
+            self.sim.inject(kind, times=1, **params)
+            self.counts[f"fault {kind}"] += 1
+        self.outages(index)
+        crash = self.random.random() < 0.02 and self.random.choice("ABC")
+        overview, error = self.watcher.try_fetch()
+        self.sim.clear_faults()
+        self.counts["polls ok" if error is None else "polls failed"] += 1
+        if crash == "A":
+            return self.crash("between fetch and commit")
+        result = self.watcher.process(self.clock.now, overview, error)
+        for notice in result.outcome.notices:
+            self.decided[line(notice)] += len(notice.channels)
+            self.check_truth(notice)
+        if crash == "B":
+            return self.crash("between commit and delivery")
+        self.watcher.deliver()
+        self.check_no_duplicates()
+        if crash == "C":
+            return self.crash("after delivery")
+
+    def outages(self, index: int) -> None:
+        if index == self.outage_until:
+            self.receiver.fail = 0
+        if self.outage_until < index and self.random.random() < 0.02:
+            self.outage_until = index + self.random.randint(1, 20)
+            self.receiver.fail = 10**9
+            self.counts["receiver outages"] += 1
+
+    def crash(self, where: str) -> None:
+        """As after a kill: nothing is flushed or finished; the OS closes the sockets and
+        files (uncommitted work is gone); a new process starts from the database."""
+        self.counts[f"crash {where}"] += 1
+        old = self.watcher
+        old.client.close()
+        old.store.db.close()
+        self.watcher = self.fresh()
+
+    def check_truth(self, notice: Any) -> None:
+        """A balance alert must match the real balances at its time, faults or not."""
+        if notice.rule in BUILTIN_RULES:
+            self.counts[f"built-in {notice.rule} {notice.kind}"] += 1
+            return
+        rule = self.rules.get(notice.rule)
+        assert rule is not None
+        truth = self.truth
+        row = truth.balance(notice.currency) if notice.currency else None
+        holds = run(rule.when.fn, truth.totals, row, truth.balance, History(), False)
+        if (notice.kind == FIRING and holds is not True) or (
+            notice.kind == RESOLVED and holds is not False
+        ):
+            self.false.append(f"{notice.kind} {notice.rule} {notice.currency} at {notice.at}")
+
+    def check_no_duplicates(self) -> None:
+        """After every delivery: nothing arrived more often than it was decided."""
+        messages = self.receiver.messages()
+        for message in messages[self.seen :]:
+            self.got.update(message.splitlines())
+        self.seen = len(messages)
+        extra = [k for k, n in self.got.items() if n > self.decided[k]]
+        if extra:
+            raise SystemExit(f"duplicate or unknown notification delivered: {extra[0]}")
+
+    def drain(self) -> None:
+        self.receiver.fail = 0
+        for _ in range(100):
+            if self.watcher.store.outbox_depth() == 0:
+                return
+            self.clock.now += timedelta(minutes=15)
+            self.watcher.deliver()
+
+    def received(self) -> Counter[str]:
+        got: Counter[str] = Counter()
+        for message in self.receiver.messages():
+            got.update(message.splitlines())
+        return got
+
+
+def _rows(sim: SimExchange) -> dict[str, Any]:
+    from watcher.models import Balance
+
+    return {row["currency"]: Balance(**row) for row in sim.rows()}
+
+
+def _overview(when: datetime, rows: dict[str, Any]) -> Overview:
+    from watcher.models import WALLETS, Totals
+
+    totals = Totals(**{w: sum(getattr(r, w) for r in rows.values()) for w in WALLETS})
+    return Overview(fetched_at=when, is_testnet=False, currencies=rows, totals=totals)
+
+
+def main(argv: list[str] | None = None) -> dict[str, str]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    logs.configure("CRITICAL", "json")
+    with tempfile.TemporaryDirectory() as tmp:
+        soak = Soak(args.cycles, args.seed, Path(tmp) / "soak.db")
+        warm = max(args.cycles // 20, 1)
+        started = time.monotonic()
+        for index in range(args.cycles):
+            if index == warm:  # apprise plugins, SQLite caches and the like are loaded by now
+                rss_start = rss_kib()
+            soak.cycle(index)
+        soak.drain()
+        took, rss_end = time.monotonic() - started, rss_kib()
+        got = soak.received()
+        decided = sum(soak.decided.values())
+        duplicated = sum(max(0, got[k] - n) for k, n in soak.decided.items())
+        duplicated += sum(n for k, n in got.items() if k not in soak.decided)
+        lost = sum(max(0, n - got[k]) for k, n in soak.decided.items())
+        soak.receiver.stop()
+        soak.sim.stop()
+    growth = (rss_end - rss_start) / 1024
+    print(f"soak: {args.cycles} cycles (seed {args.seed}) in {took:.0f}s")
+    for name, count in sorted(soak.counts.items()):
+        print(f"  {name:<40} {count}")
+    print(
+        f"  notifications decided {decided}, delivered {sum(got.values())}, "
+        f"duplicated {duplicated}, lost {lost}, false alerts {len(soak.false)}"
+    )
+    print(
+        f"  RSS after {warm} warm-up cycles {rss_start / 1024:.1f} MB, at the end "
+        f"{rss_end / 1024:.1f} MB (growth {growth:.1f} MB, goal < 5 MB)"
+    )
+    for false in soak.false[:5]:
+        print(f"  FALSE ALERT: {false}")
+    ok = duplicated == 0 and lost == 0 and not soak.false and growth < 5
+    print("  invariants:", "all hold" if ok else "VIOLATED")
+    if not ok:
+        raise SystemExit(1)
+    return {
+        "soak cycles": f"{args.cycles} in {took:.0f}s",
+        "soak decided / delivered": f"{decided} / {sum(got.values())}",
+        "soak duplicated / lost / false": f"{duplicated} / {lost} / {len(soak.false)}",
+        "soak RSS growth": f"{growth:.1f} MB (goal < 5 MB)",
+    }
+
+
+if __name__ == "__main__":
+    main()

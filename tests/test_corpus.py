@@ -1,0 +1,87 @@
+"""The malformed-input corpus: every file yields its exact, located, one-line error."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from watcher import errors
+from watcher.cli import main
+from watcher.client import ExchangeClient, parse_response
+from watcher.settings import Settings
+from watcher.sim import SimExchange
+
+from .conftest import API_KEY
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+RULES = sorted((CORPUS / "rules").glob("*.yaml"))
+RESPONSES = sorted((CORPUS / "responses").glob("*.json"))
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(RULES) >= 50 and len(RESPONSES) >= 30
+
+
+@pytest.mark.parametrize("path", RULES, ids=lambda p: p.stem)
+def test_bad_rules_file_gives_its_located_error(path: Path, capsys) -> None:
+    expected = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    assert main(["check", "--rules", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"watcher: {path}:{expected}\n"
+    assert captured.out == ""
+
+
+def case(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("path", RESPONSES, ids=lambda p: p.stem)
+def test_bad_answer_gives_its_error_class_and_message(path: Path) -> None:
+    spec = case(path)
+    with pytest.raises(errors.ExchangeError) as caught:
+        parse_response(
+            spec["status"],
+            spec["body"].encode(),
+            convert=spec["convert"],
+            network="MAINNET",
+            fetched_at=datetime.now(UTC),
+        )
+    assert type(caught.value).__name__ == spec["error"]
+    assert str(caught.value) == spec["message"]
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("path", RESPONSES, ids=lambda p: p.stem)
+def test_bad_answer_over_http_through_the_client(path: Path, sim: SimExchange) -> None:
+    spec = case(path)
+    sim.inject("raw", times=None, status=spec["status"], body=spec["body"])
+    settings = Settings(
+        api_key=API_KEY, base_url=sim.url, interval="1s", timeout="1s", _env_file=None
+    )
+    with pytest.raises(errors.ExchangeError) as caught:
+        ExchangeClient(settings).fetch(convert=spec["convert"])
+    assert (type(caught.value).__name__, str(caught.value)) == (spec["error"], spec["message"])
+
+
+@pytest.mark.parametrize("path", RESPONSES[::3], ids=lambda p: p.stem)
+def test_bad_answer_in_the_cli_is_one_line_exit_3(path: Path, sim, monkeypatch, capsys) -> None:
+    spec = case(path)
+    sim.inject("raw", times=None, status=spec["status"], body=spec["body"])
+    when = "BTC.spot < 1" if spec["convert"] else "total < 1"  # rows or totals: one request
+    Path("rules.yaml").write_text(
+        f"channels:\n  default: 'console://'\nrules:\n  - name: a\n    when: {when}\n"
+    )
+    settings = {
+        "WATCHER_API_KEY": API_KEY,
+        "WATCHER_BASE_URL": sim.url,
+        "WATCHER_INTERVAL": "1s",
+        "WATCHER_TIMEOUT": "1s",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert main(["once", "--dry-run"]) == 3
+    err = capsys.readouterr().err
+    assert err == f"watcher: {spec['message']}\n"
