@@ -10,7 +10,7 @@ import pytest
 
 from watcher.cli import main
 from watcher.engine import History, record_history
-from watcher.replay import build_overview, from_file, from_history, replay
+from watcher.replay import build_overview, from_file, from_polls, replay
 from watcher.rules import parse_rules
 from watcher.sim import SimExchange
 from watcher.store import Store
@@ -122,7 +122,7 @@ def test_replay_from_stored_history_matches_the_file(tmp_path: Path) -> None:
     for i, spot in enumerate(SPOTS):
         overview = build_overview(at(minutes=i), {"USDT": {"spot": spot}}, None)
         store.commit({}, samples=record_history(rules, overview, history))
-    from_db = replay(rules, from_history(store.history_rows()))[0]["low"]
+    from_db = replay(rules, from_polls(store.polls()))[0]["low"]
     from_rec = replay(rules, from_file(recorded(tmp_path)))[0]["low"]
     assert from_db == from_rec and from_db.fired == 3
 

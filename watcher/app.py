@@ -65,9 +65,7 @@ class Watcher:
         self.client = client or ExchangeClient(settings, clock=clock)
         self.started = clock()
         self.alerts = store.load_alerts()
-        self.history = History()
-        if rules.history_keep:
-            store.load_history(self.history, since=self.started - rules.history_keep)
+        self.history = self.load_history()
         success = store.meta().get("last_success")
         self.last_success = datetime.fromisoformat(success) if success else None
         self.deliverer = Deliverer(store, rules.channels)
@@ -77,10 +75,20 @@ class Watcher:
         """New rules; instances of rules that still exist keep their state."""
         self.rules = rules
         self.deliverer.set_channels(rules.channels)
-        if rules.history_keep:
-            self.history = self.store.load_history(
-                History(), since=self.clock() - rules.history_keep
-            )
+        self.history = self.load_history()
+
+    def load_history(self) -> History:
+        """What ``change``/``delta`` look back on, rebuilt from the database."""
+        history = History()
+        series = self.rules.needs.series
+        if not series:
+            return history
+        exact = {f"{code}.{name}" for code, name in series if code != "*"}
+        each = {"." + name for code, name in series if code == "*"}
+        since = self.clock() - self.rules.history_keep
+        return self.store.load_history(
+            history, since, lambda key: key in exact or key[key.rfind(".") :] in each
+        )
 
     def fetch(self) -> Overview:
         needs = self.rules.needs

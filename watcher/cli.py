@@ -215,7 +215,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from watcher.app import utcnow
     from watcher.durations import format_duration, parse_duration
-    from watcher.replay import from_file, from_history, override, replay
+    from watcher.replay import from_file, from_polls, override, replay
 
     settings = _settings(args)
     rules = _rules(settings)
@@ -237,7 +237,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"--since: {exc}") from None
         store = _store(settings, snapshot=True)
         try:
-            stats, polls = replay(rules, from_history(store.history_rows(since)))
+            stats, polls = replay(rules, from_polls(store.polls(since)))
         finally:
             store.close()
     tuned = ", ".join(f"{k.rstrip('_')}={format_duration(v)}" for k, v in changes.items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -163,6 +164,7 @@ class Deliverer:
         self.max_age = max_age
         self.set_channels(channels)
         self.totals = DeliveryReport()
+        self.lock = threading.Lock()  # the scheduler and the stop flush may both call in
 
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
         self.urls = {(name, url_key(u)): u for name, ch in channels.items() for u in ch.urls}
@@ -171,6 +173,10 @@ class Deliverer:
                 logs.MASKER.add(secret)
 
     def deliver(self, now: datetime) -> DeliveryReport:
+        with self.lock:
+            return self._deliver(now)
+
+    def _deliver(self, now: datetime) -> DeliveryReport:
         report = DeliveryReport()
         groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
         for row in self.store.due(now):

@@ -92,20 +92,17 @@ def from_file(path: Path) -> Iterator[Overview]:
                 raise ConfigError(f"{path}:{number}: not a recorded overview: {exc}") from None
 
 
-def from_history(rows: Iterable[tuple[str, datetime, Decimal]]) -> Iterator[Overview]:
-    """Stored samples, grouped by poll time, back into overviews."""
-    polls: dict[datetime, dict[str, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
-    for key, when, value in rows:
-        code, _, name = key.rpartition(".")
-        polls[when][code][name] = value
-    for when in sorted(polls):
-        codes = polls[when]
+def from_polls(polls: Iterable[tuple[datetime, dict[str, Decimal]]]) -> Iterator[Overview]:
+    """Stored polls (``Store.polls``: every key's value at each poll) back into overviews."""
+    for when, values in polls:
+        codes: dict[str, dict[str, Decimal]] = defaultdict(dict)
+        for key, value in values.items():
+            code, _, name = key.rpartition(".")
+            codes[code][name] = value
         account = codes.pop("ACCOUNT", None)
-        rows_ = {
-            c: {**dict.fromkeys(WALLETS + ORIGIN_WALLETS, ZERO), **v} for c, v in codes.items()
-        }
+        rows = {c: {**dict.fromkeys(WALLETS + ORIGIN_WALLETS, ZERO), **v} for c, v in codes.items()}
         totals = {**dict.fromkeys(WALLETS, ZERO), **account} if account else None
-        yield build_overview(when, rows_ or None, totals)
+        yield build_overview(when, rows or None, totals)
 
 
 @dataclass

@@ -9,9 +9,10 @@ a channel and the hash of one of its URLs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,8 @@ from watcher.engine import Alert, History, Key, Notice, Sample
 from watcher.errors import StoreError
 
 SCHEMA_VERSION = 1
+POLL_KEY = "POLL"
+ZERO = Decimal(0)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -122,6 +125,7 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the state database {self.path}: {exc}") from None
         self._saved: dict[Key, Alert] = {}
+        self._last: dict[str, Decimal] | None = None  # latest stored value of each key
 
     @classmethod
     def snapshot(cls, path: Path | str) -> Store:
@@ -236,28 +240,75 @@ class Store:
                         notice_to_json(notice),
                     ),
                 )
-            self.db.executemany(
-                "INSERT OR REPLACE INTO history (key, ts, value) VALUES (?,?,?)",
-                [(key, at.timestamp(), str(value)) for key, at, value in samples],
-            )
+            self._write_samples(list(samples))
             if prune_before is not None:
-                self.db.execute("DELETE FROM history WHERE ts < ?", (prune_before.timestamp(),))
+                self._prune(prune_before)
             if meta:
                 self._set_meta(meta)
         self._saved = dict(alerts)
 
     # --- history --------------------------------------------------------------
-    def load_history(self, history: History, since: datetime | None = None) -> History:
-        start = since.timestamp() if since else 0.0
-        query = "SELECT key, ts, value FROM history WHERE ts >= ? ORDER BY key, ts"
-        for key, ts, value in self.db.execute(query, (start,)):
-            history.record(key, _stamp(ts), Decimal(value))
-        return history
+    # Only changes are stored, plus a POLL marker for every successful poll; a key
+    # that a poll no longer reports (a currency gone from the answer) becomes zero.
+    # The value of any key at any poll is the latest row at or before it.
 
-    def history_rows(self, since: datetime | None = None) -> list[tuple[str, datetime, Decimal]]:
+    def _latest(self, before: float | None = None) -> dict[str, Decimal]:
+        bound = "AND ts < ?" if before is not None else ""
+        query = (
+            "SELECT key, value FROM history h WHERE ts = (SELECT MAX(ts) FROM history "
+            f"WHERE key = h.key {bound})"
+        )
+        params = (before,) if before is not None else ()
+        return {k: Decimal(v) for k, v in self.db.execute(query, params) if k != POLL_KEY}
+
+    def _write_samples(self, samples: list[Sample]) -> None:
+        if not samples:
+            return
+        if self._last is None:
+            self._last = self._latest()
+        stamp = samples[0][1].timestamp()
+        current = {key: value for key, _, value in samples}
+        changed = {k: v for k, v in current.items() if self._last.get(k) != v}
+        changed.update({k: ZERO for k, v in self._last.items() if k not in current and v})
+        rows = [(k, stamp, str(v)) for k, v in changed.items()] + [(POLL_KEY, stamp, "1")]
+        self.db.executemany("INSERT OR REPLACE INTO history (key, ts, value) VALUES (?,?,?)", rows)
+        self._last.update(changed)
+
+    def _prune(self, before: datetime) -> None:
+        """Forget rows older than ``before`` but the last one of each key (its value then)."""
+        cut = before.timestamp()
+        self.db.execute(
+            "DELETE FROM history WHERE ts < ? AND ts < (SELECT MAX(ts) FROM history h "
+            "WHERE h.key = history.key AND h.ts < ?)",
+            (cut, cut),
+        )
+
+    def polls(self, since: datetime | None = None) -> Iterator[tuple[datetime, dict[str, Decimal]]]:
+        """Every stored poll from ``since`` on, with the value of every key at that poll."""
         start = since.timestamp() if since else 0.0
-        query = "SELECT key, ts, value FROM history WHERE ts >= ? ORDER BY ts, key"
-        return [(k, _stamp(t), Decimal(v)) for k, t, v in self.db.execute(query, (start,))]
+        state = self._latest(before=start)
+        rows = self.db.execute(
+            "SELECT key, ts, value FROM history WHERE ts >= ? ORDER BY ts", (start,)
+        ).fetchall()
+        for ts, group in itertools.groupby(rows, key=lambda row: row[1]):
+            polled = False
+            for key, _, value in group:
+                if key == POLL_KEY:
+                    polled = True
+                else:
+                    state[key] = Decimal(value)
+            if polled:
+                yield _stamp(ts), dict(state)
+
+    def load_history(
+        self, history: History, since: datetime, wanted: Callable[[str], bool]
+    ) -> History:
+        """Fill ``history`` with the values of the ``wanted`` keys at every poll since then."""
+        for at, values in self.polls(since):
+            for key, value in values.items():
+                if wanted(key):
+                    history.record(key, at, value)
+        return history
 
     # --- meta -----------------------------------------------------------------
     def _set_meta(self, values: Mapping[str, str]) -> None:

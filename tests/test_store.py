@@ -1,0 +1,125 @@
+"""The state database across restarts: alerts, repeat timers, history, pruning."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from watcher.app import Watcher
+from watcher.engine import FIRING, History, record_history
+from watcher.errors import StoreError
+from watcher.replay import build_overview
+from watcher.settings import Settings
+from watcher.store import Store
+
+from .helpers import at, ruleset
+
+RULES = (
+    "  - name: low\n    when: USDT.spot < 100\n    repeat: 1h\n"
+    "  - name: dd\n    when: change(BTC.total, 30m) < -10%\n"
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = at(0)
+
+    def __call__(self):
+        return self.now
+
+
+def watcher(path: Path, clock: Clock) -> Watcher:
+    settings = Settings(api_key="k-123456", state=path, _env_file=None)
+    return Watcher(settings, ruleset(RULES), Store(path), clock=clock)
+
+
+def poll(w: Watcher, clock: Clock, usdt: str, btc: str) -> list[tuple]:
+    snapshot = build_overview(clock.now, {"USDT": {"spot": usdt}, "BTC": {"spot": btc}}, None)
+    result = w.process(clock.now, snapshot, None)
+    return [(n.rule, n.kind) for n in result.outcome.notices]
+
+
+def test_restart_announces_nothing_twice_and_resumes_the_repeat_timer(tmp_path: Path) -> None:
+    clock = Clock()
+    first = watcher(tmp_path / "w.db", clock)
+    assert poll(first, clock, "50", "1000") == [("low", FIRING)]
+    clock.now = at(minutes=40)
+    del first  # killed; a new process starts from the file
+    second = watcher(tmp_path / "w.db", clock)
+    assert second.alerts[("low", None)].state == FIRING
+    assert poll(second, clock, "50", "1000") == []
+    clock.now = at(minutes=59)
+    assert poll(second, clock, "50", "1000") == []
+    clock.now = at(minutes=60)
+    assert poll(second, clock, "50", "1000") == [("low", "repeat")]
+
+
+def test_restart_keeps_the_history_change_needs(tmp_path: Path) -> None:
+    clock = Clock()
+    first = watcher(tmp_path / "w.db", clock)
+    for minute in range(0, 30, 5):
+        clock.now = at(minutes=minute)
+        poll(first, clock, "500", "1000")
+    second = watcher(tmp_path / "w.db", clock)  # restarted at t+25m
+    clock.now = at(minutes=30)
+    assert poll(second, clock, "500", "850") == [("dd", FIRING)]  # -15% against t+0
+
+
+def test_only_changes_are_stored(tmp_path: Path) -> None:
+    store = Store(tmp_path / "w.db")
+    rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
+    for minute in range(10):
+        snapshot = build_overview(at(minutes=minute), {"USDT": {"spot": "5"}, "BTC": {}}, None)
+        store.commit({}, samples=record_history(rules, snapshot, History()))
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        keys = [k for (k,) in db.execute("SELECT key FROM history ORDER BY ts, key")]
+    assert keys.count("POLL") == 10
+    assert sorted(k for k in keys if k != "POLL") == ["BTC.spot", "USDT.spot"]
+    polls = list(store.polls())
+    assert len(polls) == 10 and polls[-1] == (at(minutes=9), {"USDT.spot": 5, "BTC.spot": 0})
+
+
+def test_a_currency_gone_from_the_answer_reads_zero(tmp_path: Path) -> None:
+    store = Store(tmp_path / "w.db")
+    rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
+    for minute, rows in enumerate([{"BTC": {"spot": "7"}, "ETH": {"spot": "1"}}, {"ETH": {}}]):
+        snapshot = build_overview(at(minutes=minute), rows, None)
+        store.commit({}, samples=record_history(rules, snapshot, History()))
+    assert [values for _, values in store.polls()] == [
+        {"BTC.spot": Decimal("7"), "ETH.spot": Decimal("1")},
+        {"BTC.spot": Decimal("0"), "ETH.spot": Decimal("0")},
+    ]
+
+
+def test_prune_keeps_each_keys_value_at_the_cut(tmp_path: Path) -> None:
+    store = Store(tmp_path / "w.db")
+    rules = ruleset("  - name: low\n    when: USDT.spot < 100\n")
+    for minute, spot in enumerate(["5", "6", "6", "6", "7"]):
+        snapshot = build_overview(at(minutes=minute), {"USDT": {"spot": spot}}, None)
+        store.commit({}, samples=record_history(rules, snapshot, History()))
+    store.commit({}, prune_before=at(minutes=3))
+    polls = list(store.polls(since=at(minutes=3)))
+    assert polls == [
+        (at(minutes=3), {"USDT.spot": Decimal("6")}),
+        (at(minutes=4), {"USDT.spot": Decimal("7")}),
+    ]
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        (old,) = db.execute("SELECT COUNT(*) FROM history WHERE ts < ?", (at(3).timestamp(),))
+    assert old[0] <= 2  # the last USDT.spot and the last POLL before the cut
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "w.db").set_meta({"schema_version": "99"})
+    with pytest.raises(StoreError, match="written by a newer watcher"):
+        Store(tmp_path / "w.db")
+
+
+def test_dry_run_snapshot_never_writes(tmp_path: Path) -> None:
+    Store(tmp_path / "w.db").set_meta({"marker": "before"})
+    snap = Store.snapshot(tmp_path / "w.db")
+    assert snap.meta()["marker"] == "before"
+    snap.set_meta({"marker": "after"})
+    assert Store(tmp_path / "w.db").meta()["marker"] == "before"
