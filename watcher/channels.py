@@ -64,9 +64,6 @@ class Channel:
     urls: tuple[str, ...]
     quiet_hours: QuietHours | None = None
 
-    def url_keys(self) -> list[str]:
-        return [url_key(u) for u in self.urls]
-
 
 def url_key(url: str) -> str:
     """A stable name for a URL that reveals nothing about it."""

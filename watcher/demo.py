@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -190,7 +189,3 @@ class Show:
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
-
-
-def main(argv: list[str] | None = None) -> Any:
-    return run_demo()

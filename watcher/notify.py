@@ -163,7 +163,6 @@ class Deliverer:
         self.store = store
         self.max_age = max_age
         self.set_channels(channels)
-        self.totals = DeliveryReport()
         self.lock = threading.Lock()  # the scheduler and the stop flush may both call in
 
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
@@ -183,8 +182,6 @@ class Deliverer:
             groups[(row.channel, row.url_key)].append(row)
         for key, rows in groups.items():
             self.deliver_group(key, rows, now, report)
-        for name in ("sent", "failed", "dropped", "messages"):
-            setattr(self.totals, name, getattr(self.totals, name) + getattr(report, name))
         return report
 
     def deliver_group(
