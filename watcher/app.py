@@ -15,7 +15,14 @@ from datetime import UTC, datetime, timedelta
 from watcher import logs
 from watcher.client import ExchangeClient
 from watcher.durations import format_duration
-from watcher.engine import FIRING, Evaluation, History, Outcome, record_history
+from watcher.engine import (
+    FIRING,
+    Evaluation,
+    History,
+    Outcome,
+    record_history,
+    watched_series,
+)
 from watcher.errors import AuthError, ExchangeError, NetworkMismatch
 from watcher.models import Overview
 from watcher.notify import Deliverer, DeliveryReport, route
@@ -57,6 +64,7 @@ class Watcher:
         store: Store,
         client: ExchangeClient | None = None,
         clock: Clock = utcnow,
+        deliverer: Deliverer | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -68,7 +76,7 @@ class Watcher:
         self.history = self.load_history()
         success = store.meta().get("last_success")
         self.last_success = datetime.fromisoformat(success) if success else None
-        self.deliverer = Deliverer(store, rules.channels)
+        self.deliverer = deliverer or Deliverer(store, rules.channels)
         self.last: PollResult | None = None
 
     def reload(self, rules: RuleSet) -> None:
@@ -83,12 +91,8 @@ class Watcher:
         series = self.rules.needs.series
         if not series:
             return history
-        exact = {f"{code}.{name}" for code, name in series if code != "*"}
-        each = {"." + name for code, name in series if code == "*"}
         since = self.clock() - self.rules.history_keep
-        return self.store.load_history(
-            history, since, lambda key: key in exact or key[key.rfind(".") :] in each
-        )
+        return self.store.load_history(history, since, watched_series(series))
 
     def fetch(self) -> Overview:
         needs = self.rules.needs

@@ -36,8 +36,9 @@ class Daemon:
         self.settings = settings
         rules = load_rules(settings.rules)
         self.store = Store(settings.state)
-        self.watcher = Watcher(settings, rules, self.store)
-        self.watcher.deliverer = Deliverer(Store(settings.state), rules.channels)
+        # Delivery gets its own connection: it runs beside the poll, in another thread.
+        deliverer = Deliverer(Store(settings.state), rules.channels)
+        self.watcher = Watcher(settings, rules, self.store, deliverer=deliverer)
         self.cycle = threading.Lock()
         self.heartbeat = time.monotonic()
         self.notifier = Notifier()
@@ -89,7 +90,6 @@ class Daemon:
             return
         with self.cycle:
             self.watcher.reload(rules)
-            self.watcher.deliverer.set_channels(rules.channels)
         log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
 
     def watchdog_job(self) -> None:

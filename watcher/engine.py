@@ -365,6 +365,13 @@ def evaluate(
     return evaluation.outcome
 
 
+def watched_series(series: set[tuple[str, str]]) -> Callable[[str], bool]:
+    """Whether a sample key (``BTC.total``) is one that ``change``/``delta`` look back on."""
+    exact = {f"{code}.{name}" for code, name in series if code != "*"}
+    each = {name for code, name in series if code == "*"}
+    return lambda key: key in exact or key.rpartition(".")[2] in each
+
+
 def record_history(rules: RuleSet, overview: Overview, history: History) -> list[Sample]:
     """Samples of every series the rules read (stored for replay); the ones that
     ``change``/``delta`` look back on also go into the in-memory ``history``."""
@@ -381,10 +388,9 @@ def record_history(rules: RuleSet, overview: Overview, history: History) -> list
             ]
         elif rows is not None:
             samples.append((f"{code}.{name}", at, getattr(overview.balance(code), name)))
-    watched = {f"{code}.{name}" for code, name in rules.needs.series if code != "*"}
-    each = {name for code, name in rules.needs.series if code == "*"}
+    wanted = watched_series(rules.needs.series)
     for key, stamp, value in samples:
-        if key in watched or key.rpartition(".")[2] in each:
+        if wanted(key):
             history.record(key, stamp, value)
     if rules.history_keep:
         history.prune(at - rules.history_keep)
