@@ -42,14 +42,14 @@ def rss_mb(pid: int) -> float:
 
 def idle_rss(tmp: Path) -> float:
     """RSS of a real `watcher run` after 100 polls of the simulated exchange."""
-    sim = SimExchange(api_key=KEY)
+    sim = SimExchange(web_key=KEY)
     sample_portfolio(sim)
     rules = tmp / "rules.yaml"
     rules.write_text((ROOT / "rules.example.yaml").read_text())
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")},
-        "WATCHER_API_KEY": KEY,
-        "WATCHER_BASE_URL": sim.url,
+        "WATCHER_WEB_KEY": KEY,
+        "WATCHER_MEXC_URL": sim.mexc_url,
         "WATCHER_RULES": str(rules),
         "WATCHER_STATE": str(tmp / "run.db"),
         "WATCHER_INTERVAL": "0.05s",
@@ -88,7 +88,7 @@ def rules_text(count: int) -> str:
 def cpu_per_cycle(tmp: Path, count: int) -> float:
     """CPU of one poll after the HTTP answer: evaluation plus the SQLite transaction."""
     rules = parse_rules(rules_text(count), "bench.yaml", env={})
-    settings = Settings(api_key=KEY, state=tmp / f"cpu{count}.db", _env_file=None)
+    settings = Settings(web_key=KEY, state=tmp / f"cpu{count}.db", _env_file=None)
     watcher = Watcher(settings, rules, Store(settings.state))
     overview = account(500)
     now = overview.fetched_at

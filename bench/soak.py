@@ -1,6 +1,6 @@
 """Soak: 10,000 poll cycles on a fake clock with faults, outages and crashes.
 
-Real engine, real SQLite outbox, the real client against the simulated
+Real engine, real SQLite outbox, the real mexc source against the simulated
 exchange over HTTP, and apprise posting to a real local json:// receiver.
 Every cycle may inject an exchange fault (every kind the simulator offers),
 start a receiver outage, or "crash" between two steps (the objects are
@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,12 @@ FAULT_PARAMS: dict[str, list[dict[str, Any]]] = {
     "missing": [{"field_name": f} for f in ("spot", "contract", "originTotal")],
     "numbers": [{}],
     "negative": [{}],
+    "badrow": [{"field_name": f} for f in ("spot", "originTotal")],
+    "duplicate": [{}],
+    "nocode": [{}],
+    "akamai": [{}],
+    "redirect": [{}],
+    "drip": [{"delay": 0.05}],
     "disconnect": [{}],
     "testnet": [{}],
     "raw": [
@@ -93,12 +100,12 @@ class Soak:
         self.cycles = cycles
         self.random = random.Random(seed)
         self.clock = Clock()
-        self.sim = SimExchange(api_key=KEY).start()
+        self.sim = SimExchange(web_key=KEY).start()
         self.receiver = Receiver()
         self.rules = parse_rules(RULES.format(url=self.receiver.url()), "soak.yaml", env={})
         self.settings = Settings(
-            api_key=KEY,
-            base_url=self.sim.url,
+            web_key=KEY,
+            mexc_url=self.sim.mexc_url,
             interval="0.3s",  # the client's retry budget: none, so a fault costs one cycle
             timeout="0.15s",
             stale_after="5m",
@@ -146,6 +153,10 @@ class Soak:
             params = self.random.choice(FAULT_PARAMS[kind])
             self.sim.inject(kind, times=1, **params)
             self.counts[f"fault {kind}"] += 1
+            if kind == "negative":  # a real negative amount: it is what the account holds
+                btc = self.truth.currencies["BTC"].model_copy(update={"spot": Decimal(-5)})
+                rows = {**self.truth.currencies, "BTC": btc}
+                self.truth = self.truth.model_copy(update={"currencies": rows})
         self.outages(index)
         crash = self.random.random() < 0.02 and self.random.choice("ABC")
         overview, error = self.watcher.try_fetch()
@@ -177,7 +188,7 @@ class Soak:
         files (uncommitted work is gone); a new process starts from the database."""
         self.counts[f"crash {where}"] += 1
         old = self.watcher
-        old.client.close()
+        old.source.close()
         old.store.db.close()
         self.watcher = self.fresh()
 

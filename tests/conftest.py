@@ -31,7 +31,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
 
 @pytest.fixture
 def sim() -> Iterator[SimExchange]:
-    exchange = SimExchange(api_key=API_KEY)
+    exchange = SimExchange(api_key=API_KEY, web_key=WEB_KEY)
     exchange.set_coin("USDT", "1", spot="1500", contract="800")
     exchange.set_coin("BTC", "60000", spot="0.05", contract="0.01")
     with exchange:
@@ -40,7 +40,22 @@ def sim() -> Iterator[SimExchange]:
 
 @pytest.fixture
 def settings(sim: SimExchange, tmp_path) -> Settings:
+    """The default source, MEXC's web endpoints, played by the simulator."""
     return Settings(
+        web_key=WEB_KEY,
+        mexc_url=sim.mexc_url,
+        interval="5s",
+        timeout="1s",
+        state=tmp_path / "watcher.db",
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def bypass_settings(sim: SimExchange, tmp_path) -> Settings:
+    """The Bypass-compatible source against the simulator's gateway endpoint."""
+    return Settings(
+        source="bypass",
         api_key=API_KEY,
         web_key=WEB_KEY,
         base_url=sim.url,

@@ -13,7 +13,7 @@ from typing import Any
 
 from watcher.sim import SimExchange
 
-from .conftest import API_KEY
+from .conftest import WEB_KEY
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
@@ -35,8 +35,8 @@ class DaemonProcess:
         self.log = tmp / "daemon.log"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")},
-            "WATCHER_API_KEY": API_KEY,
-            "WATCHER_BASE_URL": sim.url,
+            "WATCHER_WEB_KEY": WEB_KEY,
+            "WATCHER_MEXC_URL": sim.mexc_url,
             "WATCHER_RULES": str(self.rules),
             "WATCHER_STATE": str(tmp / "w.db"),
             "WATCHER_INTERVAL": "1s",

@@ -39,9 +39,8 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sim: SimExchange, recei
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES.format(url=receiver.url()))
     values = {
-        "WATCHER_API_KEY": API_KEY,
         "WATCHER_WEB_KEY": WEB_KEY,
-        "WATCHER_BASE_URL": sim.url,
+        "WATCHER_MEXC_URL": sim.mexc_url,
         "WATCHER_RULES": str(rules),
         "WATCHER_STATE": str(tmp_path / "w.db"),
         "WATCHER_TIMEOUT": "1s",
@@ -62,10 +61,21 @@ def once(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, dict]:
 def test_once_json_quiet_account(env, capsys, sim: SimExchange, receiver: Receiver) -> None:
     code, data = once(capsys)
     assert code == 0
-    assert data["network"] == "MAINNET" and data["alerts"] == [] and data["notifications"] == []
+    assert data["source"] == "mexc" and data["network"] is None
+    assert data["alerts"] == [] and data["notifications"] == []
     assert data["fetched_at"].endswith("+00:00")
-    assert {r["query"]["convert"][0] for r in sim.requests} == {"true", "false"}
+    assert {r["path"].rsplit("/", 2)[-2] for r in sim.requests} == {"convert", "overview"}
     assert receiver.posts == []
+    btc = data["balances"]["rows"]["BTC"]
+    assert btc["spot"] == "3000.00" and btc["originSpot"] == "0.05" and btc["no_data"] is False
+    assert data["balances"]["totals"]["total"] == "5900.00"
+
+
+def test_once_json_shows_an_unreadable_row_as_no_data(env, capsys, sim: SimExchange) -> None:
+    sim.inject("badrow", field_name="spot")
+    code, data = once(capsys)
+    assert data["error"] is None and data["balances"]["rows"]["BTC"] == {"no_data": True}
+    assert data["balances"]["rows"]["USDT"]["spot"] == "1500"
 
 
 def test_once_json_fires_persists_and_notifies(env, capsys, sim, receiver) -> None:
@@ -167,12 +177,20 @@ def test_bad_settings_one_line_per_variable(monkeypatch, capsys) -> None:
     assert main(["check"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        "watcher: WATCHER_BASE_URL: plain http would send the API key in clear; use https",
+        "watcher: WATCHER_BASE_URL: plain http would send the key in clear; use https",
         "watcher: WATCHER_INTERVAL: expected a duration like 30s, 5m or 1h, got 'soon'",
     ]
 
 
-def test_missing_api_key_is_one_line(monkeypatch, capsys, tmp_path) -> None:
+def test_missing_web_key_is_one_line(monkeypatch, capsys, tmp_path) -> None:
+    assert main(["once"]) == 2
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(e.startswith("watcher: WATCHER_WEB_KEY is not set") for e in err)
+
+
+def test_bypass_source_needs_the_api_key_alone(monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.setenv("WATCHER_SOURCE", "bypass")
     assert main(["once"]) == 2
     assert capsys.readouterr().err.startswith("watcher: WATCHER_API_KEY is not set")
 

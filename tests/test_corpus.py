@@ -10,19 +10,22 @@ import pytest
 
 from watcher import errors
 from watcher.cli import main
-from watcher.client import ExchangeClient, parse_response
 from watcher.settings import Settings
 from watcher.sim import SimExchange
+from watcher.sources import open_source
+from watcher.sources.http import Answer
 
 from .conftest import API_KEY
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 RULES = sorted((CORPUS / "rules").glob("*.yaml"))
-RESPONSES = sorted((CORPUS / "responses").glob("*.json"))
+ANSWERS = sorted((CORPUS / "responses").glob("*.json"))
+RESPONSES = [p for p in ANSWERS if "error" in json.loads(p.read_text())]
+NODATA = [p for p in ANSWERS if "nodata" in json.loads(p.read_text())]
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(RULES) >= 50 and len(RESPONSES) >= 30
+    assert len(RULES) >= 50 and len(RESPONSES) >= 25 and len(NODATA) >= 10
 
 
 @pytest.mark.parametrize("path", RULES, ids=lambda p: p.stem)
@@ -41,17 +44,29 @@ def case(path: Path) -> dict:
 @pytest.mark.parametrize("path", RESPONSES, ids=lambda p: p.stem)
 def test_bad_answer_gives_its_error_class_and_message(path: Path) -> None:
     spec = case(path)
+    settings = Settings(source="bypass", api_key=API_KEY, _env_file=None)
+    source = open_source(settings, lambda: datetime.now(UTC))
     with pytest.raises(errors.ExchangeError) as caught:
-        parse_response(
-            spec["status"],
-            spec["body"].encode(),
-            convert=spec["convert"],
-            network="MAINNET",
-            fetched_at=datetime.now(UTC),
-        )
+        source.parse(Answer(spec["status"], spec["body"].encode(), {}))  # type: ignore[attr-defined]
     assert type(caught.value).__name__ == spec["error"]
     assert str(caught.value) == spec["message"]
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("path", NODATA, ids=lambda p: p.stem)
+def test_bad_rows_are_no_data_for_their_currency_alone(path: Path, sim: SimExchange) -> None:
+    """Over real HTTP: the poll succeeds, the bad row's currency is no data, each says why."""
+    spec = case(path)
+    sim.inject("raw", times=None, status=spec["status"], body=spec["body"])
+    settings = Settings(source="bypass", api_key=API_KEY, base_url=sim.url, _env_file=None)
+    convert = spec["convert"]
+    overview = open_source(settings, lambda: datetime.now(UTC)).fetch(
+        rows=convert, totals=not convert
+    )
+    assert sorted(overview.nodata) == spec["nodata"]
+    assert list(overview.problems) == spec["problems"]
+    if any(p.startswith("row ") for p in spec["problems"]):
+        assert overview.complete is False and overview.unknown("ANY")
 
 
 @pytest.mark.parametrize("path", RESPONSES, ids=lambda p: p.stem)
@@ -59,10 +74,16 @@ def test_bad_answer_over_http_through_the_client(path: Path, sim: SimExchange) -
     spec = case(path)
     sim.inject("raw", times=None, status=spec["status"], body=spec["body"])
     settings = Settings(
-        api_key=API_KEY, base_url=sim.url, interval="1s", timeout="1s", _env_file=None
+        source="bypass",
+        api_key=API_KEY,
+        base_url=sim.url,
+        interval="1s",
+        timeout="1s",
+        _env_file=None,
     )
+    convert = spec["convert"]
     with pytest.raises(errors.ExchangeError) as caught:
-        ExchangeClient(settings).fetch(convert=spec["convert"])
+        open_source(settings, lambda: datetime.now(UTC)).fetch(rows=convert, totals=not convert)
     assert (type(caught.value).__name__, str(caught.value)) == (spec["error"], spec["message"])
 
 
@@ -75,6 +96,7 @@ def test_bad_answer_in_the_cli_is_one_line_exit_3(path: Path, sim, monkeypatch, 
         f"channels:\n  default: 'console://'\nrules:\n  - name: a\n    when: {when}\n"
     )
     settings = {
+        "WATCHER_SOURCE": "bypass",
         "WATCHER_API_KEY": API_KEY,
         "WATCHER_BASE_URL": sim.url,
         "WATCHER_INTERVAL": "1s",

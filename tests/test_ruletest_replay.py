@@ -15,7 +15,7 @@ from watcher.rules import parse_rules
 from watcher.sim import SimExchange
 from watcher.store import Store
 
-from .conftest import API_KEY
+from .conftest import WEB_KEY
 from .helpers import at
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,8 +135,8 @@ def test_bad_recording_names_the_line(tmp_path: Path) -> None:
 
 
 def test_record_then_replay(tmp_path: Path, sim: SimExchange, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("WATCHER_API_KEY", API_KEY)
-    monkeypatch.setenv("WATCHER_BASE_URL", sim.url)
+    monkeypatch.setenv("WATCHER_WEB_KEY", WEB_KEY)
+    monkeypatch.setenv("WATCHER_MEXC_URL", sim.mexc_url)
     monkeypatch.setenv("WATCHER_INTERVAL", "0.01")
     out = tmp_path / "rec.jsonl"
     assert main(["record", "--to", str(out), "--count", "2"]) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from watcher.app import Watcher
-from watcher.engine import FIRING, History, record_history
+from watcher.engine import FIRING, History, absent_is_zero, record_history
 from watcher.errors import StoreError
 from watcher.replay import build_overview
 from watcher.settings import Settings
@@ -32,7 +32,7 @@ class Clock:
 
 
 def watcher(path: Path, clock: Clock) -> Watcher:
-    settings = Settings(api_key="k-123456", state=path, _env_file=None)
+    settings = Settings(web_key="WEB-k-123456", state=path, _env_file=None)
     return Watcher(settings, ruleset(RULES), Store(path), clock=clock)
 
 
@@ -87,11 +87,56 @@ def test_a_currency_gone_from_the_answer_reads_zero(tmp_path: Path) -> None:
     rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
     for minute, rows in enumerate([{"BTC": {"spot": "7"}, "ETH": {"spot": "1"}}, {"ETH": {}}]):
         snapshot = build_overview(at(minutes=minute), rows, None)
-        store.commit({}, samples=record_history(rules, snapshot, History()))
+        samples = record_history(rules, snapshot, History())
+        store.commit({}, samples=samples, absent_is_zero=absent_is_zero(rules, snapshot))
     assert [values for _, values in store.polls()] == [
         {"BTC.spot": Decimal("7"), "ETH.spot": Decimal("1")},
         {"BTC.spot": Decimal("0"), "ETH.spot": Decimal("0")},
     ]
+
+
+def test_reload_to_rules_that_do_not_read_a_series_writes_no_zeros(tmp_path: Path) -> None:
+    """Rules A read BTC, rules B do not; back to A 11 minutes later, BTC never changed."""
+    clock = Clock()
+    a = ruleset("  - name: btc-up\n    when: delta(BTC.total, 10m) > 1000\n")
+    b = ruleset("  - name: usdt-low\n    when: USDT.spot < 100\n")
+    w = Watcher(
+        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db", _env_file=None),
+        a,
+        Store(tmp_path / "w.db"),
+        clock=clock,
+    )
+    rows = {"USDT": {"spot": "500"}, "BTC": {"spot": "60000", "contract": "1000"}}
+    notices = []
+    for minute, rules in [(0, a), (1, a), (2, b), (7, b), (13, a), (14, a)]:
+        clock.now = at(minutes=minute)
+        if w.rules is not rules:
+            w.reload(rules)
+        result = w.process(clock.now, build_overview(clock.now, rows, None), None)
+        notices += [n.rule for n in result.outcome.notices]
+    assert notices == []
+    values = {v.get("BTC.total") for _, v in w.store.polls()}
+    assert values == {Decimal("61000")}
+
+
+def test_an_unreadable_row_keeps_its_rules_state_and_history(tmp_path: Path) -> None:
+    clock = Clock()
+    rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
+    w = Watcher(
+        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db", _env_file=None),
+        rules,
+        Store(tmp_path / "w.db"),
+        clock=clock,
+    )
+    first = build_overview(clock.now, {"BTC": {"spot": "7"}, "ETH": {"spot": "500"}}, None)
+    assert [n.kind for n in w.process(clock.now, first, None).outcome.notices] == ["firing"]
+    clock.now = at(minutes=1)
+    blind = build_overview(clock.now, {"ETH": {"spot": "5"}}, None)
+    blind = blind.model_copy(update={"nodata": frozenset({"BTC"})})
+    result = w.process(clock.now, blind, None)
+    assert [(n.currency, n.kind) for n in result.outcome.notices] == [("ETH", "firing")]
+    assert result.outcome.alerts[("low", "BTC")].state == FIRING
+    assert [v["BTC.spot"] for _, v in w.store.polls()] == [Decimal("7"), Decimal("7")]
 
 
 def test_prune_keeps_each_keys_value_at_the_cut(tmp_path: Path) -> None:

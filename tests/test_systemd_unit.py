@@ -55,11 +55,12 @@ def test_unit_has_what_the_daemon_relies_on() -> None:
         "ExecReload=/bin/kill -HUP $MAINPID",
         "StateDirectory=watcher",
         "ConfigurationDirectory=watcher",
-        "LoadCredential=api_key:",
-        "LoadCredential=web_key:",
+        "\nLoadCredential=web_key:/etc/watcher/credentials/web_key\n",
         "DynamicUser=yes",
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
         "CapabilityBoundingSet=\n",
         "MemoryDenyWriteExecute=yes",
     ):
         assert line in text
+    loaded = [x for x in text.splitlines() if x.startswith("LoadCredential=")]
+    assert loaded == ["LoadCredential=web_key:/etc/watcher/credentials/web_key"]

@@ -1,4 +1,4 @@
-"""One poll, wired end to end: client -> engine -> store (-> notify, separately).
+"""One poll, wired end to end: source -> engine -> store (-> notify, separately).
 
 Used by ``once``, ``run`` and ``demo`` alike, so what the demo shows is what the
 daemon does. Built-in alerts (exchange unreachable, auth failed, network
@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from watcher import logs
-from watcher.client import ExchangeClient
 from watcher.durations import format_duration
 from watcher.engine import (
     FIRING,
     Evaluation,
     History,
     Outcome,
+    Sample,
+    absent_is_zero,
     record_history,
     watched_series,
 )
@@ -28,6 +29,7 @@ from watcher.models import Overview
 from watcher.notify import Deliverer, DeliveryReport, route
 from watcher.rules import Policy, RuleSet
 from watcher.settings import Settings
+from watcher.sources import Source, open_source
 from watcher.store import Store
 
 Clock = Callable[[], datetime]
@@ -62,7 +64,7 @@ class Watcher:
         settings: Settings,
         rules: RuleSet,
         store: Store,
-        client: ExchangeClient | None = None,
+        source: Source | None = None,
         clock: Clock = utcnow,
         deliverer: Deliverer | None = None,
     ) -> None:
@@ -70,7 +72,7 @@ class Watcher:
         self.rules = rules
         self.store = store
         self.clock = clock
-        self.client = client or ExchangeClient(settings, clock=clock)
+        self.source = source or open_source(settings, clock)
         self.started = clock()
         self.alerts = store.load_alerts()
         self.history = self.load_history()
@@ -96,7 +98,7 @@ class Watcher:
 
     def fetch(self) -> Overview:
         needs = self.rules.needs
-        return self.client.overview(rows=needs.rows, totals=needs.totals or not needs.rows)
+        return self.source.fetch(rows=needs.rows, totals=needs.totals or not needs.rows)
 
     def poll(self, dry_run: bool = False) -> PollResult:
         """Fetch, evaluate, and (unless ``dry_run``) persist state and outbox in one go."""
@@ -123,8 +125,12 @@ class Watcher:
         evaluation = Evaluation(
             self.alerts, now, lambda r, c: any(s.covers(r, c, now) for s in silences)
         )
-        samples = []
+        samples: list[Sample] = []
         if overview is not None:
+            if overview.problems:
+                log.warning(
+                    "unreadable rows are no data this poll", rows="; ".join(overview.problems)
+                )
             samples = record_history(self.rules, overview, self.history)
             evaluation.rules(self.rules, overview, self.history)
         self.builtins(evaluation, error, now)
@@ -144,6 +150,7 @@ class Watcher:
             samples,
             self.poll_meta(result),
             prune_before=now - keep,
+            absent_is_zero=absent_is_zero(self.rules, overview),
         )
         self.alerts = outcome.alerts
         for notice in outcome.notices:

@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from watcher.daemon import run
 
     settings = _settings(args, one_shot=False)
-    settings.require_api_key()
+    settings.require_secrets()
     return run(settings)
 
 
@@ -84,7 +84,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     from watcher.report import once_json, once_text
 
     settings = _settings(args)
-    settings.require_api_key()
+    settings.require_secrets()
     rules = _rules(settings)
     store = _store(settings, snapshot=args.dry_run)
     try:
@@ -267,21 +267,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     import time
 
-    from watcher.client import ExchangeClient
+    from watcher.app import utcnow
     from watcher.replay import overview_to_json
+    from watcher.sources import open_source
 
     settings = _settings(args)
-    settings.require_api_key()
-    client = ExchangeClient(settings)
+    source = open_source(settings, utcnow)
     count = 0
-    with open(args.to, "a", encoding="utf-8") as out:
-        while args.count is None or count < args.count:
-            if count:
-                time.sleep(settings.interval.total_seconds())
-            overview = client.overview(rows=True, totals=True)
-            out.write(overview_to_json(overview) + "\n")
-            out.flush()
-            count += 1
+    try:
+        with open(args.to, "a", encoding="utf-8") as out:
+            while args.count is None or count < args.count:
+                if count:
+                    time.sleep(settings.interval.total_seconds())
+                overview = source.fetch(rows=True, totals=True)
+                out.write(overview_to_json(overview) + "\n")
+                out.flush()
+                count += 1
+    finally:
+        source.close()
     print(f"{count} overview(s) appended to {args.to}")
     return 0
 

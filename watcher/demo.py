@@ -22,12 +22,13 @@ from pathlib import Path
 import yaml
 
 from watcher import table
-from watcher.client import ExchangeClient
+from watcher.app import utcnow
 from watcher.durations import parse_duration
 from watcher.settings import Settings
 from watcher.sim import SimExchange, sample_portfolio
+from watcher.sources import open_source
 
-API_KEY = "demo-api-key"
+WEB_KEY = "WEB-demo-web-key"  # the simulator's; a real one is the u_id cookie of MEXC
 SHORT = "4s"
 EXAMPLE = "rules.example.yaml"
 
@@ -89,7 +90,7 @@ def say(step: int, total: int, text: str) -> None:
 
 
 def run_demo(forever: bool = False, step: float = 2.0) -> int:
-    sim = SimExchange(api_key=API_KEY)
+    sim = SimExchange(web_key=WEB_KEY)
     sample_portfolio(sim)
     with sim, tempfile.TemporaryDirectory(prefix="watcher-demo-") as tmp:
         try:
@@ -112,8 +113,8 @@ class Show:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
         return {
             **clean,
-            "WATCHER_API_KEY": API_KEY,
-            "WATCHER_BASE_URL": self.sim.url,
+            "WATCHER_WEB_KEY": WEB_KEY,
+            "WATCHER_MEXC_URL": self.sim.mexc_url,
             "WATCHER_RULES": str(self.tmp / "rules.yaml"),
             "WATCHER_STATE": str(self.tmp / "watcher.db"),
             "WATCHER_INTERVAL": f"{self.step}s",
@@ -125,12 +126,12 @@ class Show:
         }
 
     def balances(self) -> str:
-        settings = Settings(api_key=API_KEY, base_url=self.sim.url, _env_file=None)
-        client = ExchangeClient(settings)
+        settings = Settings(web_key=WEB_KEY, mexc_url=self.sim.mexc_url, _env_file=None)
+        source = open_source(settings, utcnow)
         try:
-            return table.balances(client.overview(rows=True, totals=True))
+            return table.balances(source.fetch(rows=True, totals=True))
         finally:
-            client.close()
+            source.close()
 
     def play(self, forever: bool) -> int:
         demo_rules(example_rules(), self.tmp / "rules.yaml")

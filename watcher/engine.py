@@ -190,6 +190,8 @@ class Evaluation:
                 self.instance(rule, None, args)
                 continue
             for code in self.currencies(rule, overview):
+                if overview.unknown(code):
+                    continue  # an unreadable row: its instances keep their state
                 args = (totals, lookup(code), lookup, history, testnet)
                 self.instance(rule, code, args)
 
@@ -386,7 +388,7 @@ def record_history(rules: RuleSet, overview: Overview, history: History) -> list
             samples += [
                 (f"{row.currency}.{name}", at, getattr(row, name)) for row in (rows or {}).values()
             ]
-        elif rows is not None:
+        elif rows is not None and not overview.unknown(code):
             samples.append((f"{code}.{name}", at, getattr(overview.balance(code), name)))
     wanted = watched_series(rules.needs.series)
     for key, stamp, value in samples:
@@ -398,3 +400,18 @@ def record_history(rules: RuleSet, overview: Overview, history: History) -> list
 
 
 Sample = tuple[str, datetime, Decimal]
+
+
+def absent_is_zero(rules: RuleSet, overview: Overview | None) -> Callable[[str], bool]:
+    """Which stored series a poll speaks for when it has no sample of them.
+
+    A currency absent from rows actually fetched holds nothing: zero. A series
+    the rules no longer read, an unreadable row, or totals say nothing.
+    """
+    if overview is None or overview.currencies is None or not overview.complete:
+        return lambda key: False
+    read = watched_series(rules.needs.reads | rules.needs.series)
+    nodata = overview.nodata
+    return lambda key: (
+        not key.startswith("ACCOUNT.") and read(key) and key.partition(".")[0] not in nodata
+    )

@@ -68,6 +68,10 @@ class TransportError(ExchangeError):
     """No usable HTTP answer: DNS, connect, reset, timeout or a 5xx page."""
 
 
+class Blocked(ExchangeError):
+    """MEXC's web front (Akamai) refused the request: not the key, the address or headers."""
+
+
 class BadResponse(ExchangeError):
     """An answer that is not what the spec promises (says which field)."""
 

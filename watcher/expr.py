@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from watcher.durations import parse_duration
-from watcher.models import ORIGIN_WALLETS, WALLETS
+from watcher.models import ORIGIN_WALLETS, WALLETS, NoData  # noqa: F401  (re-exported)
 
 NUM, BOOL, TEXT, DUR = "number", "true/false", "text", "duration"
 FUNCTIONS = ("abs", "min", "max", "change", "delta")
@@ -49,10 +49,6 @@ class ExprError(Exception):
         super().__init__(message)
         self.message = message
         self.pos = pos
-
-
-class NoData(Exception):
-    """Raised inside an evaluation when a value cannot be known (no history)."""
 
 
 @dataclass(frozen=True)

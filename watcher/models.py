@@ -1,7 +1,8 @@
-"""Typed answers of ``getAssetsOverview``.
+"""Typed balances every source returns: rows per currency and account totals.
 
-Amounts arrive as strings or JSON numbers; the client parses JSON with
-``parse_float=Decimal`` so no amount ever passes through a float.
+Amounts arrive as strings or JSON numbers; the sources parse JSON with
+``parse_float=Decimal`` so no amount ever passes through a float. Negative
+amounts are real (futures equity, debts) and kept as reported.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ WALLETS = ("total", "spot", "otc", "contract", "strategy", "robot", "alpha")
 ORIGIN_WALLETS = tuple("origin" + w.capitalize() for w in WALLETS)
 MAX_AMOUNT = Decimal("1e18")
 
-Amount = Annotated[Decimal, Field(ge=0, lt=MAX_AMOUNT, allow_inf_nan=False)]
+Amount = Annotated[Decimal, Field(gt=-MAX_AMOUNT, lt=MAX_AMOUNT, allow_inf_nan=False)]
 ZERO = Decimal(0)
+
+
+class NoData(Exception):
+    """A value that cannot be known this evaluation (missing history, an unreadable row)."""
 
 
 class Totals(BaseModel):
@@ -59,11 +64,23 @@ class Overview(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     fetched_at: datetime
-    is_testnet: bool
+    is_testnet: bool | None = None  # only a Bypass gateway says; MEXC itself is always live
     timestamp: int | None = None
     currencies: dict[str, Balance] | None = None
     totals: Totals | None = None
+    nodata: frozenset[str] = frozenset()  # currencies whose row could not be read this poll
+    complete: bool = True  # False when a row named no currency: then absent is not zero
+    problems: tuple[str, ...] = ()  # what made them unreadable, one line each
+
+    def unknown(self, currency: str) -> bool:
+        """True when this poll cannot say what ``currency`` holds (not even zero)."""
+        if currency in self.nodata:
+            return True
+        return not self.complete and currency not in (self.currencies or {})
 
     def balance(self, currency: str) -> Balance:
+        """A currency's row; absent means it holds nothing, unreadable means no data."""
+        if self.unknown(currency):
+            raise NoData(currency)
         rows = self.currencies or {}
         return rows.get(currency) or zero_balance(currency)

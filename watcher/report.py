@@ -9,6 +9,7 @@ from typing import Any
 from watcher import table
 from watcher.app import PollResult
 from watcher.engine import Report
+from watcher.models import ORIGIN_WALLETS, WALLETS, Overview
 from watcher.settings import Settings
 from watcher.store import Store
 
@@ -40,12 +41,33 @@ def once_json(settings: Settings, result: PollResult) -> dict[str, Any]:
         for channel in n.channels
     ]
     return {
-        "network": settings.network,
+        "source": settings.source,
+        "network": settings.network if settings.source == "bypass" else None,
         "fetched_at": _iso(result.overview.fetched_at if result.overview else result.at),
         "error": None if result.error is None else str(result.error),
+        "balances": balances_json(result.overview),
         "alerts": [alert_json(r) for r in all_reports(result)],
         "notifications": notifications,
     }
+
+
+def balances_json(overview: Overview | None) -> dict[str, Any] | None:
+    """What the rules saw, as exact decimal strings; an unreadable row says ``no_data``."""
+    if overview is None:
+        return None
+    rows: dict[str, Any] | None = None
+    if overview.currencies is not None:
+        rows = {
+            code: {**_amounts(row, WALLETS + ORIGIN_WALLETS), "no_data": False}
+            for code, row in sorted(overview.currencies.items())
+        }
+        rows |= {code: {"no_data": True} for code in sorted(overview.nodata)}
+    totals = _amounts(overview.totals, WALLETS) if overview.totals is not None else None
+    return {"rows": rows, "totals": totals}
+
+
+def _amounts(item: Any, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: str(getattr(item, name)) for name in names}
 
 
 def all_reports(result: PollResult) -> list[Report]:

@@ -74,10 +74,12 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
     )
 
+    source: Literal["mexc", "bypass"] = "mexc"
     api_key: SecretStr | None = None
     web_key: SecretStr | None = None
     web_key_issued: datetime | None = None
     network: Literal["MAINNET", "TESTNET"] = "MAINNET"
+    mexc_url: str = "https://www.mexc.com"
     base_url: str = "https://api.mexc-bypass.xyz/v1"
     proxy: SecretStr | None = None
     rules: Path = Path("rules.yaml")
@@ -101,23 +103,48 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, dotenv_settings, CredentialsSource(settings_cls)
 
-    @field_validator("network", "log_format", "log_level", mode="before")
+    @field_validator("network", "log_format", "log_level", "source", mode="before")
     @classmethod
     def _case_insensitive(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
         upper = value.strip().upper()
-        return upper.lower() if upper in ("AUTO", "JSON", "CONSOLE") else upper
+        lower = ("AUTO", "JSON", "CONSOLE", "MEXC", "BYPASS")
+        return upper.lower() if upper in lower else upper
 
-    @field_validator("base_url")
+    @field_validator("base_url", "mexc_url")
     @classmethod
     def _https_unless_loopback(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://api.mexc-bypass.xyz/v1")
+            raise ValueError("must be an http(s) URL such as https://www.mexc.com")
         if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ValueError("plain http would send the API key in clear; use https")
+            raise ValueError("plain http would send the key in clear; use https")
         return value.rstrip("/")
+
+    @field_validator("api_key", "web_key")
+    @classmethod
+    def _header_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        """A key travels in a header: a pasted '…' or space can never work, so say so now."""
+        if value is None:
+            return None
+        text = value.get_secret_value().strip()
+        if any(not 0x21 <= ord(ch) <= 0x7E for ch in text):
+            raise ValueError(
+                "contains a character that cannot be sent (a space, a '…' or another non-ASCII "
+                "character from copying); paste the key again"
+            )
+        return SecretStr(text)
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
+            raise ValueError("must be a proxy URL such as socks5://user:pass@host:1080")
+        return value
 
     @field_validator("interval", "timeout", "stale_after")
     @classmethod
@@ -144,17 +171,36 @@ class Settings(BaseSettings):
         return host.strip("[]"), int(port)
 
     def secret_values(self) -> list[str]:
-        """Every configured secret, for the log masking processor."""
+        """Every configured secret, for the log masking processor (a proxy's password too)."""
         secrets = (self.api_key, self.web_key, self.proxy)
-        return [s.get_secret_value() for s in secrets if s and s.get_secret_value()]
+        found = [s.get_secret_value() for s in secrets if s and s.get_secret_value()]
+        if self.proxy:
+            found.append(urlsplit(self.proxy.get_secret_value()).password or "")
+        return [s for s in found if s]
 
     def require_api_key(self) -> str:
         if self.api_key is None or not self.api_key.get_secret_value():
             raise ConfigError(
-                "WATCHER_API_KEY is not set: put your MEXC Bypass API key in the environment, "
-                ".env, or a systemd credential named api_key"
+                "WATCHER_API_KEY is not set: the bypass source needs your gateway's API key in "
+                "the environment, .env, or a systemd credential named api_key"
             )
         return self.api_key.get_secret_value()
+
+    def require_web_key(self) -> str:
+        if self.web_key is None or not self.web_key.get_secret_value():
+            raise ConfigError(
+                "WATCHER_WEB_KEY is not set: copy the u_id cookie of a logged-in MEXC session "
+                "(it starts with WEB) into the environment, .env, or a systemd credential "
+                "named web_key"
+            )
+        return self.web_key.get_secret_value()
+
+    def require_secrets(self) -> None:
+        """Stop at once, with one line, when the configured source cannot authenticate."""
+        if self.source == "bypass":
+            self.require_api_key()
+        else:
+            self.require_web_key()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,7 +1,16 @@
-"""A small simulated MEXC Bypass exchange on 127.0.0.1 for tests and the demo.
+"""A simulated exchange on 127.0.0.1 for tests, the demo and people trying watcher.
 
-It speaks ``GET /v1/getAssetsOverview`` as the spec says (auth header, network
-header defaulting to TESTNET, both error shapes) and injects faults on demand.
+It speaks both sources: MEXC's own web endpoints (web key as cookie and
+``Ucenter-Token``, MEXC's envelope, no ``is_testnet``) and a Bypass-compatible
+``GET /v1/getAssetsOverview`` (API key header, network header defaulting to
+TESTNET, both error shapes). Faults are injected on demand, for a number of
+requests or for a while. A small control endpoint (``/_sim/...``) lets a
+person drive it from another terminal:
+
+    python -m watcher.sim serve --port 8099
+    python -m watcher.sim set USDT.spot=50 BTC.contract=2 --port 8099
+    python -m watcher.sim fault akamai --for 30s --port 8099
+
 Balances are native amounts times a price; every answer is deterministic.
 """
 
@@ -15,7 +24,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,17 +32,26 @@ from urllib.parse import parse_qs, urlsplit
 from watcher.models import WALLETS
 
 NATIVE_WALLETS = WALLETS[1:]
+MEXC_ROWS = "/api/platform/asset/api/asset/overview/convert/v2"
+MEXC_TOTALS = "/api/platform/asset/api/asset/overview/v2"
+BYPASS_PATH = "/v1/getAssetsOverview"
 FAULT_KINDS = (
     "delay",  # sleep `delay` seconds before answering (client timeouts)
-    "status",  # HTTP `status` with a JSON wrapper body, optional `retry_after`
+    "status",  # HTTP `status` with a JSON error body, optional `retry_after`
     "code",  # HTTP 200 with exchange `code` != 0 and `message`
     "html",  # an HTML error page with HTTP `status`
+    "akamai",  # MEXC's web front: HTTP 403 with an HTML "Access Denied" page
+    "redirect",  # HTTP 302 to `location` (a login page, or another host)
     "truncated",  # a JSON body cut in half
     "missing",  # drop `field_name` from every row / the totals
     "numbers",  # amounts as JSON numbers instead of strings
-    "negative",  # a negative amount
+    "negative",  # a negative amount (real for futures equity)
+    "badrow",  # the first row's `field_name` is not a number
+    "duplicate",  # the first row again, its currency in lower case
+    "nocode",  # MEXC's envelope without `code` (success all the same)
     "disconnect",  # close the connection without an answer
-    "testnet",  # claim is_testnet=true whatever was asked
+    "drip",  # send the answer one byte every `delay` seconds
+    "testnet",  # claim is_testnet=true whatever was asked (Bypass only)
     "raw",  # answer `body` verbatim with HTTP `status` (the malformed-answer corpus)
 )
 
@@ -49,6 +67,8 @@ class Fault:
     retry_after: str | None = None
     field_name: str = "spot"
     body: str = ""
+    location: str = "https://www.mexc.com/login"
+    until: float | None = None  # monotonic end, for faults given a duration
 
 
 @dataclass
@@ -60,8 +80,14 @@ class Coin:
 class SimExchange:
     """Mutable, thread-safe state of the simulated exchange plus its HTTP server."""
 
-    def __init__(self, api_key: str = "test-api-key", port: int = 0) -> None:
+    def __init__(
+        self,
+        api_key: str = "test-api-key",
+        port: int = 0,
+        web_key: str = "WEB-sim-web-key-0123456789",
+    ) -> None:
         self.api_key = api_key
+        self.web_key = web_key
         self.coins: dict[str, Coin] = {}
         self.faults: deque[Fault] = deque()
         self.requests: deque[dict[str, Any]] = deque(maxlen=256)  # the latest, for tests
@@ -82,16 +108,39 @@ class SimExchange:
                     raise ValueError(f"unknown wallet {wallet!r}")
                 coin.amounts[wallet] = Decimal(amount)
 
+    def assign(self, assignments: dict[str, str]) -> None:
+        """``{"USDT.spot": "50", "BTC.price": "61000"}``: native amounts and prices."""
+        for target, value in assignments.items():
+            code, _, name = target.partition(".")
+            if not code or not name:
+                raise ValueError(f"expected CURRENCY.WALLET=AMOUNT, got {target!r}")
+            try:
+                amount = Decimal(value)
+            except InvalidOperation:
+                raise ValueError(f"{target}: {value!r} is not a number") from None
+            code = code.upper()
+            with self.lock:
+                price = self.coins[code].price if code in self.coins else Decimal(1)
+            if name == "price":
+                self.set_coin(code, amount)
+            else:
+                self.set_coin(code, price, **{name: amount})
+
     def remove_coin(self, currency: str) -> None:
         with self.lock:
             self.coins.pop(currency, None)
 
-    def inject(self, kind: str, times: int | None = 1, **params: Any) -> None:
-        """Queue a fault for the next ``times`` requests (None: until cleared)."""
+    def inject(
+        self, kind: str, times: int | None = 1, seconds: float | None = None, **params: Any
+    ) -> None:
+        """Queue a fault for ``times`` requests or for ``seconds`` (None: until cleared)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        until = time.monotonic() + seconds if seconds is not None else None
+        if seconds is not None:
+            times = None
         with self.lock:
-            self.faults.append(Fault(kind=kind, times=times, **params))
+            self.faults.append(Fault(kind=kind, times=times, until=until, **params))
 
     def clear_faults(self) -> None:
         with self.lock:
@@ -99,6 +148,10 @@ class SimExchange:
 
     def _next_fault(self) -> Fault | None:
         with self.lock:
+            while self.faults and self.faults[0].until is not None:
+                if self.faults[0].until > time.monotonic():
+                    break
+                self.faults.popleft()
             if not self.faults:
                 return None
             fault = self.faults[0]
@@ -122,8 +175,14 @@ class SimExchange:
     # --- server ------------------------------------------------------------
     @property
     def url(self) -> str:
+        """The Bypass-compatible base URL (``WATCHER_BASE_URL``)."""
+        return f"{self.mexc_url}/v1"
+
+    @property
+    def mexc_url(self) -> str:
+        """The stand-in for ``https://www.mexc.com`` (``WATCHER_MEXC_URL``)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host}:{port}"
 
     @property
     def port(self) -> int:
@@ -158,6 +217,20 @@ def _row(code: str, coin: Coin) -> dict[str, str]:
     return row
 
 
+def _cookies(header: str | None) -> dict[str, str]:
+    found = {}
+    for part in (header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name:
+            found[name] = value
+    return found
+
+
+def _php_truthy(values: list[str] | None) -> bool:
+    """The gateway ran PHP: only "" and "0" are false (so "false" is true)."""
+    return bool(values) and values[0] not in ("", "0")  # type: ignore[index]
+
+
 def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -166,13 +239,24 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: tests and the demo read their own output."""
 
+        def do_POST(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                payload = json.loads(self.rfile.read(length) or b"{}")
+                answer = _control(sim, parts.path, payload)
+            except (ValueError, TypeError, KeyError) as exc:
+                return self._send(400, json.dumps({"error": str(exc)}).encode(), "text/json")
+            self._send(200, json.dumps(answer).encode(), "application/json")
+
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
-            query = parse_qs(parts.query)
+            query = parse_qs(parts.query, keep_blank_values=True)
             sim.requests.append({"path": parts.path, "query": query, "headers": dict(self.headers)})
             sim.served += 1
-            network = self.headers.get("X-MEXC-NETWORK", "TESTNET").upper()
-            testnet = network != "MAINNET"
+            if parts.path == "/_sim/state":
+                state = {"rows": sim.rows(), "totals": sim.totals(), "faults": len(sim.faults)}
+                return self._send(200, json.dumps(state).encode(), "application/json")
             fault = sim._next_fault()
             if fault and fault.kind == "delay":
                 time.sleep(fault.delay)
@@ -180,13 +264,30 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             if fault and fault.kind == "disconnect":
                 self.close_connection = True
                 return
+            if parts.path in (MEXC_ROWS, MEXC_TOTALS):
+                return self._mexc(fault, parts.path == MEXC_ROWS)
+            network = self.headers.get("X-MEXC-NETWORK", "TESTNET").upper()
+            testnet = network != "MAINNET"
             if self.headers.get("X-MEXC-BYPASS-API-KEY") != sim.api_key:
                 return self._wrapper(401, "Invalid or missing API key", testnet)
-            if parts.path != "/v1/getAssetsOverview":
+            if parts.path != BYPASS_PATH:
                 return self._wrapper(404, "Not found", testnet)
-            self._answer(fault, query.get("convert", ["false"])[0] == "true", testnet)
+            self._answer(fault, _php_truthy(query.get("convert")), testnet, bypass=True)
 
-        def _answer(self, fault: Fault | None, convert: bool, testnet: bool) -> None:
+        def _mexc(self, fault: Fault | None, rows: bool) -> None:
+            cookies = _cookies(self.headers.get("Cookie"))
+            keys = (cookies.get("u_id"), cookies.get("uc_token"), self.headers.get("Ucenter-Token"))
+            if fault and fault.kind == "akamai":
+                page = "<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY>Reference #18</BODY>"
+                return self._send(403, page.encode(), "text/html")
+            if fault and fault.kind == "redirect":
+                return self._send(302, b"", "text/html", {"Location": fault.location})
+            if any(k != sim.web_key for k in keys):
+                body = {"code": 401, "msg": "Unauthorized", "timestamp": _ms()}
+                return self._send(200, json.dumps(body).encode(), "application/json")
+            self._answer(fault, rows, False, bypass=False)
+
+        def _answer(self, fault: Fault | None, rows: bool, testnet: bool, bypass: bool) -> None:
             kind = fault.kind if fault else None
             if fault and kind == "status":
                 return self._wrapper(fault.status, fault.message, testnet, fault.retry_after)
@@ -195,24 +296,27 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             if fault and kind == "html":
                 page = f"<html><body><h1>{fault.status} Bad Gateway</h1></body></html>"
                 return self._send(fault.status, page.encode(), "text/html")
-            data: Any = sim.rows() if convert else sim.totals()
-            if fault and kind == "missing":
-                for item in data if convert else [data]:
-                    item.pop(fault.field_name, None)
-            if kind == "negative":
-                (data[0] if convert and data else data)["spot"] = "-5"
-            body = {
+            if fault and kind == "redirect":
+                return self._send(302, b"", "text/html", {"Location": fault.location})
+            data: Any = sim.rows() if rows else sim.totals()
+            _damage(data, fault, rows)
+            body: dict[str, Any] = {
                 "data": data,
                 "code": fault.code if fault and kind == "code" else 0,
                 "msg": fault.message if fault and kind == "code" else "success",
-                "timestamp": int(time.time() * 1000),
-                "is_testnet": True if kind == "testnet" else testnet,
+                "timestamp": _ms(),
             }
+            if kind == "nocode":
+                body.pop("code")
+            if bypass:
+                body["is_testnet"] = True if kind == "testnet" else testnet
             text = json.dumps(body)
             if kind == "numbers":
                 text = re.sub(r'"(-?\d+(?:\.\d+)?)"', r"\1", text)
             if kind == "truncated":
                 text = text[: len(text) // 2]
+            if fault and kind == "drip":
+                return self._drip(text.encode(), fault.delay or 1.0)
             self._send(200, text.encode(), "application/json")
 
         def _wrapper(
@@ -222,11 +326,24 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
                 "success": False,
                 "code": status,
                 "message": message,
-                "timestamp": int(time.time() * 1000),
+                "timestamp": _ms(),
                 "is_testnet": testnet,
             }
             extra = {"Retry-After": retry_after} if retry_after else {}
             self._send(status, json.dumps(body).encode(), "application/json", extra)
+
+        def _drip(self, body: bytes, every: float) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            try:
+                self.end_headers()
+                for index in range(len(body)):
+                    self.wfile.write(body[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(every)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
 
         def _send(
             self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
@@ -245,6 +362,45 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _damage(data: Any, fault: Fault | None, rows: bool) -> None:
+    """Apply the faults that alter otherwise good data, in place."""
+    kind = fault.kind if fault else None
+    if fault and kind == "missing":
+        for item in data if rows else [data]:
+            item.pop(fault.field_name, None)
+    first = data[0] if rows and data else (None if rows else data)
+    if first is None:
+        return
+    if kind == "negative":
+        first["spot"] = "-5"
+    if fault and kind == "badrow":
+        first[fault.field_name] = "n/a"
+    if kind == "duplicate" and rows:
+        data.append({**first, "currency": first["currency"].lower()})
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _control(sim: SimExchange, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The ``/_sim`` endpoints behind ``python -m watcher.sim set|fault|clear``."""
+    if path == "/_sim/set":
+        sim.assign({str(k): str(v) for k, v in payload.items()})
+        return {"ok": True, "rows": sim.rows()}
+    if path == "/_sim/fault":
+        params = dict(payload)
+        kind = params.pop("kind")
+        seconds = params.pop("seconds", None)
+        times = params.pop("times", 1 if seconds is None else None)
+        sim.inject(kind, times=times, seconds=seconds, **params)
+        return {"ok": True}
+    if path == "/_sim/clear":
+        sim.clear_faults()
+        return {"ok": True}
+    raise KeyError(f"no control endpoint {path}")
+
+
 def sample_portfolio(sim: SimExchange) -> None:
     """A small, plausible account used by the demo and ``python -m watcher.sim``."""
     sim.set_coin("USDT", "1", spot="1500", contract="800")
@@ -252,18 +408,78 @@ def sample_portfolio(sim: SimExchange) -> None:
     sim.set_coin("ETH", "3000", spot="1.2")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _post(port: int, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    import requests
+
+    try:
+        answer = requests.post(f"http://127.0.0.1:{port}{path}", json=payload, timeout=5)
+    except requests.RequestException:
+        raise SystemExit(f"no simulator on 127.0.0.1:{port}; start one with 'serve'") from None
+    if answer.status_code != 200:
+        raise SystemExit(f"simulator: {answer.json().get('error', answer.text)}")
+    return dict(answer.json())
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m watcher.sim",
-        description="Serve a simulated MEXC Bypass API on 127.0.0.1.",
-        epilog="example: python -m watcher.sim --port 8099 --api-key demo",
+        description="A simulated MEXC (web endpoints and a Bypass-compatible API) on 127.0.0.1.",
+        epilog="example: python -m watcher.sim serve --port 8099, then in another terminal "
+        "python -m watcher.sim set USDT.spot=50 --port 8099",
     )
-    parser.add_argument("--port", type=int, default=8099)
-    parser.add_argument("--api-key", default="demo")
-    args = parser.parse_args(argv)
-    sim = SimExchange(api_key=args.api_key, port=args.port)
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve the sample account until Ctrl-C")
+    serve.add_argument("--web-key", default="WEB-demo-web-key", help="the web key it accepts")
+    serve.add_argument("--api-key", default="demo", help="the Bypass API key it accepts")
+    put = sub.add_parser("set", help="set native amounts or prices: USDT.spot=50 BTC.price=61000")
+    put.add_argument("assignments", nargs="+", metavar="CUR.WALLET=AMOUNT")
+    fault = sub.add_parser("fault", help="inject a fault: " + ", ".join(FAULT_KINDS))
+    fault.add_argument("kind", choices=FAULT_KINDS)
+    fault.add_argument("--for", dest="duration", help="how long, e.g. 30s (default: one request)")
+    fault.add_argument("--times", type=int, help="how many requests")
+    fault.add_argument("--status", type=int, help="HTTP status for status/html/raw")
+    fault.add_argument("--code", type=int, help="MEXC code for the code fault")
+    sub.add_parser("clear", help="remove every fault")
+    for child in (parser, serve, put, fault, sub.choices["clear"]):
+        child.add_argument("--port", type=int, default=8099)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "set":
+        pairs = dict(a.split("=", 1) for a in args.assignments if "=" in a)
+        answer = _post(args.port, "/_sim/set", pairs)
+        print(f"{len(answer['rows'])} currencies; set {', '.join(pairs)}")
+        return 0
+    if args.command == "fault":
+        from watcher.durations import parse_duration
+
+        payload: dict[str, Any] = {"kind": args.kind}
+        if args.times:
+            payload["times"] = args.times
+        if args.duration:
+            payload["seconds"] = parse_duration(args.duration).total_seconds()
+        payload |= {k: v for k, v in (("status", args.status), ("code", args.code)) if v}
+        _post(args.port, "/_sim/fault", payload)
+        print(f"fault {args.kind} injected" + (f" for {args.duration}" if args.duration else ""))
+        return 0
+    if args.command == "clear":
+        _post(args.port, "/_sim/clear", {})
+        print("faults cleared")
+        return 0
+    web_key = getattr(args, "web_key", "WEB-demo-web-key")
+    return serve(args.port, web_key, getattr(args, "api_key", "demo"))
+
+
+def serve(port: int, web_key: str, api_key: str) -> int:
+    sim = SimExchange(api_key=api_key, port=port, web_key=web_key)
     sample_portfolio(sim)
-    print(f"simulated exchange at {sim.url} (API key {args.api_key!r}); Ctrl-C stops", flush=True)
+    print(
+        f"simulated MEXC at {sim.mexc_url} (WATCHER_MEXC_URL, web key {web_key!r}); "
+        f"Bypass API at {sim.url} (API key {api_key!r}); Ctrl-C stops",
+        flush=True,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         sim._server.serve_forever()
     return 0

@@ -224,6 +224,7 @@ class Store:
         samples: Iterable[Sample] = (),
         meta: Mapping[str, str] | None = None,
         prune_before: datetime | None = None,
+        absent_is_zero: Callable[[str], bool] = lambda key: False,
     ) -> None:
         """Alert states, decided notifications, history and poll facts: all or nothing."""
         with self.transaction():
@@ -240,7 +241,7 @@ class Store:
                         notice_to_json(notice),
                     ),
                 )
-            self._write_samples(list(samples))
+            self._write_samples(list(samples), absent_is_zero)
             if prune_before is not None:
                 self._prune(prune_before)
             if meta:
@@ -249,8 +250,10 @@ class Store:
 
     # --- history --------------------------------------------------------------
     # Only changes are stored, plus a POLL marker for every successful poll; a key
-    # that a poll no longer reports (a currency gone from the answer) becomes zero.
-    # The value of any key at any poll is the latest row at or before it.
+    # that a poll speaks for but no longer reports (a currency gone from the rows)
+    # becomes zero. A key the poll says nothing about (the rules stopped reading it,
+    # its row was unreadable) keeps its last value. The value of any key at any
+    # poll is the latest row at or before it.
 
     def _latest(self, before: float | None = None) -> dict[str, Decimal]:
         bound = "AND ts < ?" if before is not None else ""
@@ -261,7 +264,7 @@ class Store:
         params = (before,) if before is not None else ()
         return {k: Decimal(v) for k, v in self.db.execute(query, params) if k != POLL_KEY}
 
-    def _write_samples(self, samples: list[Sample]) -> None:
+    def _write_samples(self, samples: list[Sample], absent_is_zero: Callable[[str], bool]) -> None:
         if not samples:
             return
         if self._last is None:
@@ -269,7 +272,8 @@ class Store:
         stamp = samples[0][1].timestamp()
         current = {key: value for key, _, value in samples}
         changed = {k: v for k, v in current.items() if self._last.get(k) != v}
-        changed.update({k: ZERO for k, v in self._last.items() if k not in current and v})
+        gone = (k for k, v in self._last.items() if k not in current and v and absent_is_zero(k))
+        changed.update(dict.fromkeys(gone, ZERO))
         rows = [(k, stamp, str(v)) for k, v in changed.items()] + [(POLL_KEY, stamp, "1")]
         self.db.executemany("INSERT OR REPLACE INTO history (key, ts, value) VALUES (?,?,?)", rows)
         self._last.update(changed)

@@ -1,0 +1,163 @@
+"""MEXC directly, with the web key, as the vendor's now-open SDK does.
+
+Two ``www.mexc.com`` endpoints, no signature: the web key (the ``u_id`` cookie
+of a logged-in session) goes as the ``u_id``/``uc_token`` cookie and as
+``Ucenter-Token``. Browser-like headers keep Akamai, MEXC's web front, from
+refusing us; a 403 HTML page is that front, not the key, and the error says so.
+TLS is verified (the SDK turns it off; we do not) and no redirect is followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from watcher import logs
+from watcher.errors import (
+    AuthError,
+    BadResponse,
+    Blocked,
+    ExchangeError,
+    RateLimited,
+    TransportError,
+)
+from watcher.models import Overview
+from watcher.sources.http import Answer, HttpClient, Scrubber, decode_json
+from watcher.sources.parse import code_error, merge, overview_from, unknown_keys
+
+ROWS_PATH = "/api/platform/asset/api/asset/overview/convert/v2"
+TOTALS_PATH = "/api/platform/asset/api/asset/overview/v2"
+WEB_KEY_HINT = (
+    "log in to MEXC again and update the web key (credential `web_key` or `WATCHER_WEB_KEY`)"
+)
+AKAMAI_HINT = (
+    "MEXC's web front (Akamai) refused the request with HTTP 403: this is not your web key. "
+    "MEXC blocks some server addresses; wait a few minutes, or set WATCHER_PROXY to a proxy "
+    "on another address (http://, https:// or socks5://)"
+)
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+log = logs.get("watcher.source")
+
+
+def browser_headers(origin: str, web_key: str) -> dict[str, str]:
+    """What a logged-in browser tab sends to the asset page's API."""
+    return {
+        "Accept": "*/*",
+        "Accept-Language": "en-US,en;q=0.9",
+        "Content-Type": "application/json",
+        "Origin": origin,
+        "Referer": f"{origin}/assets",
+        "User-Agent": USER_AGENT,
+        "sec-ch-ua": '"Chromium";v="131", "Not_A Brand";v="24"',
+        "sec-ch-ua-mobile": "?0",
+        "sec-ch-ua-platform": '"Linux"',
+        "Sec-Fetch-Dest": "empty",
+        "Sec-Fetch-Mode": "cors",
+        "Sec-Fetch-Site": "same-origin",
+        "Cookie": f"u_id={web_key}; uc_token={web_key};",
+        "Ucenter-Token": web_key,
+    }
+
+
+class MexcWebSource:
+    """``fetch`` reads rows, totals or both from ``www.mexc.com`` with the web key."""
+
+    def __init__(
+        self,
+        url: str,
+        web_key: str,
+        timeout: float,
+        interval: float,
+        clock: Callable[[], datetime],
+        proxy: str | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.clock = clock
+        self.scrub = Scrubber((web_key, proxy or "", *secrets))
+        origin = "https://www.mexc.com" if "mexc.com" not in url else _origin(self.url)
+        self.http = HttpClient(
+            browser_headers(origin, web_key), timeout, interval, self.scrub, proxy=proxy
+        )
+        self.host = urlsplit(self.url).hostname or "?"
+        self.proxied = bool(proxy)
+        self._unknown: set[str] = set()
+
+    def describe(self) -> str:
+        via = " via a proxy" if self.proxied else ""
+        return f"MEXC web ({self.host}{via}, web key)"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def fetch(self, rows: bool, totals: bool) -> Overview:
+        deadline = self.http.deadline()
+        paths = ([ROWS_PATH] if rows else []) + ([TOTALS_PATH] if totals or not rows else [])
+        parts = [self.parse(self.http.get(self.url + p, None, deadline)) for p in paths]
+        return merge(parts)
+
+    def parse(self, answer: Answer) -> Overview:
+        """One answer to an overview, or the precise error class."""
+        if 300 <= answer.status < 400:
+            raise AuthError(
+                f"MEXC answered with a redirect to {answer.location_host} (HTTP {answer.status}), "
+                f"which means a login page; it was not followed: {WEB_KEY_HINT}",
+                answer.status,
+            )
+        document, kind = decode_json(answer)
+        if document is None:
+            raise self.not_json(answer, kind or "not JSON")
+        if not isinstance(document, dict):
+            raise BadResponse(f"response should be a JSON object, got {type(document).__name__}")
+        self.check(answer, document)
+        self.note_unknown(document.get("data"))
+        return overview_from(document.get("data"), self.clock(), None, document.get("timestamp"))
+
+    def not_json(self, answer: Answer, kind: str) -> ExchangeError:
+        status = answer.status
+        if status == 403 and answer.looks_html():
+            return Blocked(AKAMAI_HINT, 403)
+        if status == 401:
+            return AuthError(f"MEXC refused the web key (HTTP 401): {WEB_KEY_HINT}", 401)
+        if status == 429:
+            return RateLimited("MEXC asked us to slow down (HTTP 429)", 429)
+        if status >= 500:
+            return TransportError(f"MEXC returned HTTP {status} with {kind}", status)
+        return BadResponse(f"response is {kind} (HTTP {status})")
+
+    def check(self, answer: Answer, document: dict[str, Any]) -> None:
+        """An absent ``code`` or code 0 is success; HTTP errors and MEXC codes are not."""
+        status, code = answer.status, document.get("code")
+        message = self.scrub.short(document.get("msg") or document.get("message") or "no message")
+        if status == 401 or status == 403:
+            raise AuthError(f"MEXC refused the web key (HTTP {status}: {message}): {WEB_KEY_HINT}")
+        if status == 429:
+            raise RateLimited(f"MEXC asked us to slow down (HTTP 429: {message})", 429)
+        if status >= 500:
+            raise TransportError(f"MEXC returned HTTP {status}: {message}", status)
+        if not 200 <= status < 300:
+            raise ExchangeError(f"MEXC returned HTTP {status}: {message}", status)
+        if code is None or code == 0:
+            return
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise BadResponse("field 'code' is not a number")
+        raise code_error(code, message, WEB_KEY_HINT)
+
+    def note_unknown(self, data: Any) -> None:
+        new = unknown_keys(data) - self._unknown
+        if new:
+            self._unknown |= new
+            log.warning(
+                "MEXC reports wallets watcher does not read; they are not in any rule's numbers",
+                wallets=sorted(new),
+            )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
