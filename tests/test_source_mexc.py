@@ -189,3 +189,44 @@ def test_proxy_routes_the_request(sim: SimExchange, settings: Settings) -> None:
     overview = source(proxied).fetch(rows=True, totals=False)
     assert overview.currencies["USDT"].spot == Decimal("1500")
     assert len(sim.requests) == 1 and "via a proxy" in source(proxied).describe()
+
+
+def test_a_person_drives_the_simulator_from_another_terminal(settings: Settings) -> None:
+    """`serve`, then `set` and `fault` from other processes, through the control endpoint."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sim = [sys.executable, "-m", "watcher.sim"]
+    server = subprocess.Popen(
+        [*sim, "serve", "--port", str(port), "--web-key", WEB_KEY], stdout=subprocess.PIPE
+    )
+    try:
+        assert b"simulated MEXC at http://127.0.0.1:" in server.stdout.readline()
+        local = settings.model_copy(update={"mexc_url": f"http://127.0.0.1:{port}"})
+
+        def cli(*args: str) -> str:
+            done = subprocess.run([*sim, *args, "--port", str(port)], capture_output=True)
+            assert done.returncode == 0, done.stderr
+            return done.stdout.decode()
+
+        assert "set USDT.spot, BTC.contract" in cli("set", "USDT.spot=50", "BTC.contract=2")
+        rows = source(local).fetch(rows=True, totals=False).currencies
+        assert rows["USDT"].spot == Decimal("50") and rows["BTC"].originContract == Decimal("2")
+        assert "for 1s" in cli("fault", "akamai", "--for", "1s")
+        with pytest.raises(Blocked):
+            source(local).fetch(rows=True, totals=False)
+        time.sleep(1.1)
+        assert source(local).fetch(rows=False, totals=True).totals.total > 0
+        cli("fault", "code", "--code", "402", "--times", "2")
+        with pytest.raises(AuthError, match="402"):
+            source(local).fetch(rows=True, totals=False)
+        assert cli("clear") == "faults cleared\n"
+        assert source(local).fetch(rows=True, totals=False).currencies
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
