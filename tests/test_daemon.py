@@ -43,7 +43,10 @@ def test_fire_resolve_restart_and_stop(daemon, sim: SimExchange, receiver: Recei
     wait_for(lambda: "watcher started" in daemon.output(), what="start")
     sim.set_coin("USDT", "1", spot="50")
     wait_for(lambda: receiver.posts, what="firing message")
-    # SIGKILL right after it fired; the restarted daemon must not announce it again.
+    # SIGKILL right after it fired and the delivery was recorded (between the service
+    # accepting a message and the outbox row's deletion lies the one at-least-once
+    # window the README names); the restarted daemon must not announce it again.
+    wait_for(lambda: "notification sent" in daemon.output(), what="delivery recorded")
     daemon.kill()
     daemon.start()
     wait_for(lambda: daemon.output().count("watcher started") == 2, what="restart")

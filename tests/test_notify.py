@@ -12,7 +12,8 @@ import apprise
 from watcher import logs
 from watcher.channels import Channel, parse_channel, url_key
 from watcher.engine import FIRING, RESOLVED, Notice
-from watcher.notify import Deliverer, compose, instantiate, masked, route
+from watcher.notify import Deliverer, compose, route
+from watcher.services import instantiate, masked
 from watcher.store import Store
 
 from .helpers import at

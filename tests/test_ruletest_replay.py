@@ -10,7 +10,7 @@ import pytest
 
 from watcher.cli import main
 from watcher.engine import History, record_history
-from watcher.replay import build_overview, from_file, from_polls, replay
+from watcher.replay import LEAVES_OUT, build_overview, from_file, from_polls, replay
 from watcher.rules import parse_rules
 from watcher.sim import SimExchange
 from watcher.store import Store
@@ -107,11 +107,12 @@ def test_replay_cli_with_override(tmp_path: Path, capsys, monkeypatch) -> None:
     assert main(["replay", "--from", str(recorded(tmp_path))]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "10 polls replayed"
-    assert out[-1].split() == ["low", "3", "3", "6m", "3m"]
+    assert out[-1] == "note: " + LEAVES_OUT
+    assert out[-2].split() == ["low", "3", "3", "6m", "3m"]
     assert main(["replay", "--from", str(recorded(tmp_path)), "--for", "2m"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "10 polls replayed with for=2m"
-    assert out[-1].split() == ["low", "1", "1", "1m", "1m"]
+    assert out[-2].split() == ["low", "1", "1", "1m", "1m"]
     assert main(["replay", "--for", "soon"]) == 2
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from watcher.alerts import FIRING
 from watcher.app import Watcher
-from watcher.engine import FIRING, History, absent_is_zero, record_history
 from watcher.errors import StoreError
+from watcher.history import History, absent_is_zero, record_history
 from watcher.replay import build_overview
 from watcher.settings import Settings
 from watcher.store import Store

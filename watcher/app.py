@@ -10,33 +10,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from watcher import logs
-from watcher.durations import format_duration
-from watcher.engine import (
-    FIRING,
-    Evaluation,
-    History,
-    Outcome,
-    Sample,
-    absent_is_zero,
-    record_history,
-    watched_series,
-)
-from watcher.errors import AuthError, ExchangeError, NetworkMismatch
+from watcher.alerts import FIRING, Outcome
+from watcher.builtins import Known, poll_facts
+from watcher.engine import evaluate_poll, silenced_by
+from watcher.errors import ExchangeError
+from watcher.history import History, absent_is_zero, watched_series
 from watcher.models import Overview
 from watcher.notify import Deliverer, DeliveryReport, route
-from watcher.rules import Policy, RuleSet
+from watcher.ruleset import RuleSet
 from watcher.settings import Settings
 from watcher.sources import Source, open_source
 from watcher.store import Store
 
 Clock = Callable[[], datetime]
-WEB_KEY_LIFE = timedelta(days=5)
-WEB_KEY_WARN = timedelta(hours=12)
-CRITICAL = Policy(severity="critical")
-WARNING = Policy(severity="warning")
 log = logs.get("watcher.poll")
 
 
@@ -76,10 +65,26 @@ class Watcher:
         self.started = clock()
         self.alerts = store.load_alerts()
         self.history = self.load_history()
-        success = store.meta().get("last_success")
+        meta = store.meta()
+        success = meta.get("last_success")
         self.last_success = datetime.fromisoformat(success) if success else None
+        self.web_key_meta, self.web_key_issued = self.web_key_sighting(meta)
         self.deliverer = deliverer or Deliverer(store, rules.channels)
         self.last: PollResult | None = None
+
+    def web_key_sighting(self, meta: dict[str, str]) -> tuple[dict[str, str], datetime | None]:
+        """When the web key was issued or first seen, read once at start; only its hash is
+        stored. A new key's first sighting is written with the next poll's commit."""
+        key = self.settings.web_key
+        if key is None or not key.get_secret_value():
+            return {}, None
+        if self.settings.web_key_issued is not None:
+            return {}, self.settings.web_key_issued
+        digest = hashlib.sha256(key.get_secret_value().encode()).hexdigest()[:16]
+        if meta.get("web_key_hash") == digest and meta.get("web_key_seen"):
+            return {}, datetime.fromisoformat(meta["web_key_seen"])
+        seen = self.started
+        return {"web_key_hash": digest, "web_key_seen": seen.isoformat()}, seen
 
     def reload(self, rules: RuleSet) -> None:
         """New rules; instances of rules that still exist keep their state."""
@@ -113,6 +118,14 @@ class Watcher:
             log.warning("poll failed", error=str(exc), kind=type(exc).__name__, code=exc.code)
             return None, exc
 
+    def known(self) -> Known:
+        return Known(
+            started=self.started,
+            last_success=self.last_success,
+            stale_after=self.settings.stale_after,
+            web_key_issued=self.web_key_issued,
+        )
+
     def process(
         self,
         now: datetime,
@@ -121,20 +134,17 @@ class Watcher:
         dry_run: bool = False,
     ) -> PollResult:
         """Everything after the HTTP answer: pure evaluation, then one transaction."""
-        silences = self.store.silences(now)
-        evaluation = Evaluation(
-            self.alerts, now, lambda r, c: any(s.covers(r, c, now) for s in silences)
+        if overview is not None and overview.problems:
+            log.warning("unreadable rows are no data this poll", rows="; ".join(overview.problems))
+        outcome, samples = evaluate_poll(
+            self.rules,
+            self.alerts,
+            self.history,
+            now,
+            overview,
+            poll_facts(error, now, self.known()),
+            silenced_by(self.store.silences(now), now),
         )
-        samples: list[Sample] = []
-        if overview is not None:
-            if overview.problems:
-                log.warning(
-                    "unreadable rows are no data this poll", rows="; ".join(overview.problems)
-                )
-            samples = record_history(self.rules, overview, self.history)
-            evaluation.rules(self.rules, overview, self.history)
-        self.builtins(evaluation, error, now)
-        outcome = evaluation.outcome
         for message in outcome.errors:
             log.warning(message)
         result = PollResult(now, overview, error, outcome)
@@ -148,10 +158,11 @@ class Watcher:
             outcome.alerts,
             route(outcome.notices, self.rules.channels, now),
             samples,
-            self.poll_meta(result),
+            {**self.poll_meta(result), **self.web_key_meta},
             prune_before=now - keep,
             absent_is_zero=absent_is_zero(self.rules, overview),
         )
+        self.web_key_meta = {}
         self.alerts = outcome.alerts
         for notice in outcome.notices:
             log.info("alert", rule=notice.rule, currency=notice.currency, kind=notice.kind)
@@ -169,53 +180,3 @@ class Watcher:
 
     def deliver(self) -> DeliveryReport:
         return self.deliverer.deliver(self.clock())
-
-    # --- built-in alerts ------------------------------------------------------
-    def builtins(self, evaluation: Evaluation, error: ExchangeError | None, now: datetime) -> None:
-        def fact(kind: type[ExchangeError]) -> bool | None:
-            if error is None:
-                return False
-            return True if isinstance(error, kind) else None
-
-        auth, mismatch = fact(AuthError), fact(NetworkMismatch)
-        step = evaluation.step
-        text = str(error)
-        step(("auth-failed", None), auth, _not(auth), CRITICAL, (None, None), text=text)
-        step(
-            ("network-mismatch", None), mismatch, _not(mismatch), CRITICAL, (None, None), text=text
-        )
-        last_ok = now if error is None else (self.last_success or self.started)
-        stale: bool | None = now - last_ok >= self.settings.stale_after
-        if auth or mismatch:
-            stale = None  # the user already has the precise alert
-        text = f"no successful poll for {format_duration(now - last_ok)}; last error: {error}"
-        step(("exchange-unreachable", None), stale, _not(stale), CRITICAL, (None, None), text=text)
-        self.web_key(evaluation, now)
-
-    def web_key(self, evaluation: Evaluation, now: datetime) -> None:
-        """Warn 12 h before the 5-day web key dies; only its hash is stored."""
-        key = self.settings.web_key
-        if key is None or not key.get_secret_value():
-            return
-        issued = self.settings.web_key_issued
-        if issued is None:
-            digest = hashlib.sha256(key.get_secret_value().encode()).hexdigest()[:16]
-            meta = self.store.meta()
-            if meta.get("web_key_hash") != digest:
-                self.store.set_meta({"web_key_hash": digest, "web_key_seen": now.isoformat()})
-                meta["web_key_seen"] = now.isoformat()
-            issued = datetime.fromisoformat(meta["web_key_seen"])
-        if issued.tzinfo is None:
-            issued = issued.replace(tzinfo=UTC)
-        expires = issued + WEB_KEY_LIFE
-        soon = now >= expires - WEB_KEY_WARN
-        text = (
-            f"the MEXC web key expires {expires:%Y-%m-%d %H:%M} UTC "
-            f"(in {format_duration(max(expires - now, timedelta(0)))}): log in to MEXC again "
-            "and update WATCHER_WEB_KEY"
-        )
-        evaluation.step(("web-key-expiry", None), soon, not soon, WARNING, (None, None), text=text)
-
-
-def _not(value: bool | None) -> bool | None:
-    return None if value is None else not value

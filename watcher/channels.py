@@ -8,7 +8,6 @@ form, and the database keys a URL by a hash, never by its text.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -17,7 +16,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from watcher.settings import credential
+from watcher.services import validate_url
+from watcher.systemd import credential
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -133,21 +133,3 @@ def parse_channel(name: str, spec: Any, env: Mapping[str, str] | None = None) ->
     elif spec.get("timezone") is not None:
         raise ChannelError("'timezone' only matters with 'quiet_hours'", "timezone")
     return Channel(name, tuple(urls), quiet)
-
-
-def validate_url(url: str) -> str | None:
-    """None when apprise accepts ``url``; else a reason that does not repeat it."""
-    from watcher.notify import instantiate
-
-    logger = logging.getLogger("apprise")
-    quiet, logger.disabled = logger.disabled, True  # its complaint would print the URL
-    try:
-        service = instantiate(url)
-    finally:
-        logger.disabled = quiet
-    if service is None:
-        if "://" not in url:
-            return "not a URL: expected SCHEME://..., e.g. tgram://TOKEN/CHAT_ID"
-        scheme = url.split("://", 1)[0]
-        return f"apprise cannot use this '{scheme}://' URL; check it against apprise's docs"
-    return None

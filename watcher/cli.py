@@ -256,6 +256,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     headers = ["rule", "fired", "resolved", "time firing", "longest"]
     print(render(headers, rows, right={1, 2, 3, 4}))
+    from watcher.replay import LEAVES_OUT
+
+    print(f"note: {LEAVES_OUT}")
     return 0
 
 

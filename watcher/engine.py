@@ -8,143 +8,35 @@ An evaluation that cannot know (no data) leaves the instance exactly as it was.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from watcher.alerts import (  # re-exported: the engine's vocabulary
+    FIRING,
+    PENDING,
+    RESOLVED,
+    Alert,
+    Key,
+    Notice,
+    Outcome,
+    Report,
+    Silence,
+)
+from watcher.builtins import Fact
 from watcher.expr import Compiled, NoData
+from watcher.history import History, Sample, record_history
 from watcher.models import Overview
-from watcher.rules import BUILTIN_RULES, Policy, Rule, RuleSet
+from watcher.ruleset import BUILTIN_RULES, Policy, Rule, RuleSet
 from watcher.templates import TemplateError, render
-
-Key = tuple[str, str | None]
-PENDING, FIRING, RESOLVED = "pending", "firing", "resolved"
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One alert instance (rule, currency) as stored between evaluations."""
-
-    rule: str
-    currency: str | None
-    state: str
-    since: datetime
-    fired_at: datetime | None = None
-    last_notified: datetime | None = None
-    cleared_since: datetime | None = None
-    value: Decimal | None = None
-    threshold: Decimal | None = None
-    muted: bool = False  # a notification was held back by a silence: announce when it ends
-    severity: str = "warning"
-
-    @property
-    def key(self) -> Key:
-        return (self.rule, self.currency)
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A decided notification, before routing and grouping."""
-
-    rule: str
-    currency: str | None
-    kind: str  # firing | repeat | resolved
-    severity: str
-    channels: tuple[str, ...]
-    value: Decimal | None
-    threshold: Decimal | None
-    since: datetime
-    at: datetime
-    text: str | None = None
-
-
-@dataclass(frozen=True)
-class Report:
-    """An instance that is pending, firing, or resolved in this evaluation."""
-
-    rule: str
-    currency: str | None
-    state: str
-    severity: str
-    since: datetime
-    value: Decimal | None
-    threshold: Decimal | None
-
-
-@dataclass
-class Outcome:
-    alerts: dict[Key, Alert]
-    notices: list[Notice] = field(default_factory=list)
-    reports: list[Report] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
 
 Silenced = Callable[[str, str | None], bool]
 
 
 def never(rule: str, currency: str | None) -> bool:
     return False
-
-
-# --- history ------------------------------------------------------------------
-
-
-class History:
-    """Balance samples per series key (``BTC.total``, ``ACCOUNT.spot``), time-ordered."""
-
-    def __init__(self) -> None:
-        self._times: dict[str, list[float]] = {}
-        self._values: dict[str, list[Decimal]] = {}
-        self.now = 0.0
-
-    def record(self, key: str, at: datetime, value: Decimal) -> None:
-        stamp = at.timestamp()
-        times = self._times.setdefault(key, [])
-        values = self._values.setdefault(key, [])
-        if times and stamp <= times[-1]:
-            if stamp == times[-1]:
-                values[-1] = value
-            return
-        times.append(stamp)
-        values.append(value)
-
-    def prune(self, before: datetime) -> None:
-        cut = before.timestamp()
-        for key, times in self._times.items():
-            index = bisect.bisect_left(times, cut)
-            if index:
-                del times[:index]
-                del self._values[key][:index]
-
-    def keys(self) -> Iterable[str]:
-        return self._times.keys()
-
-    def value_ago(self, key: str, seconds: float) -> Decimal:
-        """The value ``seconds`` before ``now``: the last sample at or before then.
-
-        A sample older than twice the window does not stand for "then" (the
-        daemon was down): that is no data.
-        """
-        times = self._times.get(key)
-        target = self.now - seconds
-        if not times:
-            raise NoData(key)
-        index = bisect.bisect_right(times, target + 1e-6) - 1
-        if index < 0 or times[index] < target - seconds:
-            raise NoData(key)
-        return self._values[key][index]
-
-    def change(self, key: str, seconds: float, current: Decimal) -> Decimal:
-        old = self.value_ago(key, seconds)
-        if not old:
-            raise NoData(key)
-        return (current - old) / old
-
-    def delta(self, key: str, seconds: float, current: Decimal) -> Decimal:
-        return current - self.value_ago(key, seconds)
 
 
 # --- evaluation ---------------------------------------------------------------
@@ -215,6 +107,10 @@ class Evaluation:
             clears = not holds
         values = (run(rule.when.value, *args), run(rule.when.threshold, *args))
         self.step(key, holds, clears, rule.policy, values, rule.message)
+
+    def apply(self, fact: Fact) -> None:
+        """A built-in alert's fact for this poll, through the same lifecycle as a rule."""
+        self.step(fact.key, fact.holds, fact.clears, fact.policy, (None, None), text=fact.text)
 
     def step(
         self,
@@ -367,51 +263,47 @@ def evaluate(
     return evaluation.outcome
 
 
-def watched_series(series: set[tuple[str, str]]) -> Callable[[str], bool]:
-    """Whether a sample key (``BTC.total``) is one that ``change``/``delta`` look back on."""
-    exact = {f"{code}.{name}" for code, name in series if code != "*"}
-    each = {name for code, name in series if code == "*"}
-    return lambda key: key in exact or key.rpartition(".")[2] in each
+def silenced_by(silences: Iterable[Silence], now: datetime) -> Silenced:
+    """The predicate ``Evaluation`` asks: is this instance muted right now?"""
+    active = [s for s in silences if s.starts <= now < s.ends]
+    return lambda rule, currency: any(s.covers(rule, currency, now) for s in active)
 
 
-def record_history(rules: RuleSet, overview: Overview, history: History) -> list[Sample]:
-    """Samples of every series the rules read (stored for replay); the ones that
-    ``change``/``delta`` look back on also go into the in-memory ``history``."""
-    at = overview.fetched_at
+def evaluate_poll(
+    rules: RuleSet,
+    alerts: Mapping[Key, Alert],
+    history: History,
+    now: datetime,
+    overview: Overview | None,
+    facts: Iterable[Fact] = (),
+    silenced: Silenced = never,
+) -> tuple[Outcome, list[Sample]]:
+    """One poll, the one way: record history, evaluate the rules (if there is data),
+    then the built-ins' facts. Used by the daemon, ``once``, ``replay`` and ``watcher test``."""
+    evaluation = Evaluation(alerts, now, silenced)
     samples: list[Sample] = []
-    rows = overview.currencies
-    for code, name in rules.needs.reads | rules.needs.series:
-        if code == "ACCOUNT":
-            if overview.totals is not None:
-                samples.append((f"ACCOUNT.{name}", at, getattr(overview.totals, name)))
-        elif code == "*":
-            samples += [
-                (f"{row.currency}.{name}", at, getattr(row, name)) for row in (rows or {}).values()
-            ]
-        elif rows is not None and not overview.unknown(code):
-            samples.append((f"{code}.{name}", at, getattr(overview.balance(code), name)))
-    wanted = watched_series(rules.needs.series)
-    for key, stamp, value in samples:
-        if wanted(key):
-            history.record(key, stamp, value)
-    if rules.history_keep:
-        history.prune(at - rules.history_keep)
-    return samples
+    if overview is not None:
+        samples = record_history(rules, overview, history)
+        evaluation.rules(rules, overview, history)
+    for fact in facts:
+        evaluation.apply(fact)
+    return evaluation.outcome, samples
 
 
-Sample = tuple[str, datetime, Decimal]
-
-
-def absent_is_zero(rules: RuleSet, overview: Overview | None) -> Callable[[str], bool]:
-    """Which stored series a poll speaks for when it has no sample of them.
-
-    A currency absent from rows actually fetched holds nothing: zero. A series
-    the rules no longer read, an unreadable row, or totals say nothing.
-    """
-    if overview is None or overview.currencies is None or not overview.complete:
-        return lambda key: False
-    read = watched_series(rules.needs.reads | rules.needs.series)
-    nodata = overview.nodata
-    return lambda key: (
-        not key.startswith("ACCOUNT.") and read(key) and key.partition(".")[0] not in nodata
-    )
+__all__ = [
+    "FIRING",
+    "PENDING",
+    "RESOLVED",
+    "Alert",
+    "Evaluation",
+    "Key",
+    "Notice",
+    "Outcome",
+    "Report",
+    "Silenced",
+    "advance",
+    "evaluate",
+    "evaluate_poll",
+    "run",
+    "silenced_by",
+]

@@ -9,22 +9,16 @@ never blocks Telegram, and a URL that succeeded is never sent to again.
 
 from __future__ import annotations
 
-import re
-import sys
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
-import apprise
-from apprise.decorators import notify as apprise_plugin
 
 from watcher import logs
+from watcher.alerts import FIRING, RESOLVED, Notice
 from watcher.channels import Channel, url_key
-from watcher.engine import FIRING, RESOLVED, Notice
+from watcher.services import FAILURE, INFO, SUCCESS, WARNING, masked, secrets_of, send
 from watcher.store import OutboxRow, Store
 from watcher.table import brief
 
@@ -32,58 +26,8 @@ BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=15)
 MAX_AGE = timedelta(hours=24)
 WORDS = {FIRING: "FIRING", "repeat": "STILL FIRING", RESOLVED: "RESOLVED"}
-NOTIFY_TYPES = {
-    "critical": apprise.NotifyType.FAILURE,
-    "warning": apprise.NotifyType.WARNING,
-    "info": apprise.NotifyType.INFO,
-}
+NOTIFY_TYPES = {"critical": FAILURE, "warning": WARNING, "info": INFO}
 log = logs.get("watcher.notify")
-
-
-@apprise_plugin(on="console", name="watcher console")
-def console(body: str, title: str, notify_type: str, *args: Any, **kwargs: Any) -> bool:
-    """``console://``: print the message; the demo and first-time users read it here."""
-    stream = sys.stdout
-    stream.write(f"[{notify_type}] {title}\n{body}\n" if title else f"{body}\n")
-    stream.flush()
-    return True
-
-
-def instantiate(url: str) -> Any:
-    """An apprise service for ``url`` (None if apprise rejects it), splitting long texts."""
-    service = apprise.Apprise.instantiate(url)
-    if service is None:
-        return None
-    if "overflow" not in parse_qs(urlsplit(url).query):
-        service.overflow_mode = apprise.common.OverflowMode.SPLIT
-    return service
-
-
-def masked(url: str) -> str:
-    """apprise's privacy form of a URL, with token-like parts we know of masked too."""
-    service = apprise.Apprise.instantiate(url)
-    text = str(service.url(privacy=True)) if service else urlsplit(url).scheme + "://***"
-    for secret in secrets_of(url):
-        text = text.replace(secret, "***")
-    return text
-
-
-_HOST = re.compile(r"^[A-Za-z0-9.-]*(?::\d+)?$")
-
-
-def secrets_of(url: str) -> list[str]:
-    """Parts of a URL that could be tokens: credentials, long path parts, query values."""
-    parts = urlsplit(url)
-    found = [parts.password or ""]
-    if parts.password:
-        found.append(parts.username or "")
-    host = parts.netloc.rsplit("@", 1)[-1]
-    if len(host) >= 12 and not _HOST.match(host):
-        found.append(host)
-    found += [p for p in parts.path.split("/") if len(p) >= 12]
-    for values in parse_qs(parts.query).values():
-        found += [v for v in values if len(v) >= 8]
-    return [s for s in found if len(s) >= 4]
 
 
 # --- routing and grouping -----------------------------------------------------
@@ -130,11 +74,11 @@ def compose(notices: list[Notice]) -> tuple[str, str, str]:
     body = "\n".join(line(n) for n in notices)
     active = [n.severity for n in notices if n.kind != RESOLVED]
     if not active:
-        kind = apprise.NotifyType.SUCCESS
+        kind = SUCCESS
     else:
         worst = min(active, key=("critical", "warning", "info").index)
         kind = NOTIFY_TYPES[worst]
-    return f"watcher: {summary}", body, str(kind.value if hasattr(kind, "value") else kind)
+    return f"watcher: {summary}", body, kind
 
 
 # --- delivery -----------------------------------------------------------------
@@ -219,18 +163,6 @@ class Deliverer:
         )
 
 
-def send(url: str, title: str, body: str, kind: str) -> tuple[bool, str]:
-    """One apprise send; never raises. Returns (ok, reason)."""
-    service = instantiate(url)
-    if service is None:
-        return False, "apprise rejected the URL"
-    try:
-        ok = bool(service.notify(body=body, title=title, notify_type=kind))
-    except Exception as exc:  # a plugin bug must not kill delivery
-        return False, f"{type(exc).__name__}: {exc}"
-    return ok, "" if ok else "the service did not accept the message"
-
-
 def test_channels(channels: Mapping[str, Channel], names: list[str]) -> list[tuple[str, str, bool]]:
     """Send a test message to each URL of the named channels: (channel, masked URL, ok)."""
     results = []
@@ -240,7 +172,7 @@ def test_channels(channels: Mapping[str, Channel], names: list[str]) -> list[tup
                 url,
                 "watcher: test message",
                 f"This is a test from watcher for channel '{name}'. If you read it, it works.",
-                str(apprise.NotifyType.INFO.value),
+                INFO,
             )
             results.append((name, masked(url), ok))
     return results

@@ -9,8 +9,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,59 +17,24 @@ from watcher.channels import Channel, ChannelError, parse_channel
 from watcher.durations import parse_duration
 from watcher.errors import Problem, RulesError
 from watcher.expr import Compiled, ExprError, Needs, compile_expression
+from watcher.ruleset import (  # the types, re-exported for callers of the loader
+    BUILTIN_RULES,
+    DEFAULT_CHANNEL,
+    SEVERITIES,
+    Policy,
+    Rule,
+    RuleSet,
+)
 from watcher.templates import TemplateError, render
 from watcher.yamlloc import Loc, LocList, LocMap, YamlProblem, load
+
+__all__ = ["BUILTIN_RULES", "Policy", "Rule", "RuleSet", "load_rules", "parse_rules"]
 
 TOP_KEYS = ("defaults", "channels", "rules")
 POLICY_KEYS = ("for", "keep_firing_for", "repeat", "severity", "notify", "send_resolved")
 RULE_KEYS = ("name", "when", "clear_when", "each", "currencies", "exclude", "message", *POLICY_KEYS)
-SEVERITIES = ("info", "warning", "critical")
-BUILTIN_RULES = ("exchange-unreachable", "auth-failed", "network-mismatch", "web-key-expiry")
-DEFAULT_CHANNEL = "default"
 _NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How an alert behaves once its condition is decided (Alertmanager's knobs)."""
-
-    for_: timedelta = timedelta(0)
-    keep_firing_for: timedelta = timedelta(0)
-    repeat: timedelta | None = timedelta(hours=4)
-    severity: str = "warning"
-    notify: tuple[str, ...] = (DEFAULT_CHANNEL,)
-    send_resolved: bool = True
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    when: Compiled
-    policy: Policy
-    clear_when: Compiled | None = None
-    each: bool = False
-    currencies: tuple[str, ...] | None = None
-    exclude: frozenset[str] = frozenset()
-    message: str | None = None
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    path: str
-    rules: tuple[Rule, ...]
-    channels: Mapping[str, Channel]
-    needs: Needs = field(default_factory=Needs)
-
-    def get(self, name: str) -> Rule | None:
-        return next((r for r in self.rules if r.name == name), None)
-
-    @property
-    def history_keep(self) -> timedelta:
-        """How much balance history the rules can ask for, plus a margin."""
-        window = self.needs.window
-        return window + max(window / 10, timedelta(minutes=5)) if window else timedelta(0)
 
 
 SAMPLE = {

@@ -16,9 +16,11 @@ from typing import Any
 
 import yaml
 
+from watcher.alerts import Alert, Key
 from watcher.durations import format_duration, parse_duration
-from watcher.engine import Alert, History, Key, evaluate, record_history
+from watcher.engine import evaluate_poll
 from watcher.errors import ConfigError
+from watcher.history import History
 from watcher.models import Overview
 from watcher.replay import build_overview
 from watcher.rules import RuleSet, load_rules
@@ -110,8 +112,7 @@ class Case:
             if current is None:
                 continue
             polled = current.model_copy(update={"fetched_at": now})
-            record_history(self.rules, polled, history)
-            outcome = evaluate(self.rules, polled, alerts, history, now)
+            outcome, _ = evaluate_poll(self.rules, alerts, history, now, polled)
             alerts = outcome.alerts
             if offset in self.expect:
                 self.check(offset, self.expect[offset], outcome, result)

@@ -20,22 +20,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from watcher.durations import parse_duration
 from watcher.errors import ConfigError
+from watcher.systemd import credential
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ENV_PREFIX = "WATCHER_"
 CREDENTIAL_FIELDS = ("api_key", "web_key")
-
-
-def credential(name: str) -> str | None:
-    """Read one systemd credential by its plain name, or None when absent."""
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not directory:
-        return None
-    path = Path(directory) / name
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
 
 
 def _default_state() -> Path:

@@ -1,6 +1,8 @@
-"""The sd_notify datagram protocol, spoken directly (it is four lines of socket code).
+"""What systemd gives a service: sd_notify (spoken directly, four lines of socket
+code) and credentials in ``$CREDENTIALS_DIRECTORY``.
 
-Outside systemd ``NOTIFY_SOCKET`` is unset and every call is a no-op.
+Outside systemd ``NOTIFY_SOCKET`` and ``CREDENTIALS_DIRECTORY`` are unset:
+every notify call is a no-op and no credential is found.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from datetime import timedelta
+from pathlib import Path
 
 
 class Notifier:
@@ -51,3 +54,15 @@ def watchdog_period() -> timedelta | None:
     if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
         return None
     return timedelta(microseconds=int(usec) / 2)
+
+
+def credential(name: str) -> str | None:
+    """Read one systemd credential by its plain name, or None when absent."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / name
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None

@@ -1,0 +1,87 @@
+"""The alert types every stage shares: instances, decided notices, reports, silences.
+
+Pure data, no I/O: the engine makes them, the store keeps them, notify sends
+them, and each imports them from here rather than from each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+Key = tuple[str, str | None]
+PENDING, FIRING, RESOLVED = "pending", "firing", "resolved"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert instance (rule, currency) as stored between evaluations."""
+
+    rule: str
+    currency: str | None
+    state: str
+    since: datetime
+    fired_at: datetime | None = None
+    last_notified: datetime | None = None
+    cleared_since: datetime | None = None
+    value: Decimal | None = None
+    threshold: Decimal | None = None
+    muted: bool = False  # a notification was held back by a silence: announce when it ends
+    severity: str = "warning"
+
+    @property
+    def key(self) -> Key:
+        return (self.rule, self.currency)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A decided notification, before routing and grouping."""
+
+    rule: str
+    currency: str | None
+    kind: str  # firing | repeat | resolved
+    severity: str
+    channels: tuple[str, ...]
+    value: Decimal | None
+    threshold: Decimal | None
+    since: datetime
+    at: datetime
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """An instance that is pending, firing, or resolved in this evaluation."""
+
+    rule: str
+    currency: str | None
+    state: str
+    severity: str
+    since: datetime
+    value: Decimal | None
+    threshold: Decimal | None
+
+
+@dataclass
+class Outcome:
+    alerts: dict[Key, Alert]
+    notices: list[Notice] = field(default_factory=list)
+    reports: list[Report] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: int
+    rule: str
+    currency: str | None
+    starts: datetime
+    ends: datetime
+    comment: str
+
+    def covers(self, rule: str, currency: str | None, now: datetime) -> bool:
+        if not self.starts <= now < self.ends or self.rule != rule:
+            return False
+        return self.currency is None or self.currency == currency

@@ -1,0 +1,76 @@
+"""SQLite state: alert instances, balance history, the outbox, silences, poll facts.
+
+One file in WAL mode. The evaluation's state change and the notifications it
+decided are written in one transaction, so a crash can lose neither half:
+after a restart an announced alert is not announced again, and a decided
+notification is still waiting in the outbox. Each concern is a small mixin in
+its own module; ``Store`` puts them on one connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from watcher.alerts import Alert, Key, Notice
+from watcher.errors import StoreError
+from watcher.history import Sample
+from watcher.store.alerts import AlertTable
+from watcher.store.db import SCHEMA_VERSION, Database
+from watcher.store.history import POLL_KEY, HistoryTable
+from watcher.store.outbox import OutboxRow, OutboxTable, notice_from_json, notice_to_json
+from watcher.store.silences import SilenceTable
+
+__all__ = [
+    "POLL_KEY",
+    "SCHEMA_VERSION",
+    "OutboxRow",
+    "Store",
+    "notice_from_json",
+    "notice_to_json",
+]
+
+
+class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable):
+    """The state database; every method is one short transaction."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path)
+        self._saved: dict[Key, Alert] = {}
+        self._last: dict[str, Decimal] | None = None  # latest stored value of each key
+
+    @classmethod
+    def snapshot(cls, path: Path | str) -> Store:
+        """An in-memory copy of the database (or an empty one): writes go nowhere."""
+        store = cls(":memory:")
+        if Path(path).exists():
+            try:
+                source = sqlite3.connect(f"file:{Path(path).absolute()}?mode=ro", uri=True)
+                source.backup(store.db)
+                source.close()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the state database {path}: {exc}") from None
+        return store
+
+    def commit(
+        self,
+        alerts: Mapping[Key, Alert],
+        outbox: Iterable[tuple[str, str, Notice, datetime]] = (),
+        samples: Iterable[Sample] = (),
+        meta: Mapping[str, str] | None = None,
+        prune_before: datetime | None = None,
+        absent_is_zero: Callable[[str], bool] = lambda key: False,
+    ) -> None:
+        """Alert states, decided notifications, history and poll facts: all or nothing."""
+        with self.transaction():
+            self._write_alerts(alerts)
+            self._queue(outbox)
+            self._write_samples(list(samples), absent_is_zero)
+            if prune_before is not None:
+                self._prune(prune_before)
+            if meta:
+                self._set_meta(meta)
+        self._saved = dict(alerts)

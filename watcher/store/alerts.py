@@ -1,0 +1,72 @@
+"""Alert instances between polls: written only when they changed."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from watcher.alerts import Alert, Key
+from watcher.store.db import iso, parse_time
+
+_ALERT_COLUMNS = (
+    "rule, currency, state, since, fired_at, last_notified, cleared_since, value, threshold, "
+    "muted, severity"
+)
+
+
+class AlertTable:
+    """Mixin for ``Store``: load the instances, write the ones a poll changed."""
+
+    db: sqlite3.Connection
+    _saved: dict[Key, Alert]
+
+    def load_alerts(self) -> dict[Key, Alert]:
+        rows = self.db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts").fetchall()
+        alerts = {}
+        for row in rows:
+            rule, currency, state, since, fired, notified, cleared, value, threshold, muted, sev = (
+                row
+            )
+            alert = Alert(
+                rule=rule,
+                currency=currency or None,
+                state=state,
+                since=datetime.fromisoformat(since),
+                fired_at=parse_time(fired),
+                last_notified=parse_time(notified),
+                cleared_since=parse_time(cleared),
+                value=Decimal(value) if value is not None else None,
+                threshold=Decimal(threshold) if threshold is not None else None,
+                muted=bool(muted),
+                severity=sev,
+            )
+            alerts[alert.key] = alert
+        self._saved = dict(alerts)
+        return alerts
+
+    def _write_alerts(self, alerts: Mapping[Key, Alert]) -> None:
+        for key in [k for k in self._saved if k not in alerts]:
+            self.db.execute(
+                "DELETE FROM alerts WHERE rule=? AND currency=?", (key[0], key[1] or "")
+            )
+        for key, alert in alerts.items():
+            if self._saved.get(key) == alert:
+                continue
+            self.db.execute(
+                f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    alert.rule,
+                    alert.currency or "",
+                    alert.state,
+                    alert.since.isoformat(),
+                    iso(alert.fired_at),
+                    iso(alert.last_notified),
+                    iso(alert.cleared_since),
+                    None if alert.value is None else str(alert.value),
+                    None if alert.threshold is None else str(alert.threshold),
+                    int(alert.muted),
+                    alert.severity,
+                ),
+            )

@@ -1,0 +1,106 @@
+"""The SQLite file itself: WAL, ``synchronous=FULL``, the schema and its version, meta.
+
+Every write is one short ``BEGIN IMMEDIATE`` transaction; a reader sees either
+all of a poll's writes or none of them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watcher.errors import StoreError
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    rule TEXT NOT NULL, currency TEXT NOT NULL, state TEXT NOT NULL, since TEXT NOT NULL,
+    fired_at TEXT, last_notified TEXT, cleared_since TEXT, value TEXT, threshold TEXT,
+    muted INTEGER NOT NULL DEFAULT 0, severity TEXT NOT NULL DEFAULT 'warning',
+    PRIMARY KEY (rule, currency));
+CREATE TABLE IF NOT EXISTS history (
+    key TEXT NOT NULL, ts REAL NOT NULL, value TEXT NOT NULL, PRIMARY KEY (key, ts)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS history_ts ON history (ts);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY, channel TEXT NOT NULL, url_key TEXT NOT NULL,
+    created REAL NOT NULL, due REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    notice TEXT NOT NULL, last_error TEXT);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due);
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY, rule TEXT NOT NULL, currency TEXT, starts REAL NOT NULL,
+    ends REAL NOT NULL, comment TEXT NOT NULL DEFAULT '');
+"""
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def stamp(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class Database:
+    """The connection, its schema, transactions and the ``meta`` key-value table."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the state database {self.path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else SCHEMA_VERSION
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer watcher (schema {version}); "
+                    "upgrade watcher or point WATCHER_STATE at a new file"
+                )
+            self._set_meta({"schema_version": str(SCHEMA_VERSION)})
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _set_meta(self, values: Mapping[str, str]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items())
+        )
+
+    def set_meta(self, values: Mapping[str, str]) -> None:
+        with self.transaction():
+            self._set_meta(values)
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta").fetchall())

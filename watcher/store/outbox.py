@@ -1,0 +1,90 @@
+"""The outbox: decided notifications waiting for delivery, one row per (channel, URL).
+
+URLs are never stored: a row names its channel and the hash of one of its URLs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from watcher.alerts import Notice
+from watcher.store.db import stamp
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    channel: str
+    url_key: str
+    created: datetime
+    attempts: int
+    notice: Notice
+
+
+def notice_to_json(notice: Notice) -> str:
+    data = asdict(notice)
+    for name in ("since", "at"):
+        data[name] = data[name].isoformat()
+    for name in ("value", "threshold"):
+        data[name] = None if data[name] is None else str(data[name])
+    return json.dumps(data)
+
+
+def notice_from_json(text: str) -> Notice:
+    data = json.loads(text)
+    for name in ("since", "at"):
+        data[name] = datetime.fromisoformat(data[name])
+    for name in ("value", "threshold"):
+        data[name] = None if data[name] is None else Decimal(data[name])
+    data["channels"] = tuple(data["channels"])
+    return Notice(**data)
+
+
+class OutboxTable:
+    """Mixin for ``Store``: queue, read what is due, and record each attempt."""
+
+    db: sqlite3.Connection
+
+    def _queue(self, rows: Iterable[tuple[str, str, Notice, datetime]]) -> None:
+        self.db.executemany(
+            "INSERT INTO outbox (channel, url_key, created, due, notice) VALUES (?,?,?,?,?)",
+            [
+                (channel, url_key, notice.at.timestamp(), due.timestamp(), notice_to_json(notice))
+                for channel, url_key, notice, due in rows
+            ],
+        )
+
+    def due(self, now: datetime) -> list[OutboxRow]:
+        query = (
+            "SELECT id, channel, url_key, created, attempts, notice FROM outbox "
+            "WHERE due <= ? ORDER BY id"
+        )
+        return [
+            OutboxRow(i, ch, key, stamp(created), attempts, notice_from_json(notice))
+            for i, ch, key, created, attempts, notice in self.db.execute(query, (now.timestamp(),))
+        ]
+
+    def delivered(self, ids: Iterable[int]) -> None:
+        with self.transaction():
+            self.db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
+
+    drop = delivered
+
+    def retry_later(self, ids: Iterable[int], due: datetime, error: str) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE outbox SET attempts=attempts+1, due=?, last_error=? WHERE id=?",
+                [(due.timestamp(), error[:500], i) for i in ids],
+            )
+
+    def outbox_depth(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def next_due(self) -> datetime | None:
+        row = self.db.execute("SELECT MIN(due) FROM outbox").fetchone()
+        return stamp(row[0]) if row and row[0] is not None else None
