@@ -3,80 +3,102 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
-from watcher.engine import FIRING, PENDING, Alert
-from watcher.models import ORIGIN_WALLETS, WALLETS, Overview
+from watcher.alerts import FIRING, PENDING
+from watcher.models import ORIGIN_WALLETS, WALLETS
 
 STATE_VALUES = {PENDING: 1, FIRING: 2}
+
+
+class PollCollector(Collector):
+    """Gauges read from the last poll result at scrape time.
+
+    The poll thread only swaps one reference (``state``); a scrape reads it
+    once, so it always sees one whole poll, never a half-cleared gauge. The
+    balances are the last good poll's: a failed poll is no data, not zero.
+    """
+
+    def __init__(self) -> None:
+        self.state: tuple[Any, Any, float | None] = (None, {}, None)  # overview, alerts, ok at
+        self.outbox = 0
+
+    def observe(self, result: Any) -> None:
+        overview, _, last_success = self.state
+        if result.overview is not None:
+            overview, last_success = result.overview, result.at.timestamp()
+        self.state = (overview, result.outcome.alerts, last_success)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        overview, alerts, last_success = self.state
+        balance = GaugeMetricFamily(
+            "watcher_balance",
+            "Balance per currency and wallet (unit: converted or origin)",
+            labels=["currency", "wallet", "unit"],
+        )
+        account = GaugeMetricFamily(
+            "watcher_account_total", "Account totals per wallet", labels=["wallet"]
+        )
+        alert = GaugeMetricFamily(
+            "watcher_alert_state",
+            "Alert instance state: 1 pending, 2 firing (absent: inactive)",
+            labels=["rule", "currency"],
+        )
+        if overview is not None:
+            for code, row in sorted((overview.currencies or {}).items()):
+                for wallet, origin in zip(WALLETS, ORIGIN_WALLETS, strict=True):
+                    balance.add_metric([code, wallet, "converted"], float(getattr(row, wallet)))
+                    balance.add_metric([code, wallet, "origin"], float(getattr(row, origin)))
+            if overview.totals is not None:
+                for wallet in WALLETS:
+                    account.add_metric([wallet], float(getattr(overview.totals, wallet)))
+        for item in alerts.values():
+            alert.add_metric([item.rule, item.currency or ""], STATE_VALUES[item.state])
+        yield balance
+        yield account
+        yield alert
+        outbox = GaugeMetricFamily("watcher_outbox_depth", "Notifications waiting")
+        outbox.add_metric([], self.outbox)
+        yield outbox
+        if last_success is not None:
+            yield GaugeMetricFamily(
+                "watcher_last_success_timestamp_seconds", "Last successful poll", last_success
+            )
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.balance = Gauge(
-            "watcher_balance",
-            "Balance per currency and wallet (unit: converted or origin)",
-            ["currency", "wallet", "unit"],
-            registry=r,
-        )
-        self.account = Gauge(
-            "watcher_account_total", "Account totals per wallet", ["wallet"], registry=r
-        )
-        self.alert = Gauge(
-            "watcher_alert_state",
-            "Alert instance state: 1 pending, 2 firing (absent: inactive)",
-            ["rule", "currency"],
-            registry=r,
-        )
+        self.snapshot = PollCollector()
+        r.register(self.snapshot)
         self.polls = Counter("watcher_polls", "Polls by result", ["result"], registry=r)
         self.errors = Counter("watcher_errors", "Poll errors by class", ["kind"], registry=r)
         self.duration = Histogram("watcher_poll_duration_seconds", "Poll duration", registry=r)
         self.notifications = Counter(
             "watcher_notifications", "Notifications by result", ["result"], registry=r
         )
-        self.outbox = Gauge("watcher_outbox_depth", "Notifications waiting", registry=r)
-        self.last_success = Gauge(
-            "watcher_last_success_timestamp_seconds", "Last successful poll", registry=r
-        )
 
     def observe_poll(self, result: Any, seconds: float) -> None:
-        """One finished poll (a ``PollResult``): counters, gauges, duration."""
+        """One finished poll (a ``PollResult``): counters now, gauges when scraped."""
         self.duration.observe(seconds)
         self.polls.labels("ok" if result.error is None else "error").inc()
         if result.error is not None:
             self.errors.labels(type(result.error).__name__).inc()
-        if result.overview is not None:
-            self.observe_overview(result.overview)
-            self.last_success.set(result.at.timestamp())
-        self.observe_alerts(result.outcome.alerts)
+        self.snapshot.observe(result)
 
     def observe_delivery(self, report: Any, depth: int) -> None:
         self.notifications.labels("sent").inc(report.sent)
         self.notifications.labels("failed").inc(report.failed)
         self.notifications.labels("dropped").inc(report.dropped)
-        self.outbox.set(depth)
-
-    def observe_overview(self, overview: Overview) -> None:
-        self.balance.clear()
-        for code, row in (overview.currencies or {}).items():
-            for wallet, origin in zip(WALLETS, ORIGIN_WALLETS, strict=True):
-                self.balance.labels(code, wallet, "converted").set(float(getattr(row, wallet)))
-                self.balance.labels(code, wallet, "origin").set(float(getattr(row, origin)))
-        if overview.totals is not None:
-            for wallet in WALLETS:
-                self.account.labels(wallet).set(float(getattr(overview.totals, wallet)))
-
-    def observe_alerts(self, alerts: dict[Any, Alert]) -> None:
-        self.alert.clear()
-        for alert in alerts.values():
-            self.alert.labels(alert.rule, alert.currency or "").set(STATE_VALUES[alert.state])
+        self.snapshot.outbox = depth
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
