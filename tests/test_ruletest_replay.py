@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from watcher.cli import main
-from watcher.engine import History, record_history
+from watcher.history import History, record_history
 from watcher.replay import LEAVES_OUT, build_overview, from_file, from_polls, replay
 from watcher.rules import parse_rules
 from watcher.sim import SimExchange
@@ -145,3 +145,23 @@ def test_record_then_replay(tmp_path: Path, sim: SimExchange, monkeypatch, capsy
     assert len(lines) == 2 and json.loads(lines[0])["currencies"]["USDT"]["spot"] == "1500"
     rules = parse_rules(LOW, env={})
     assert replay(rules, from_file(out))[1] == 2
+
+
+def test_replay_since_reads_the_stored_polls_through_the_cli(tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "rules.yaml").write_text(LOW)
+    rules = parse_rules(LOW, env={})
+    store = Store(tmp_path / "w.db")
+    now = datetime.now(UTC)
+    for i, spot in enumerate(SPOTS):
+        when = now - timedelta(minutes=len(SPOTS) - i)
+        overview = build_overview(when, {"USDT": {"spot": spot}}, None)
+        store.commit({}, samples=record_history(rules, overview, History()))
+    store.close()
+    monkeypatch.setenv("WATCHER_RULES", str(tmp_path / "rules.yaml"))
+    monkeypatch.setenv("WATCHER_STATE", str(tmp_path / "w.db"))
+    assert main(["replay", "--since", "1h"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{len(SPOTS)} polls replayed"
+    assert out[-2].split() == ["low", "3", "3", "6m", "3m"]
+    assert main(["replay", "--since", "210s"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "3 polls replayed"

@@ -32,8 +32,8 @@ from .conftest import API_KEY, WEB_KEY
 class ExchangeClient:
     """The source as the poll loop sees it, with the old one-kind-per-call shape for tests."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.source = open_source(settings, lambda: datetime.now(UTC))
+    def __init__(self, settings: Settings, backoff: float = 0.01) -> None:
+        self.source = open_source(settings, lambda: datetime.now(UTC), backoff=backoff)
 
     def fetch(self, convert: bool):
         return self.source.fetch(rows=convert, totals=not convert)
@@ -181,7 +181,7 @@ def test_backoff_is_cut_at_the_poll_deadline(sim: SimExchange, settings: Setting
     sim.inject("status", times=None, status=502, message="bad gateway")
     started = time.monotonic()
     with pytest.raises(TransportError, match="HTTP 502"):
-        ExchangeClient(settings).fetch(convert=True)
+        ExchangeClient(settings, backoff=0.5).fetch(convert=True)
     assert time.monotonic() - started < settings.interval.total_seconds()
     assert len(sim.requests) == 3
 

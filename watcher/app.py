@@ -16,7 +16,7 @@ from watcher import logs
 from watcher.alerts import FIRING, Outcome
 from watcher.builtins import Known, poll_facts
 from watcher.engine import evaluate_poll, silenced_by
-from watcher.errors import ExchangeError
+from watcher.errors import ExchangeError, PollCrashed
 from watcher.history import History, absent_is_zero, watched_series
 from watcher.models import Overview
 from watcher.notify import Deliverer, DeliveryReport, route
@@ -117,6 +117,12 @@ class Watcher:
         except ExchangeError as exc:
             log.warning("poll failed", error=str(exc), kind=type(exc).__name__, code=exc.code)
             return None, exc
+        except Exception as exc:  # whatever the fetch raises must reach the built-ins
+            log.error("poll crashed", kind=type(exc).__name__, exc_info=True)
+            return None, PollCrashed(
+                f"reading the exchange failed unexpectedly ({type(exc).__name__}); "
+                "the details are in the log"
+            )
 
     def known(self) -> Known:
         return Known(

@@ -72,6 +72,10 @@ class Blocked(ExchangeError):
     """MEXC's web front (Akamai) refused the request: not the key, the address or headers."""
 
 
+class PollCrashed(ExchangeError):
+    """Reading the exchange failed in a way no source foresaw; it still counts as a failed poll."""
+
+
 class BadResponse(ExchangeError):
     """An answer that is not what the spec promises (says which field)."""
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from watcher.models import Overview
 from watcher.settings import Settings
+from watcher.sources.http import BACKOFF
 
 
 class Source(Protocol):
@@ -29,8 +30,13 @@ class Source(Protocol):
         ...
 
 
-def open_source(settings: Settings, clock: Callable[[], datetime]) -> Source:
-    """The source the settings name, with its secrets checked (``ConfigError`` if missing)."""
+def open_source(
+    settings: Settings, clock: Callable[[], datetime], backoff: float = BACKOFF
+) -> Source:
+    """The source the settings name, with its secrets checked (``ConfigError`` if missing).
+
+    ``backoff`` is the first retry's wait (doubling after), injectable so tests need not sleep.
+    """
     timeout = settings.timeout.total_seconds()
     interval = settings.interval.total_seconds()
     proxy = settings.proxy.get_secret_value() if settings.proxy else None
@@ -47,9 +53,16 @@ def open_source(settings: Settings, clock: Callable[[], datetime]) -> Source:
             interval,
             clock,
             upstream_proxy=proxy,
+            backoff=backoff,
         )
     from watcher.sources.mexc import MexcWebSource
 
     return MexcWebSource(
-        settings.mexc_url, settings.require_web_key(), timeout, interval, clock, proxy=proxy
+        settings.mexc_url,
+        settings.require_web_key(),
+        timeout,
+        interval,
+        clock,
+        proxy=proxy,
+        backoff=backoff,
     )

@@ -24,7 +24,7 @@ from watcher.errors import (
     TransportError,
 )
 from watcher.models import Overview
-from watcher.sources.http import Answer, HttpClient, Scrubber, decode_json
+from watcher.sources.http import BACKOFF, Answer, HttpClient, Scrubber, decode_json
 from watcher.sources.parse import AUTH_CODES, RATE_CODES, code_error, merge, overview_from
 
 PATH = "/getAssetsOverview"
@@ -48,6 +48,7 @@ class BypassSource:
         interval: float,
         clock: Callable[[], datetime],
         upstream_proxy: str | None = None,
+        backoff: float = BACKOFF,
     ) -> None:
         self.url = base_url.rstrip("/") + PATH
         self.network = network
@@ -63,7 +64,7 @@ class BypassSource:
         if upstream_proxy:
             headers["X-MEXC-PROXY"] = upstream_proxy  # the gateway's own way out
         self.scrub = Scrubber((api_key, web_key or "", upstream_proxy or ""))
-        self.http = HttpClient(headers, timeout, interval, self.scrub)
+        self.http = HttpClient(headers, timeout, interval, self.scrub, backoff=backoff)
         self.host = urlsplit(base_url).hostname or "?"
 
     def describe(self) -> str:

@@ -56,7 +56,10 @@ class DeadlineRetry(Retry):
         return fresh
 
 
-def retry_policy(deadline: float) -> DeadlineRetry:
+BACKOFF = 0.5  # seconds before the first retry, doubling; tests pass a smaller one
+
+
+def retry_policy(deadline: float, backoff: float = BACKOFF) -> DeadlineRetry:
     retry = DeadlineRetry(
         total=6,
         connect=3,
@@ -64,7 +67,7 @@ def retry_policy(deadline: float) -> DeadlineRetry:
         status=3,
         redirect=0,
         raise_on_redirect=False,
-        backoff_factor=0.5,
+        backoff_factor=backoff,
         backoff_max=30,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET"}),
@@ -123,8 +126,10 @@ class HttpClient:
         scrub: Scrubber,
         proxy: str | None = None,
         max_body: int = MAX_BODY,
+        backoff: float = BACKOFF,
     ) -> None:
         self.scrub = scrub
+        self.backoff = backoff
         self.session = requests.Session()
         self.session.trust_env = False  # only WATCHER_PROXY decides where requests go
         self.adapter = HTTPAdapter(max_retries=retry_policy(float("inf")))
@@ -147,7 +152,7 @@ class HttpClient:
 
     def get(self, url: str, params: Mapping[str, str] | None, deadline: float) -> Answer:
         """One GET (retried inside ``deadline``); raises ``TransportError`` without an answer."""
-        self.adapter.max_retries = retry_policy(deadline)
+        self.adapter.max_retries = retry_policy(deadline, self.backoff)
         host = urlsplit(url).hostname or "?"
         try:
             response = self.session.get(

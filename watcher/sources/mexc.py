@@ -24,7 +24,7 @@ from watcher.errors import (
     TransportError,
 )
 from watcher.models import Overview
-from watcher.sources.http import Answer, HttpClient, Scrubber, decode_json
+from watcher.sources.http import BACKOFF, Answer, HttpClient, Scrubber, decode_json
 from watcher.sources.parse import code_error, merge, overview_from, unknown_keys
 
 ROWS_PATH = "/api/platform/asset/api/asset/overview/convert/v2"
@@ -76,13 +76,19 @@ class MexcWebSource:
         clock: Callable[[], datetime],
         proxy: str | None = None,
         secrets: tuple[str, ...] = (),
+        backoff: float = BACKOFF,
     ) -> None:
         self.url = url.rstrip("/")
         self.clock = clock
         self.scrub = Scrubber((web_key, proxy or "", *secrets))
         origin = "https://www.mexc.com" if "mexc.com" not in url else _origin(self.url)
         self.http = HttpClient(
-            browser_headers(origin, web_key), timeout, interval, self.scrub, proxy=proxy
+            browser_headers(origin, web_key),
+            timeout,
+            interval,
+            self.scrub,
+            proxy=proxy,
+            backoff=backoff,
         )
         self.host = urlsplit(self.url).hostname or "?"
         self.proxied = bool(proxy)
