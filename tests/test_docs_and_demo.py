@@ -69,7 +69,28 @@ def code_blocks(language: str) -> list[tuple[str, str]]:
 
 
 def yaml_blocks() -> list[str]:
-    return [text for _, text in code_blocks("yaml")]
+    """The rules-file examples (test-file examples have ``cases:``)."""
+    return [text for _, text in code_blocks("yaml") if "\ncases:" not in "\n" + text]
+
+
+def readme_test_files() -> list[str]:
+    return [text for _, text in code_blocks("yaml") if "\ncases:" in "\n" + text]
+
+
+README_TEST_RULES = """channels:
+  default: "console://"
+rules:
+  - name: low
+    when: USDT.spot < 100
+    for: 3m
+"""
+
+
+@pytest.mark.parametrize("block", readme_test_files())
+def test_every_readme_test_file_example_passes(block: str, tmp_path: Path, capsys) -> None:
+    (tmp_path / "rules.yaml").write_text(README_TEST_RULES)
+    (tmp_path / "example.test.yaml").write_text(block)
+    assert main(["test", str(tmp_path / "example.test.yaml")]) == 0, capsys.readouterr()
 
 
 def test_readme_quick_start_is_two_commands() -> None:

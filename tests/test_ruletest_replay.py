@@ -144,7 +144,9 @@ def test_record_then_replay(tmp_path: Path, sim: SimExchange, monkeypatch, capsy
     lines = out.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["currencies"]["USDT"]["spot"] == "1500"
     rules = parse_rules(LOW, env={})
-    assert replay(rules, from_file(out))[1] == 2
+    first, second = (datetime.fromisoformat(json.loads(x)["fetched_at"]) for x in lines)
+    assert replay(rules, from_file(out), second - first)[1] == 2  # polled as recorded
+    assert replay(rules, from_file(out))[1] == 1  # the daemon's minute: one poll in that time
 
 
 def test_replay_since_reads_the_stored_polls_through_the_cli(tmp_path, capsys, monkeypatch) -> None:
@@ -165,3 +167,129 @@ def test_replay_since_reads_the_stored_polls_through_the_cli(tmp_path, capsys, m
     assert out[-2].split() == ["low", "3", "3", "6m", "3m"]
     assert main(["replay", "--since", "210s"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "3 polls replayed"
+
+
+SLOW = "channels:\n  default: 'console://'\nrules:\n  - name: low\n    when: USDT.spot < 100\n    for: 3m\n"
+
+
+def run_test(tmp_path: Path, capsys, body: str, rules: str = SLOW) -> tuple[int, list[str]]:
+    (tmp_path / "rules.yaml").write_text(rules)
+    (tmp_path / "t.test.yaml").write_text("rules: rules.yaml\n" + body)
+    code = main(["test", str(tmp_path / "t.test.yaml")])
+    captured = capsys.readouterr()
+    return code, (captured.out + captured.err).splitlines()
+
+
+TIMELINE = (
+    "cases:\n  - name: c\n    timeline:\n"
+    "      - {at: 0m, currencies: {USDT: {spot: 50}}}\n"
+    "      - {at: 10m, currencies: {USDT: {spot: 150}}}\n    expect:\n"
+)
+
+
+@pytest.mark.parametrize("minutes", [[10], [5, 10], list(range(0, 11))])
+def test_where_the_expectations_stand_does_not_change_the_answer(
+    tmp_path: Path, capsys, minutes: list[int]
+) -> None:
+    """Fired at 3m and resolved at 10m, as the daemon and promtool say, however thinned."""
+    lines = []
+    for m in minutes:
+        if m < 3:
+            alerts, notes = "[{rule: low, state: pending}]", "[]"
+        elif m < 10:
+            alerts = "[{rule: low, state: firing}]"
+            notes = "[{channel: default, rule: low, kind: firing}]" if m == 3 else "[]"
+        else:
+            alerts, notes = (
+                "[{rule: low, state: resolved}]",
+                "[{channel: default, rule: low, kind: resolved}]",
+            )
+        lines.append(f"      - {{at: {m}m, alerts: {alerts}, notifications: {notes}}}\n")
+    code, out = run_test(tmp_path, capsys, TIMELINE + "".join(lines))
+    assert (code, out) == (0, ["PASSED t.test.yaml::c", "1 passed, 0 failed"])
+
+
+def test_a_failed_poll_keeps_the_alert_firing_and_silent(tmp_path: Path, capsys) -> None:
+    body = (
+        "stale_after: 3m\n"
+        "cases:\n  - name: outage\n    timeline:\n"
+        "      - {at: 0m, currencies: {USDT: {spot: 50}}}\n"
+        "      - {at: 4m, error: timeout}\n"
+        "      - {at: 9m, currencies: {USDT: {spot: 50}}}\n"
+        "    expect:\n"
+        "      - {at: 3m, alerts: [{rule: low, state: firing}]}\n"
+        "      - {at: 5m, alerts: [{rule: low, state: firing}], notifications: []}\n"
+        "      - at: 6m\n"
+        "        alerts: [{rule: low, state: firing}, {rule: exchange-unreachable, state: firing}]\n"
+        "        notifications: [{channel: default, rule: exchange-unreachable, kind: firing}]\n"
+        "      - {at: 8m, notifications: []}\n"
+        "      - at: 9m\n"
+        "        alerts: [{rule: low, state: firing}, {rule: exchange-unreachable, state: resolved}]\n"
+        "        notifications: [{channel: default, rule: exchange-unreachable, kind: resolved}]\n"
+        "      - {at: 10m, alerts: [{rule: low, state: firing}], notifications: []}\n"
+    )
+    code, out = run_test(tmp_path, capsys, body)
+    assert (code, out) == (0, ["PASSED t.test.yaml::outage", "1 passed, 0 failed"])
+
+
+def test_an_auth_failure_in_a_timeline_fires_auth_failed(tmp_path: Path, capsys) -> None:
+    body = (
+        "cases:\n  - name: dead key\n    timeline:\n"
+        "      - {at: 0m, currencies: {USDT: {spot: 500}}}\n"
+        "      - {at: 2m, error: auth}\n"
+        "    expect:\n"
+        "      - at: 2m\n"
+        "        alerts: [{rule: auth-failed, state: firing}]\n"
+        "        notifications: [{channel: default, rule: auth-failed, kind: firing}]\n"
+        "      - {at: 9m, alerts: [{rule: auth-failed, state: firing}], notifications: []}\n"
+    )
+    assert run_test(tmp_path, capsys, body)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        ("cases: []\nintervl: 1m\n", "t.test.yaml:3:1: unknown key 'intervl' in the test file"),
+        (
+            TIMELINE.replace("{at: 10m,", "{at: 10m, eror: timeout,") + "      - {at: 1m}\n",
+            "t.test.yaml:6:19: unknown key 'eror' in a timeline point",
+        ),
+        (
+            TIMELINE + "      - {at: 1m, alerts: [{rule: low, stat: firing}]}\n",
+            "t.test.yaml:8:39: unknown key 'stat' in an entry of 'alerts'",
+        ),
+        (
+            TIMELINE + "      - {at: 90s, alerts: []}\n",
+            "t.test.yaml:8:14: at 1m30s is not an evaluation step: steps run every 1m from 0s",
+        ),
+        (
+            TIMELINE.replace(
+                "{at: 10m, currencies: {USDT: {spot: 150}}}", "{at: 10m, error: boom}"
+            ),
+            "t.test.yaml:6:26: error: unknown kind 'boom' (kinds: timeout, unreachable,",
+        ),
+        ("interval: 0s\n" + TIMELINE, "t.test.yaml:2:11: interval must be longer than 0s"),
+    ],
+)
+def test_every_mistake_in_a_test_file_is_located(tmp_path: Path, capsys, body, line) -> None:
+    code, out = run_test(tmp_path, capsys, body)
+    assert code == 2 and len(out) == 1 and out[0].startswith(f"watcher: {tmp_path}/{line}")
+
+
+def test_replay_counts_what_the_daemon_would_have_done_at_its_interval(tmp_path: Path) -> None:
+    """Two recordings 10 minutes apart: at a 1m interval the low spot held for 10 polls."""
+    rules = parse_rules(SLOW, env={})
+    overviews = [
+        build_overview(at(minutes=0), {"USDT": {"spot": 50}}, None),
+        build_overview(at(minutes=10), {"USDT": {"spot": 500}}, None),
+    ]
+    stats, polls = replay(rules, overviews, timedelta(minutes=1))
+    assert polls == 11 and stats["low"].fired == 1 and stats["low"].longest == timedelta(minutes=7)
+
+
+def test_the_promtool_agreement_scenarios_pass(capsys) -> None:
+    path = ROOT / "tests" / "rules" / "promtool" / "agreement.test.yaml"
+    assert main(["test", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "8 passed, 0 failed"
+    assert path.read_text().count("  # Prometheus: ") == 8

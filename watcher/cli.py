@@ -229,7 +229,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     rules = override(rules, **changes) if changes else rules
     if args.source:
         overviews = from_file(Path(args.source))
-        stats, polls = replay(rules, overviews)
+        stats, polls = replay(rules, overviews, settings.interval)
     else:
         try:
             since = utcnow() - parse_duration(args.since)
@@ -237,7 +237,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"--since: {exc}") from None
         store = _store(settings, snapshot=True)
         try:
-            stats, polls = replay(rules, from_polls(store.polls(since)))
+            stats, polls = replay(rules, from_polls(store.polls(since)), settings.interval)
         finally:
             store.close()
     tuned = ", ".join(f"{k.rstrip('_')}={format_duration(v)}" for k, v in changes.items())

@@ -25,8 +25,10 @@ from watcher.errors import ConfigError
 from watcher.history import History
 from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
 from watcher.ruleset import RuleSet
+from watcher.timeline import Held, steps
 
 ZERO = Decimal(0)
+DEFAULT_INTERVAL = timedelta(seconds=60)
 LEAVES_OUT = "built-in alerts and silences are not replayed (only successful polls are kept)"
 
 
@@ -119,16 +121,18 @@ class Stats:
     longest: timedelta = timedelta(0)
 
 
-def replay(rules: RuleSet, overviews: Iterable[Overview]) -> tuple[dict[str, Stats], int]:
-    """Run the rules over the overviews; per-rule statistics and the number of polls."""
+def replay(
+    rules: RuleSet, overviews: Iterable[Overview], interval: timedelta = DEFAULT_INTERVAL
+) -> tuple[dict[str, Stats], int]:
+    """Run the rules over the overviews as the daemon would have, polling every
+    ``interval`` (each overview holds until the next); per-rule statistics and polls."""
     stats = {rule.name: Stats() for rule in rules.rules}
     alerts: dict[Key, Alert] = {}
     history = History()
     started: dict[Key, datetime] = {}
     polls, last = 0, None
-    for overview in overviews:
+    for last, overview in stepped(list(overviews), interval):
         polls += 1
-        last = overview.fetched_at
         outcome, _ = evaluate_poll(rules, alerts, history, last, overview)
         for report in outcome.reports:
             key = (report.rule, report.currency)
@@ -143,6 +147,17 @@ def replay(rules: RuleSet, overviews: Iterable[Overview]) -> tuple[dict[str, Sta
         if last is not None:
             _close(stats[key[0]], last - since)
     return stats, polls
+
+
+def stepped(overviews: list[Overview], interval: timedelta) -> Iterator[tuple[datetime, Overview]]:
+    """The daemon's polls over a recording: every ``interval``, the overview in force."""
+    if not overviews:
+        return
+    held = Held([(o.fetched_at, o) for o in overviews])
+    for now in steps(held.first, held.last, interval):
+        overview = held.at(now)
+        assert overview is not None
+        yield now, overview.model_copy(update={"fetched_at": now})
 
 
 def _close(stats: Stats, episode: timedelta) -> None:

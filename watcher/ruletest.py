@@ -1,9 +1,14 @@
-"""``watcher test``: unit tests for rules, like ``promtool test rules``.
+"""``watcher test``: unit tests for rules, evaluated the way the daemon evaluates them.
 
-A test file names a rules file and a list of cases. Each case is a timeline of
-snapshots (what the exchange answered at ``t+0s``, ``t+5m``, ...) and the
-expected alerts and notifications at given times. The engine runs on a fake
-clock: no network, no sending, no database.
+A test file names a rules file and a list of cases. Each case is a timeline
+of what the exchange answered (balances, or a failure such as ``error:
+timeout``), each point holding until the next, and the expected alerts and
+notifications at given times. As ``promtool test rules`` does with
+``evaluation_interval`` and as the daemon does with its polls, a fake clock
+steps by ``interval`` from the first timeline point to the last expectation
+and evaluates at every step, through the daemon's own evaluator, built-in
+alerts included. No network, no sending, no database. Silences are not part
+of a test file: they mute messages, and a test checks what was decided.
 """
 
 from __future__ import annotations
@@ -14,20 +19,49 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from watcher.alerts import Alert, Key
+from watcher.builtins import Known, poll_facts
 from watcher.durations import format_duration, parse_duration
 from watcher.engine import evaluate_poll
-from watcher.errors import ConfigError
+from watcher.errors import (
+    AuthError,
+    BadResponse,
+    Blocked,
+    ExchangeError,
+    NetworkMismatch,
+    Problem,
+    RateLimited,
+    RulesError,
+    TransportError,
+)
 from watcher.history import History
-from watcher.models import Overview
+from watcher.models import WALLETS, Overview
 from watcher.replay import build_overview
-from watcher.rules import RuleSet, load_rules
+from watcher.rules import load_rules
+from watcher.ruleset import RuleSet
+from watcher.timeline import Held, on_grid, steps
+from watcher.yamlloc import Loc, LocList, LocMap, YamlProblem, load
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+DEFAULT_INTERVAL = timedelta(seconds=60)  # the daemon's default WATCHER_INTERVAL
+DEFAULT_STALE_AFTER = timedelta(minutes=5)  # and WATCHER_STALE_AFTER
+TOP_KEYS = ("rules", "interval", "stale_after", "cases")
+CASE_KEYS = ("name", "timeline", "expect")
+POINT_KEYS = ("at", "currencies", "totals", "is_testnet", "error")
+EXPECT_KEYS = ("at", "alerts", "notifications")
 ALERT_FIELDS = ("rule", "currency", "state")
 NOTICE_FIELDS = ("channel", "rule", "currency", "kind")
+FAILURES: dict[str, tuple[type[ExchangeError], str]] = {
+    "timeout": (TransportError, "cannot reach the exchange: timed out"),
+    "unreachable": (TransportError, "cannot reach the exchange: connection refused"),
+    "server_error": (TransportError, "exchange returned HTTP 503"),
+    "blocked": (Blocked, "MEXC's web front (Akamai) refused the request with HTTP 403"),
+    "auth": (AuthError, "MEXC refused the credentials (401: Unauthorized)"),
+    "rate_limited": (RateLimited, "exchange asked us to slow down (510)"),
+    "bad_response": (BadResponse, "response is not JSON (HTTP 200)"),
+    "network_mismatch": (NetworkMismatch, "asked for MAINNET but the gateway served TESTNET"),
+    "exchange_error": (ExchangeError, "exchange error 600: parameter error"),
+}
 
 
 @dataclass
@@ -40,24 +74,113 @@ class CaseResult:
         return not self.failures
 
 
-def _offset(value: Any, where: str) -> timedelta:
-    text = str(value).strip().removeprefix("t").removeprefix("+")
-    try:
-        return parse_duration(text or "0s")
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+@dataclass(frozen=True)
+class Point:
+    """What the exchange answered from this moment on: balances, or a failure."""
+
+    overview: Overview | None
+    error: ExchangeError | None
 
 
-def _rows(items: Any, keys: tuple[str, ...], where: str) -> set[tuple[Any, ...]]:
-    if not isinstance(items, list):
-        raise ConfigError(f"{where}: expected a list of mappings")
-    rows = set()
-    for item in items:
-        unknown = set(item) - set(keys)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key '{sorted(unknown)[0]}' (keys: {keys})")
-        rows.add(tuple(item.get(k) for k in keys))
-    return rows
+@dataclass(frozen=True)
+class Expect:
+    at: timedelta
+    alerts: set[tuple[Any, ...]] | None
+    notifications: set[tuple[Any, ...]] | None
+
+
+class Reader:
+    """Walks a located test file; every problem is ``FILE:LINE:COL: what``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def problem(self, loc: Loc, message: str) -> None:
+        self.problems.append(Problem(str(self.path), loc.line, loc.column, message))
+
+    def mapping(self, value: Any, loc: Loc, allowed: tuple[str, ...], what: str) -> bool:
+        if not isinstance(value, LocMap):
+            self.problem(loc, f"{what} must be a mapping")
+            return False
+        for key in value:
+            if key not in allowed:
+                self.problem(
+                    value.key_locs[key],
+                    f"unknown key '{key}' in {what} (keys: {', '.join(allowed)})",
+                )
+        return True
+
+    def items(self, value: Any, loc: Loc, what: str) -> list[tuple[Any, Loc]]:
+        if not isinstance(value, LocList):
+            self.problem(loc, f"{what} must be a list")
+            return []
+        return list(zip(value, value.locs, strict=True))
+
+    def duration(self, value: Any, loc: Loc, what: str, offset: bool = False) -> timedelta | None:
+        text = str(value).strip()
+        if offset:
+            text = text.removeprefix("t").removeprefix("+") or "0s"
+        try:
+            found = parse_duration(text)
+        except ValueError as exc:
+            self.problem(loc, f"{what}: {exc}")
+            return None
+        if not offset and found <= timedelta(0):
+            self.problem(loc, f"{what} must be longer than 0s")
+            return None
+        return found
+
+
+class Case:
+    def __init__(self, name: str, points: dict[timedelta, Point], expects: list[Expect]) -> None:
+        self.name = name
+        self.points = points
+        self.expects = {e.at: e for e in expects}
+
+    def run(self, rules: RuleSet, interval: timedelta, stale_after: timedelta) -> CaseResult:
+        result = CaseResult(self.name)
+        held = Held([(START + at, point) for at, point in self.points.items()])
+        end = START + max([*self.expects, max(self.points)])
+        alerts: dict[Key, Alert] = {}
+        history = History()
+        known = Known(started=held.first, last_success=None, stale_after=stale_after)
+        for now in steps(held.first, end, interval):
+            point = held.at(now)
+            assert point is not None
+            overview = point.overview
+            if overview is not None:
+                overview = overview.model_copy(update={"fetched_at": now})
+            facts = poll_facts(point.error, now, known)
+            outcome, _ = evaluate_poll(rules, alerts, history, now, overview, facts)
+            alerts = outcome.alerts
+            if point.error is None:
+                known = Known(known.started, now, stale_after)
+            expect = self.expects.get(now - START)
+            if expect is not None:
+                check(expect, outcome, result)
+        return result
+
+
+def check(expect: Expect, outcome: Any, result: CaseResult) -> None:
+    stamp = f"t+{format_duration(expect.at)}"
+    if expect.alerts is not None:
+        actual = {(a.rule, a.currency, a.state) for a in outcome.alerts.values()}
+        actual |= {(r.rule, r.currency, r.state) for r in outcome.reports}
+        if expect.alerts != actual:
+            result.failures.append(
+                f"at {stamp}: alerts differ\n"
+                f"      expected: {_show(expect.alerts, ALERT_FIELDS)}\n"
+                f"      actual:   {_show(actual, ALERT_FIELDS)}"
+            )
+    if expect.notifications is not None:
+        actual = {(c, n.rule, n.currency, n.kind) for n in outcome.notices for c in n.channels}
+        if expect.notifications != actual:
+            result.failures.append(
+                f"at {stamp}: notifications differ\n"
+                f"      expected: {_show(expect.notifications, NOTICE_FIELDS)}\n"
+                f"      actual:   {_show(actual, NOTICE_FIELDS)}"
+            )
 
 
 def _show(rows: set[tuple[Any, ...]], keys: tuple[str, ...]) -> str:
@@ -69,98 +192,153 @@ def _show(rows: set[tuple[Any, ...]], keys: tuple[str, ...]) -> str:
     )
 
 
-class Case:
-    def __init__(self, rules: RuleSet, spec: Mapping[str, Any], where: str) -> None:
-        self.rules = rules
-        self.name = str(spec.get("name") or where)
-        self.where = f"{where} ({self.name})"
-        self.snapshots: dict[timedelta, Overview] = {}
-        for index, snap in enumerate(spec.get("timeline") or []):
-            at = _offset(snap.get("at", "0s"), f"{self.where} timeline[{index}]")
-            try:
-                self.snapshots[at] = self.snapshot(snap, START + at)
-            except (ValueError, TypeError, ArithmeticError) as exc:
-                raise ConfigError(f"{self.where} timeline[{index}]: {exc}") from None
-        if not self.snapshots:
-            raise ConfigError(f"{self.where}: the timeline is empty")
-        self.expect = {
-            _offset(e.get("at", "0s"), f"{self.where} expect"): e for e in spec.get("expect") or []
-        }
-
-    def snapshot(self, snap: Mapping[str, Any], when: datetime) -> Overview:
-        rows = snap.get("currencies")
-        totals = snap.get("totals")
-        overview = build_overview(when, rows, totals, bool(snap.get("is_testnet", False)))
-        if totals is None and self.rules.needs.totals and overview.currencies is not None:
-            sums = {
-                f: sum(getattr(r, f) for r in overview.currencies.values())
-                for f in ("total", "spot", "otc", "contract", "strategy", "robot", "alpha")
-            }
-            overview = build_overview(when, rows, sums, overview.is_testnet)
-        return overview
-
-    def run(self) -> CaseResult:
-        result = CaseResult(self.name)
-        alerts: dict[Key, Alert] = {}
-        history = History()
-        times = sorted(set(self.snapshots) | set(self.expect))
-        current: Overview | None = None
-        for offset in times:
-            now = START + offset
-            if offset in self.snapshots:
-                current = self.snapshots[offset]
-            if current is None:
-                continue
-            polled = current.model_copy(update={"fetched_at": now})
-            outcome, _ = evaluate_poll(self.rules, alerts, history, now, polled)
-            alerts = outcome.alerts
-            if offset in self.expect:
-                self.check(offset, self.expect[offset], outcome, result)
-        return result
-
-    def check(self, offset: timedelta, spec: Mapping[str, Any], outcome: Any, result: Any) -> None:
-        stamp = f"t+{format_duration(offset)}"
-        if "alerts" in spec:
-            expected = _rows(spec["alerts"], ALERT_FIELDS, f"{self.where} {stamp} alerts")
-            actual = {(a.rule, a.currency, a.state) for a in outcome.alerts.values()}
-            actual |= {(r.rule, r.currency, r.state) for r in outcome.reports}
-            if expected != actual:
-                result.failures.append(
-                    f"at {stamp}: alerts differ\n"
-                    f"      expected: {_show(expected, ALERT_FIELDS)}\n"
-                    f"      actual:   {_show(actual, ALERT_FIELDS)}"
-                )
-        if "notifications" in spec:
-            where = f"{self.where} {stamp} notifications"
-            expected = _rows(spec["notifications"], NOTICE_FIELDS, where)
-            actual = {(c, n.rule, n.currency, n.kind) for n in outcome.notices for c in n.channels}
-            if expected != actual:
-                result.failures.append(
-                    f"at {stamp}: notifications differ\n"
-                    f"      expected: {_show(expected, NOTICE_FIELDS)}\n"
-                    f"      actual:   {_show(actual, NOTICE_FIELDS)}"
-                )
+@dataclass
+class TestFile:
+    rules: RuleSet
+    interval: timedelta
+    stale_after: timedelta
+    cases: list[Case]
 
 
-def load_test_file(path: Path) -> tuple[RuleSet, list[Case]]:
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the test file: {exc}") from None
-    if not isinstance(spec, dict) or "rules" not in spec or "cases" not in spec:
-        raise ConfigError(f"{path}: a test file needs 'rules: PATH' and 'cases: [...]'")
-    rules = load_rules((path.parent / spec["rules"]).resolve())
-    cases = [Case(rules, c, f"{path.name} case {i + 1}") for i, c in enumerate(spec["cases"])]
-    return rules, cases
+class Loader(Reader):
+    """A test file to ``TestFile``, collecting every located problem before failing."""
+
+    def load(self) -> TestFile:
+        try:
+            document = load(self.path.read_text(encoding="utf-8"), str(self.path))
+        except OSError as exc:
+            problem = Problem(str(self.path), 1, 1, f"cannot read: {exc.strerror}")
+            raise RulesError([problem]) from None
+        except YamlProblem as exc:
+            raise RulesError([exc.problem]) from None
+        top = Loc(1, 1)
+        if not self.mapping(document, top, TOP_KEYS, "the test file") or "rules" not in document:
+            raise RulesError(
+                self.problems
+                or [
+                    Problem(
+                        str(self.path), 1, 1, "a test file needs 'rules: PATH' and 'cases: [...]'"
+                    )
+                ]
+            )
+        interval = self.setting(document, "interval", DEFAULT_INTERVAL)
+        stale_after = self.setting(document, "stale_after", DEFAULT_STALE_AFTER)
+        rules = load_rules((self.path.parent / str(document["rules"])).resolve())
+        cases = []
+        for index, (spec, loc) in enumerate(
+            self.items(document.get("cases"), document.locs.get("cases", top), "'cases'")
+        ):
+            case = self.case(spec, loc, index, rules, interval)
+            if case is not None:
+                cases.append(case)
+        if self.problems:
+            raise RulesError(sorted(self.problems, key=lambda p: (p.line, p.column)))
+        return TestFile(rules, interval, stale_after, cases)
+
+    def setting(self, document: LocMap, key: str, default: timedelta) -> timedelta:
+        if key not in document:
+            return default
+        return self.duration(document[key], document.locs[key], key) or default
+
+    def case(
+        self, spec: Any, loc: Loc, index: int, rules: RuleSet, interval: timedelta
+    ) -> Case | None:
+        if not self.mapping(spec, loc, CASE_KEYS, "a case"):
+            return None
+        name = str(spec.get("name") or f"case {index + 1}")
+        points: dict[timedelta, Point] = {}
+        timeline = spec.get("timeline")
+        for item, where in self.items(timeline, spec.locs.get("timeline", loc), "'timeline'"):
+            at, point = self.point(item, where, rules)
+            if at is not None and point is not None:
+                points[at] = point
+        if not points:
+            self.problem(spec.locs.get("timeline", loc), "the timeline is empty")
+            return None
+        first = min(points)
+        expects = []
+        entries = spec.get("expect")
+        where = spec.locs.get("expect", loc)
+        for item, at in self.items(entries, where, "'expect'") if entries is not None else []:
+            expect = self.expect(item, at, first, interval)
+            if expect is not None:
+                expects.append(expect)
+        return Case(name, points, expects)
+
+    def point(self, item: Any, loc: Loc, rules: RuleSet) -> tuple[timedelta | None, Point | None]:
+        if not self.mapping(item, loc, POINT_KEYS, "a timeline point"):
+            return None, None
+        at = self.duration(item.get("at", "0s"), item.locs.get("at", loc), "at", offset=True)
+        if "error" in item:
+            kind = item["error"]
+            if kind not in FAILURES:
+                known = ", ".join(FAILURES)
+                self.problem(item.locs["error"], f"error: unknown kind {kind!r} (kinds: {known})")
+                return at, None
+            if any(k in item for k in ("currencies", "totals")):
+                self.problem(loc, "a failed poll has no balances: give 'error' or balances")
+            cls, text = FAILURES[kind]
+            return at, Point(None, cls(text))
+        try:
+            return at, Point(snapshot(item, rules), None)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            self.problem(loc, str(exc))
+            return at, None
+
+    def expect(self, item: Any, loc: Loc, first: timedelta, interval: timedelta) -> Expect | None:
+        if not self.mapping(item, loc, EXPECT_KEYS, "an expectation"):
+            return None
+        where = item.locs.get("at", loc)
+        at = self.duration(item.get("at", "0s"), where, "at", offset=True)
+        if at is None:
+            return None
+        if not on_grid(START + first, START + at, interval):
+            self.problem(
+                where,
+                f"at {format_duration(at)} is not an evaluation step: steps run every "
+                f"{format_duration(interval)} from {format_duration(first)}",
+            )
+            return None
+        alerts = self.rows(item, "alerts", ALERT_FIELDS, loc)
+        notices = self.rows(item, "notifications", NOTICE_FIELDS, loc)
+        return Expect(at, alerts, notices)
+
+    def rows(
+        self, item: LocMap, key: str, fields: tuple[str, ...], loc: Loc
+    ) -> set[tuple[Any, ...]] | None:
+        if key not in item:
+            return None
+        rows: set[tuple[Any, ...]] = set()
+        if item[key] is None:
+            return rows
+        for row, where in self.items(item[key], item.locs.get(key, loc), f"'{key}'"):
+            if self.mapping(row, where, fields, f"an entry of '{key}'"):
+                rows.add(tuple(row.get(k) for k in fields))
+        return rows
+
+
+def snapshot(item: Mapping[str, Any], rules: RuleSet) -> Overview:
+    """Balances from partial field maps; account totals default to the sum of the rows."""
+    rows, totals = item.get("currencies"), item.get("totals")
+    when = START
+    overview = build_overview(when, rows, totals, bool(item.get("is_testnet", False)))
+    if totals is None and rules.needs.totals and overview.currencies is not None:
+        sums = {f: sum(getattr(r, f) for r in overview.currencies.values()) for f in WALLETS}
+        overview = build_overview(when, rows, sums, bool(overview.is_testnet))
+    return overview
+
+
+def load_test_file(path: Path) -> TestFile:
+    return Loader(path).load()
 
 
 def run_files(paths: list[Path], out: Any) -> int:
     """Run every case; print one line per case and a closing count. Exit 1 on failure."""
     passed = failed = 0
     for path in paths:
-        _, cases = load_test_file(path)
-        for case in cases:
-            result = case.run()
+        test = load_test_file(path)
+        for case in test.cases:
+            result = case.run(test.rules, test.interval, test.stale_after)
             if result.ok:
                 passed += 1
                 print(f"PASSED {path.name}::{case.name}", file=out)
