@@ -169,7 +169,7 @@ def test_replay_since_reads_the_stored_polls_through_the_cli(tmp_path, capsys, m
     assert capsys.readouterr().out.splitlines()[0] == "3 polls replayed"
 
 
-SLOW = "channels:\n  default: 'console://'\nrules:\n  - name: low\n    when: USDT.spot < 100\n    for: 3m\n"
+SLOW = LOW + "    for: 3m\n"
 
 
 def run_test(tmp_path: Path, capsys, body: str, rules: str = SLOW) -> tuple[int, list[str]]:
@@ -220,11 +220,15 @@ def test_a_failed_poll_keeps_the_alert_firing_and_silent(tmp_path: Path, capsys)
         "      - {at: 3m, alerts: [{rule: low, state: firing}]}\n"
         "      - {at: 5m, alerts: [{rule: low, state: firing}], notifications: []}\n"
         "      - at: 6m\n"
-        "        alerts: [{rule: low, state: firing}, {rule: exchange-unreachable, state: firing}]\n"
+        "        alerts:\n"
+        "          - {rule: low, state: firing}\n"
+        "          - {rule: exchange-unreachable, state: firing}\n"
         "        notifications: [{channel: default, rule: exchange-unreachable, kind: firing}]\n"
         "      - {at: 8m, notifications: []}\n"
         "      - at: 9m\n"
-        "        alerts: [{rule: low, state: firing}, {rule: exchange-unreachable, state: resolved}]\n"
+        "        alerts:\n"
+        "          - {rule: low, state: firing}\n"
+        "          - {rule: exchange-unreachable, state: resolved}\n"
         "        notifications: [{channel: default, rule: exchange-unreachable, kind: resolved}]\n"
         "      - {at: 10m, alerts: [{rule: low, state: firing}], notifications: []}\n"
     )
