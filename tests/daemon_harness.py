@@ -37,6 +37,7 @@ class DaemonProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")},
             "WATCHER_WEB_KEY": WEB_KEY,
             "WATCHER_MEXC_URL": sim.mexc_url,
+            "WATCHER_NAME": "vps-1",
             "WATCHER_RULES": str(self.rules),
             "WATCHER_STATE": str(tmp / "w.db"),
             "WATCHER_INTERVAL": "1s",

@@ -41,6 +41,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sim: SimExchange, recei
     values = {
         "WATCHER_WEB_KEY": WEB_KEY,
         "WATCHER_MEXC_URL": sim.mexc_url,
+        "WATCHER_NAME": "vps-1",
         "WATCHER_RULES": str(rules),
         "WATCHER_STATE": str(tmp_path / "w.db"),
         "WATCHER_TIMEOUT": "1s",
@@ -102,8 +103,8 @@ def test_once_json_fires_persists_and_notifies(env, capsys, sim, receiver) -> No
         ("usdt-spot-low", "firing"),
     ]
     (post,) = receiver.posts
-    assert post["title"] == "watcher: 3 firing" and post["type"] == "failure"
-    assert "FIRING: USDT spot is 50, below 100" in post["message"]
+    assert post["title"] == "watcher vps-1: 3 firing (critical)" and post["type"] == "failure"
+    assert "FIRING usdt-spot-low: USDT spot is 50, below 100" in post["message"]
     # A second run: already announced, so nothing is sent again.
     code, data = once(capsys)
     assert code == 1 and data["notifications"] == []
@@ -113,7 +114,10 @@ def test_once_json_fires_persists_and_notifies(env, capsys, sim, receiver) -> No
     code, data = once(capsys)
     assert code == 0
     assert {(a["rule"], a["state"]) for a in data["alerts"]} >= {("usdt-spot-low", "resolved")}
-    assert "RESOLVED" in receiver.posts[-1]["message"]
+    assert (
+        "RESOLVED usdt-spot-low after 0s: USDT.spot < 100 no longer holds"
+        in (receiver.posts[-1]["message"])
+    )
 
 
 def test_dry_run_writes_and_sends_nothing(env, capsys, sim, receiver, tmp_path) -> None:
@@ -143,7 +147,7 @@ def test_auth_failure_fires_builtin_once(env, capsys, sim, receiver) -> None:
     assert main(["once"]) == 3
     capsys.readouterr()
     titles = [p["title"] for p in receiver.posts]
-    assert titles == ["watcher: 1 firing"]
+    assert titles == ["watcher vps-1: 1 firing (critical)"]
     assert "log in to MEXC again" in receiver.posts[0]["message"]
     assert API_KEY not in receiver.posts[0]["message"]
 
@@ -154,7 +158,7 @@ def test_text_output_is_a_table(env, capsys, sim) -> None:
     out = capsys.readouterr().out
     table = out.split("\n\n")[0].splitlines()
     btc = next(line for line in table if line.startswith("BTC"))
-    assert btc.split() == ["BTC", "90,600.00", "90,000.0", "600.00", "1.51"]
+    assert btc.split() == ["BTC", "90,600", "90,000", "600", "1.51"]
     assert len({len(line) for line in table if "ACCOUNT" not in line}) == 1  # aligned
     assert "no alerts pending or firing" in out
 
@@ -276,7 +280,7 @@ def test_web_key_expiry_warns_12h_before_and_stores_only_a_hash(
     # Without the issue time, watcher counts from the first time it saw the key.
     monkeypatch.delenv("WATCHER_WEB_KEY_ISSUED")
     main(["once"])
-    assert receiver.posts[-1]["title"] == "watcher: 1 resolved"
+    assert receiver.posts[-1]["title"] == "watcher vps-1: 1 resolved"
     capsys.readouterr()
     files = [tmp_path / "w.db", tmp_path / "w.db-wal"]
     database = b"".join(f.read_bytes() for f in files if f.exists())

@@ -35,7 +35,9 @@ def daemon(tmp_path: Path, sim: SimExchange, receiver: Receiver) -> Iterator[Dae
 
 
 def titles(receiver: Receiver) -> list[str]:
-    return [p["title"] + " | " + p["message"].split(",")[0] for p in receiver.posts]
+    """Title and the first line's head, without its timing-dependent "after 2s"."""
+    heads = [p["message"].split(":")[0].split(" after ")[0] for p in receiver.posts]
+    return [p["title"] + " | " + head for p, head in zip(receiver.posts, heads, strict=True)]
 
 
 def test_fire_resolve_restart_and_stop(daemon, sim: SimExchange, receiver: Receiver) -> None:
@@ -52,14 +54,14 @@ def test_fire_resolve_restart_and_stop(daemon, sim: SimExchange, receiver: Recei
     wait_for(lambda: daemon.output().count("watcher started") == 2, what="restart")
     polls = sim.served
     wait_for(lambda: sim.served >= polls + 3, what="three polls after restart")
-    assert titles(receiver) == ["watcher: 1 firing | FIRING usdt-spot-low"]
+    assert titles(receiver) == ["watcher vps-1: 1 firing (warning) | FIRING usdt-spot-low"]
     sim.set_coin("USDT", "1", spot="5000")
     wait_for(lambda: len(receiver.posts) == 2, what="resolved message")
     polls = sim.served
     wait_for(lambda: sim.served >= polls + 2, what="two more polls")
     assert titles(receiver) == [
-        "watcher: 1 firing | FIRING usdt-spot-low",
-        "watcher: 1 resolved | RESOLVED usdt-spot-low",
+        "watcher vps-1: 1 firing (warning) | FIRING usdt-spot-low",
+        "watcher vps-1: 1 resolved | RESOLVED usdt-spot-low",
     ]
     code, took = daemon.stop()
     assert code == 0 and took < 10
@@ -101,7 +103,7 @@ def test_exchange_down_fires_unreachable_only(tmp_path, sim, receiver) -> None:
         down = time.monotonic()
         wait_for(lambda: len(receiver.posts) == 2, what="exchange-unreachable")
         assert time.monotonic() - down >= 2.5
-        assert "FIRING: no successful poll for" in receiver.posts[1]["message"]
+        assert "FIRING exchange-unreachable: no successful poll for" in receiver.posts[1]["message"]
         assert "exchange-unreachable" not in receiver.posts[0]["message"]
         sim.clear_faults()
         wait_for(lambda: len(receiver.posts) == 3, what="recovery")

@@ -140,18 +140,20 @@ def test_demo_plays_its_script_and_exits_0() -> None:
     assert took < 90
     out = done.stdout
     expected = [
-        "==> [1/7] simulated exchange up at http://127.0.0.1:",
-        "USDT         2,300     1,500       800        2,300",
+        "==> [1/7] simulated MEXC up at http://127.0.0.1:",
+        "USDT      2,300  1,500       800        2,300",
         "==> [2/7] daemon started",
-        "FIRING: USDT spot is 80, below 100",
+        "[warning] watcher ",
+        "FIRING usdt-spot-low: USDT spot is 80, below 100",
         "==> [3/7] a big futures position",
-        "FIRING contract-heavy",
+        "[critical] watcher ",
+        "FIRING contract-heavy: contract / total > 60% (value 82.1%, threshold 60%)",
         "==> [4/7] a transfer brings USDT spot back",
-        "RESOLVED usdt-spot-low",
+        "RESOLVED usdt-spot-low after ",
         "==> [5/7] the exchange goes down",
-        "FIRING: no successful poll for",
+        "FIRING exchange-unreachable: no successful poll for",
         "==> [6/7] the exchange comes back",
-        "RESOLVED exchange-unreachable",
+        "RESOLVED exchange-unreachable after ",
         "==> [7/7] demo finished; the daemon stopped cleanly (exit 0)",
     ]
     position = 0

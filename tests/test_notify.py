@@ -31,6 +31,7 @@ def notice(rule: str = "low", kind: str = FIRING, severity: str = "warning", **k
         threshold=Decimal("100"),
         since=at(0),
         at=at(0),
+        condition="USDT.spot < 100",
     )
     fields.update(kw)
     return Notice(**fields)
@@ -50,27 +51,28 @@ def test_grouped_message_to_json_receiver(tmp_path: Path, receiver: Receiver) ->
         [
             notice("low", severity="critical"),
             notice("heavy", currency="BTC", kind="repeat", value=Decimal("1234.5")),
-            notice("old", kind=RESOLVED, text="USDT back to 500"),
+            notice("old", kind=RESOLVED, value=Decimal("500.000"), at=at(minutes=12)),
         ],
     )
-    report = Deliverer(store, channels).deliver(at(1))
+    report = Deliverer(store, channels, name="vps-1").deliver(at(1))
     assert (report.sent, report.messages, report.failed) == (3, 1, 0)
     (post,) = receiver.posts
-    assert post["title"] == "watcher: 1 firing, 1 still firing, 1 resolved"
+    assert post["title"] == "watcher vps-1: 2 firing, 1 resolved (critical)"
     assert post["type"] == "failure"  # the worst severity among the active ones
     assert post["message"].splitlines() == [
-        "FIRING low, value 50, threshold 100, since 2026-01-01 00:00:00 UTC",
-        "STILL FIRING heavy BTC, value 1,234.5, threshold 100, since 2026-01-01 00:00:00 UTC",
-        "RESOLVED: USDT back to 500",
+        "FIRING low: USDT.spot < 100 (value 50, threshold 100)",
+        "STILL FIRING heavy BTC for 0s: USDT.spot < 100 (value 1,234.5, threshold 100)",
+        "RESOLVED old after 12m: USDT.spot < 100 no longer holds (value 500, threshold 100)",
     ]
     assert store.outbox_depth() == 0
     assert Deliverer(store, channels).deliver(at(2)).messages == 0
 
 
 def test_notify_type_follows_severity() -> None:
-    assert compose([notice(severity="warning")])[2] == "warning"
-    assert compose([notice(severity="info")])[2] == "info"
-    assert compose([notice(kind=RESOLVED, severity="critical")])[2] == "success"
+    assert compose([notice(severity="warning")]).kind == "warning"
+    assert compose([notice(severity="info")]).kind == "info"
+    resolved = compose([notice(kind=RESOLVED, severity="critical")])
+    assert (resolved.kind, resolved.severity) == ("success", "resolved")
 
 
 def test_mail_to_local_smtp(tmp_path: Path, mailbox: Mailbox) -> None:
@@ -79,7 +81,8 @@ def test_mail_to_local_smtp(tmp_path: Path, mailbox: Mailbox) -> None:
     decide(store, channels, [notice()])
     assert Deliverer(store, channels).deliver(at(1)).sent == 1
     (mail,) = mailbox.messages
-    assert "Subject: watcher: 1 firing" in mail and "FIRING low, value 50" in mail
+    assert "Subject: watcher: 1 firing (warning)" in mail
+    assert "FIRING low: USDT.spot < 100 (value 50, threshold 100)" in mail
 
 
 def test_failing_receiver_gets_every_message_exactly_once(
@@ -94,13 +97,13 @@ def test_failing_receiver_gets_every_message_exactly_once(
     assert deliverer.deliver(at(29)).messages == 0  # backoff: 30 s
     decide(store, channels, [notice("b", at=at(40))], at(40))
     assert deliverer.deliver(at(40)).failed == 2  # a is due again: both, grouped
-    assert deliverer.deliver(at(69)).messages == 0
-    assert deliverer.deliver(at(70)).sent == 2  # the receiver is back
+    assert deliverer.deliver(at(99)).messages == 0  # b did not reset the backoff: 60 s
+    assert deliverer.deliver(at(100)).sent == 2  # the receiver is back
     for minute in range(2, 60):
         assert deliverer.deliver(at(minutes=minute)).messages == 0
     assert receiver.messages() == [
-        "FIRING a, value 50, threshold 100, since 2026-01-01 00:00:00 UTC\n"
-        "FIRING b, value 50, threshold 100, since 2026-01-01 00:00:00 UTC"
+        "FIRING a: USDT.spot < 100 (value 50, threshold 100)\n"
+        "FIRING b: USDT.spot < 100 (value 50, threshold 100)"
     ]
 
 
@@ -165,8 +168,8 @@ def test_quiet_hours_hold_and_release_grouped(tmp_path: Path, receiver: Receiver
     assert deliverer.deliver(later).messages == 0
     morning = at(hours=31)  # 07:00 next day
     assert deliverer.deliver(morning).sent == 2
-    assert receiver.posts[0]["title"] == "watcher: 1 firing"
-    assert receiver.posts[1]["title"] == "watcher: 1 firing, 1 resolved"
+    assert receiver.posts[0]["title"] == "watcher: 1 firing (critical)"
+    assert receiver.posts[1]["title"] == "watcher: 1 firing, 1 resolved (warning)"
 
 
 def test_quiet_hours_windows() -> None:
@@ -195,12 +198,22 @@ def test_too_old_rows_are_dropped_with_an_error(tmp_path: Path, receiver: Receiv
     assert '"reason": "too old"' in stream.getvalue()
 
 
-def test_rows_for_a_removed_url_are_dropped(tmp_path: Path, receiver: Receiver) -> None:
-    old = {"default": Channel("default", ("json://127.0.0.1:9/gone",))}
+def test_rows_follow_an_edited_channel_and_only_a_removed_one_drops(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    old = {"default": Channel("default", ("json://127.0.0.1:9/old-token",))}
     store = Store(tmp_path / "w.db")
-    decide(store, old, [notice()])
-    new = {"default": Channel("default", (receiver.url(),))}
-    assert Deliverer(store, new).deliver(at(1)).dropped == 1
+    decide(store, old, [notice("a"), notice("b", at=at(5))])
+    new = {"default": Channel("default", (receiver.url("new"), receiver.url("second")))}
+    deliverer = Deliverer(store, new)
+    deliverer.deliver(at(6))  # the rows move to the channel's current URLs
+    report = deliverer.deliver(at(6))
+    assert (report.sent, report.dropped) == (4, 0)
+    assert sorted(receiver.paths) == ["/new", "/second"]
+    assert all(m.splitlines()[0].startswith("FIRING a:") for m in receiver.messages())
+    decide(store, new, [notice("c")])
+    gone = Deliverer(store, {"other": Channel("other", (receiver.url(),))}).deliver(at(7))
+    assert gone.dropped == 2 and store.outbox_depth() == 0
 
 
 def test_long_messages_are_split_not_cut(tmp_path: Path, receiver: Receiver) -> None:

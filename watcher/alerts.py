@@ -48,7 +48,12 @@ class Notice:
     threshold: Decimal | None
     since: datetime
     at: datetime
-    text: str | None = None
+    text: str | None = None  # a rendered template or a built-in's line
+    condition: str | None = None  # the rule's `when` (its `clear_when` on a hysteresis resolve)
+    percent: bool = False  # value and threshold are shares: show them as %
+    windowed: bool = False  # change()/delta(): a resolve means "no longer true"
+    fired_at: datetime | None = None  # when it started firing, for "after 12m"
+    cleared: bool = False  # resolved because `clear_when` held
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class Watcher:
         success = meta.get("last_success")
         self.last_success = datetime.fromisoformat(success) if success else None
         self.web_key_meta, self.web_key_issued = self.web_key_sighting(meta)
-        self.deliverer = deliverer or Deliverer(store, rules.channels)
+        self.deliverer = deliverer or Deliverer(store, rules.channels, name=settings.name)
         self.last: PollResult | None = None
 
     def web_key_sighting(self, meta: dict[str, str]) -> tuple[dict[str, str], datetime | None]:

@@ -65,7 +65,10 @@ def poll_facts(error: ExchangeError | None, now: datetime, known: Known) -> list
     stale: bool | None = now - last_ok >= known.stale_after
     if auth or mismatch:
         stale = None  # the user already has the precise alert
-    line = f"no successful poll for {format_duration(now - last_ok)}; last error: {error}"
+    line = (
+        f"no successful poll for {format_duration(now - last_ok)}; last error: {error}. "
+        "watcher keeps trying: check this server's network and MEXC's status"
+    )
     facts.append(Fact(("exchange-unreachable", None), stale, _negate(stale), CRITICAL, line))
     if known.web_key_issued is not None:
         facts.append(web_key_fact(now, known.web_key_issued))

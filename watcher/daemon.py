@@ -37,7 +37,7 @@ class Daemon:
         rules = load_rules(settings.rules)
         self.store = Store(settings.state)
         # Delivery gets its own connection: it runs beside the poll, in another thread.
-        deliverer = Deliverer(Store(settings.state), rules.channels)
+        deliverer = Deliverer(Store(settings.state), rules.channels, name=settings.name)
         self.watcher = Watcher(settings, rules, self.store, deliverer=deliverer)
         self.cycle = threading.Lock()
         self.heartbeat = time.monotonic()

@@ -135,7 +135,7 @@ class Show:
 
     def play(self, forever: bool) -> int:
         demo_rules(example_rules(), self.tmp / "rules.yaml")
-        say(1, self.TOTAL, f"simulated exchange up at {self.sim.url}; the account holds:")
+        say(1, self.TOTAL, f"simulated MEXC up at {self.sim.mexc_url}; the account holds:")
         print(self.balances(), flush=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "watcher", "run"],

@@ -66,10 +66,12 @@ class Evaluation:
         self.silenced = silenced
         self.outcome = Outcome(alerts=dict(alerts))
         self.sources: dict[str, str] = {}  # rule name -> its `when`, for {when}
+        self.compiled: dict[str, Rule] = {}  # rule name -> rule, to describe its notices
 
     def rules(self, rules: RuleSet, overview: Overview, history: History) -> None:
         history.now = self.now.timestamp()
         self.sources = {rule.name: rule.when.text for rule in rules.rules}
+        self.compiled = {rule.name: rule for rule in rules.rules}
         known = set(self.sources) | set(BUILTIN_RULES)
         for key in [k for k in self.outcome.alerts if k[0] not in known]:
             del self.outcome.alerts[key]
@@ -101,12 +103,17 @@ class Evaluation:
         if alert is None and not holds:
             return  # the hot path: nothing pending, nothing true
         clears = None
+        clear_values = None
         if alert is not None and alert.state == FIRING and rule.clear_when is not None:
             clears = run(rule.clear_when.fn, *args)
+            clear_values = (
+                run(rule.clear_when.value, *args),
+                run(rule.clear_when.threshold, *args),
+            )
         elif holds is not None:
             clears = not holds
         values = (run(rule.when.value, *args), run(rule.when.threshold, *args))
-        self.step(key, holds, clears, rule.policy, values, rule.message)
+        self.step(key, holds, clears, rule.policy, values, rule.message, clear_values=clear_values)
 
     def apply(self, fact: Fact) -> None:
         """A built-in alert's fact for this poll, through the same lifecycle as a rule."""
@@ -121,8 +128,10 @@ class Evaluation:
         values: tuple[Decimal | None, Decimal | None],
         template: str | None = None,
         text: str | None = None,
+        clear_values: tuple[Decimal | None, Decimal | None] | None = None,
     ) -> None:
-        """Advance one instance and record what it decided (``text``: a built-in's line)."""
+        """Advance one instance and record what it decided (``text``: a built-in's line;
+        ``clear_values``: what ``clear_when`` compared, shown when it resolves the alert)."""
         before = self.outcome.alerts.get(key)
         after, kind = advance(before, holds, clears, policy, self.now, key)
         if after is not None:
@@ -141,7 +150,11 @@ class Evaluation:
         shown = after or before
         if shown is None or (after is None and shown.state == PENDING):
             return  # a pending alert that stops holding goes back without a word
-        if kind == RESOLVED:
+        cleared = kind == RESOLVED and clear_values is not None
+        if cleared:
+            assert clear_values is not None
+            shown = replace(shown, value=clear_values[0], threshold=clear_values[1])
+        elif kind == RESOLVED:
             shown = replace(shown, value=values[0] if values[0] is not None else shown.value)
         kind, after = self.mute(kind, after, before)
         if after is not None:
@@ -155,7 +168,7 @@ class Evaluation:
         if kind and (kind != RESOLVED or policy.send_resolved):
             if kind == RESOLVED:  # "USDT spot is 5000, below 100" would read wrong: plain line
                 template = text = None
-            self.notice(shown, kind, policy, state, template, text)
+            self.notice(shown, kind, policy, state, template, text, cleared)
 
     def mute(
         self, kind: str | None, after: Alert | None, before: Alert | None
@@ -181,7 +194,10 @@ class Evaluation:
         state: str,
         template: str | None,
         text: str | None,
+        cleared: bool = False,
     ) -> None:
+        rule = self.compiled.get(alert.rule)
+        shown = rule.clear_when if cleared and rule is not None else rule.when if rule else None
         if template:
             values = {
                 "value": alert.value,
@@ -209,6 +225,11 @@ class Evaluation:
                 since=alert.since,
                 at=self.now,
                 text=text,
+                condition=shown.text if shown else None,
+                percent=shown.percent if shown else False,
+                windowed=bool(shown and shown.windowed),
+                fired_at=alert.fired_at,
+                cleared=cleared,
             )
         )
 

@@ -87,6 +87,7 @@ class Node:
 @dataclass(frozen=True)
 class Num(Node):
     value: Decimal
+    percent: bool = False  # written with %: shown as a percentage in messages
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class Parser:
     def primary(self) -> Node:
         token = self.advance()
         if token.kind == "num":
-            return Num(token.pos, _number(token))
+            return Num(token.pos, _number(token), token.text.endswith("%"))
         if token.kind == "dur":
             return Dur(token.pos, parse_duration(token.text))
         if token.kind == "str":
@@ -275,6 +276,12 @@ class Compiled:
     needs: Needs
     value: Callable[..., Any] | None = None
     threshold: Callable[..., Any] | None = None
+    percent: bool = False  # the threshold is a % literal: value and threshold read as %
+
+    @property
+    def windowed(self) -> bool:
+        """Reads change()/delta(): it can stop holding because its window moved on."""
+        return self.needs.window > timedelta(0)
 
 
 class Compiler:
@@ -483,10 +490,12 @@ def compile_expression(text: str, each: bool) -> Compiled:
     if kind != BOOL:
         raise ExprError(f"a condition must be true or false, but this is a {kind}", tree.pos)
     value = threshold = None
+    percent = False
     comparison = top_comparison(tree)
     if comparison is not None:
         sides = [compiler.visit(comparison.left), compiler.visit(comparison.right)]
         if all(k == NUM for _, k in sides):
             value, threshold = (compiler.build(e) for e, _ in sides)
+            percent = isinstance(comparison.right, Num) and comparison.right.percent
     fn = compiler.build(expr)
-    return Compiled(text, fn, kind, compiler.needs, value, threshold)
+    return Compiled(text, fn, kind, compiler.needs, value, threshold, percent)

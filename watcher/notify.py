@@ -1,10 +1,14 @@
-"""Delivery through apprise: routing into the outbox, grouping, retries.
+"""Delivery: routing into the outbox, ordering, grouping per URL, retries.
 
 Every decided notification becomes one outbox row per (channel, URL) in the
-same transaction as the alert state change. Delivery then works per URL: the
-due rows of one URL go out as one grouped message; success deletes exactly
-those rows, failure reschedules exactly those rows. A dead Slack therefore
-never blocks Telegram, and a URL that succeeded is never sent to again.
+same transaction as the alert state change. Delivery then works per URL, in
+decision order: the waiting rows of one URL go out as one message, and a URL
+in backoff holds its newer rows behind the older ones, so nothing overtakes
+and the last word about an alert is its state now. Several waiting notices
+about one alert collapse into its history on one line. Success deletes
+exactly those rows, failure reschedules exactly those rows. A dead Slack
+therefore never blocks Telegram, and a URL that succeeded is never sent to
+again. Rows whose URL was edited follow their channel to its current URLs.
 """
 
 from __future__ import annotations
@@ -16,21 +20,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from watcher import logs
-from watcher.alerts import FIRING, RESOLVED, Notice
+from watcher.alerts import Notice
 from watcher.channels import Channel, url_key
-from watcher.services import FAILURE, INFO, SUCCESS, WARNING, masked, secrets_of, send
+from watcher.messages import Style, body_lines, title, worst_severity
+from watcher.services import (
+    FAILURE,
+    INFO,
+    SUCCESS,
+    WARNING,
+    Message,
+    masked,
+    renders_markdown,
+    secrets_of,
+    send,
+)
 from watcher.store import OutboxRow, Store
-from watcher.table import brief
 
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=15)
 MAX_AGE = timedelta(hours=24)
-WORDS = {FIRING: "FIRING", "repeat": "STILL FIRING", RESOLVED: "RESOLVED"}
 NOTIFY_TYPES = {"critical": FAILURE, "warning": WARNING, "info": INFO}
 log = logs.get("watcher.notify")
 
 
-# --- routing and grouping -----------------------------------------------------
+# --- routing and composing ----------------------------------------------------
 
 
 def route(
@@ -51,34 +64,13 @@ def route(
     return rows
 
 
-def line(notice: Notice) -> str:
-    """One alert, one line: the rule's rendered message or the default form."""
-    if notice.text:
-        return f"{WORDS[notice.kind]}: {notice.text}"
-    who = f"{notice.rule} {notice.currency}" if notice.currency else notice.rule
-    parts = [f"{WORDS[notice.kind]} {who}"]
-    if notice.value is not None:
-        parts.append(f"value {brief(notice.value)}")
-    if notice.threshold is not None:
-        parts.append(f"threshold {brief(notice.threshold)}")
-    parts.append("since " + notice.since.strftime("%Y-%m-%d %H:%M:%S UTC"))
-    return ", ".join(parts)
-
-
-def compose(notices: list[Notice]) -> tuple[str, str, str]:
-    """(title, body, notify_type) for a group of notices bound for one URL."""
-    counts: dict[str, int] = defaultdict(int)
-    for notice in notices:
-        counts[WORDS[notice.kind].lower()] += 1
-    summary = ", ".join(f"{n} {word}" for word, n in counts.items())
-    body = "\n".join(line(n) for n in notices)
-    active = [n.severity for n in notices if n.kind != RESOLVED]
-    if not active:
-        kind = SUCCESS
-    else:
-        worst = min(active, key=("critical", "warning", "info").index)
-        kind = NOTIFY_TYPES[worst]
-    return f"watcher: {summary}", body, kind
+def compose(notices: list[Notice], name: str = "", markdown: bool = False) -> Message:
+    """One message for a group of notices bound for one URL."""
+    worst = worst_severity(notices)
+    kind = NOTIFY_TYPES[worst] if worst else SUCCESS
+    plain = "\n".join(body_lines(notices, Style(markdown=False)))
+    rich = "\n".join(body_lines(notices, Style(markdown=True))) if markdown else None
+    return Message(title(notices, name), plain, kind, worst or "resolved", rich)
 
 
 # --- delivery -----------------------------------------------------------------
@@ -99,17 +91,23 @@ def backoff(attempts: int) -> timedelta:
 
 
 class Deliverer:
-    """Sends due outbox rows, grouped per URL, and records the result."""
+    """Sends waiting outbox rows, in order and grouped per URL, and records the result."""
 
     def __init__(
-        self, store: Store, channels: Mapping[str, Channel], max_age: timedelta = MAX_AGE
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        max_age: timedelta = MAX_AGE,
+        name: str = "",
     ) -> None:
         self.store = store
         self.max_age = max_age
+        self.name = name
         self.set_channels(channels)
         self.lock = threading.Lock()  # the scheduler and the stop flush may both call in
 
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
+        self.channels = dict(channels)
         self.urls = {(name, url_key(u)): u for name, ch in channels.items() for u in ch.urls}
         for url in self.urls.values():
             for secret in secrets_of(url):
@@ -122,42 +120,65 @@ class Deliverer:
     def _deliver(self, now: datetime) -> DeliveryReport:
         report = DeliveryReport()
         groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
-        for row in self.store.due(now):
+        for row in self.store.pending():
             groups[(row.channel, row.url_key)].append(row)
         for key, rows in groups.items():
-            self.deliver_group(key, rows, now, report)
+            if key not in self.urls:
+                self.follow_channel(key, rows, report)
+                continue
+            if any(r.attempts and r.due and r.due > now for r in rows):
+                continue  # in backoff: newer rows wait behind the older ones
+            ready = [r for r in rows if r.due is None or r.due <= now]
+            if ready:
+                self.deliver_group(key, ready, now, report)
         return report
+
+    def follow_channel(
+        self, key: tuple[str, str], rows: list[OutboxRow], report: DeliveryReport
+    ) -> None:
+        """A URL that is no longer configured: its rows move to the channel's current URLs."""
+        channel = self.channels.get(key[0])
+        if channel is None:
+            log.error(
+                "notifications dropped",
+                channel=key[0],
+                count=len(rows),
+                reason="the channel is no longer configured",
+            )
+            self.store.drop(r.id for r in rows)
+            report.dropped += len(rows)
+            return
+        self.store.move(rows, [url_key(u) for u in channel.urls])
+        log.info("waiting notifications follow the channel's new URL", channel=key[0])
 
     def deliver_group(
         self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, report: DeliveryReport
     ) -> None:
-        url = self.urls.get(key)
+        url = self.urls[key]
         expired = [r for r in rows if now - r.created > self.max_age]
-        if url is None or expired:
-            gone = rows if url is None else expired
-            why = "its channel URL is no longer configured" if url is None else "too old"
-            log.error("notifications dropped", channel=key[0], count=len(gone), reason=why)
-            self.store.drop(r.id for r in gone)
-            report.dropped += len(gone)
-            rows = [] if url is None else [r for r in rows if r not in expired]
+        if expired:
+            log.error("notifications dropped", channel=key[0], count=len(expired), reason="too old")
+            self.store.drop(r.id for r in expired)
+            report.dropped += len(expired)
+            rows = [r for r in rows if r not in expired]
         if not rows:
             return
-        title, body, kind = compose([r.notice for r in rows])
-        ok, error = send(url or "", title, body, kind)
+        message = compose([r.notice for r in rows], self.name, renders_markdown(url))
+        ok, error = send(url, message)
         report.messages += 1
         if ok:
             self.store.delivered(r.id for r in rows)
             report.sent += len(rows)
-            log.info("notification sent", channel=key[0], url=masked(url or ""), alerts=len(rows))
+            log.info("notification sent", channel=key[0], url=masked(url), alerts=len(rows))
             return
-        attempts = min(r.attempts for r in rows)
+        attempts = max(r.attempts for r in rows)  # newer rows do not reset the backoff
         self.store.retry_later((r.id for r in rows), now + backoff(attempts), error)
         report.failed += len(rows)
         report.errors.append(error)
         log.warning(
             "notification failed; will retry",
             channel=key[0],
-            url=masked(url or ""),
+            url=masked(url),
             error=error,
             retry_in=str(backoff(attempts)),
         )
@@ -168,11 +189,7 @@ def test_channels(channels: Mapping[str, Channel], names: list[str]) -> list[tup
     results = []
     for name in names:
         for url in channels[name].urls:
-            ok, _ = send(
-                url,
-                "watcher: test message",
-                f"This is a test from watcher for channel '{name}'. If you read it, it works.",
-                INFO,
-            )
+            text = f"This is a test from watcher for channel '{name}'. If you read it, it works."
+            ok, _ = send(url, Message("watcher: test message", text, INFO, "info"))
             results.append((name, masked(url), ok))
     return results

@@ -9,6 +9,7 @@ from typing import Any
 from watcher import table
 from watcher.app import PollResult
 from watcher.engine import Report
+from watcher.messages import human
 from watcher.models import ORIGIN_WALLETS, WALLETS, Overview
 from watcher.settings import Settings
 from watcher.store import Store
@@ -98,8 +99,8 @@ def alerts_table(reports: list[Report]) -> str:
             r.state.upper(),
             r.rule,
             r.currency or "",
-            table.brief(r.value),
-            table.brief(r.threshold),
+            human(r.value),
+            human(r.threshold),
             f"{r.since:%Y-%m-%d %H:%M:%S}",
         ]
         for r in reports

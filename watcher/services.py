@@ -13,6 +13,7 @@ import importlib
 import logging
 import re
 import sys
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +32,7 @@ FAST_PLUGINS: dict[str, tuple[str, str]] = {
     "ntfys": ("ntfy", "NotifyNtfy"),
 }
 INFO, SUCCESS, WARNING, FAILURE = "info", "success", "warning", "failure"  # apprise's types
+MARKDOWN_SCHEMES = frozenset({"tgram", "slack", "discord", "matrix", "matrixs"})
 
 
 class ConsoleService:
@@ -42,9 +44,11 @@ class ConsoleService:
     def url(self, privacy: bool = False) -> str:
         return "console://"
 
-    def notify(self, body: str, title: str = "", notify_type: str = INFO, **_: Any) -> bool:
+    def notify(self, body: str, title: str = "", notify_type: str = INFO, **kw: Any) -> bool:
+        """Severity as a word (``[critical]``), not apprise's notify type."""
+        label = kw.get("severity") or notify_type
         stream = sys.stdout
-        stream.write(f"[{notify_type}] {title}\n{body}\n" if title else f"{body}\n")
+        stream.write(f"[{label}] {title}\n{body}\n" if title else f"{body}\n")
         stream.flush()
         return True
 
@@ -133,13 +137,49 @@ def secrets_of(url: str) -> list[str]:
     return [s for s in found if len(s) >= 4]
 
 
-def send(url: str, title: str, body: str, kind: str) -> tuple[bool, str]:
-    """One send; never raises. Returns (ok, reason)."""
+def renders_markdown(url: str) -> bool:
+    """Services that render markdown (Telegram, Slack, Discord, Matrix), or ``?format=markdown``."""
+    if _scheme(url) in MARKDOWN_SCHEMES:
+        return True
+    return parse_qs(urlsplit(url).query).get("format", [""])[0].lower() == "markdown"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message for one URL: its markdown form, if any, and its plain form."""
+
+    title: str
+    plain: str
+    kind: str  # apprise's notify type, for icons and colours
+    severity: str  # the word a person reads
+    markdown: str | None = None
+
+
+def send(url: str, message: Message) -> tuple[bool, str]:
+    """One send; never raises. Markdown first where the service renders it; a refusal is
+    retried once as plain text, so a formatting problem never loses the message."""
     service = instantiate(url)
     if service is None:
         return False, "apprise rejected the URL"
+    if message.markdown is not None:
+        ok, error = _notify(service, message, message.markdown, "markdown")
+        if ok:
+            return ok, error
+    return _notify(service, message, message.plain, "text")
+
+
+def _notify(service: Any, message: Message, body: str, body_format: str) -> tuple[bool, str]:
+    extra = {"severity": message.severity} if isinstance(service, ConsoleService) else {}
     try:
-        ok = bool(service.notify(body=body, title=title, notify_type=kind))
+        ok = bool(
+            service.notify(
+                body=body,
+                title=message.title,
+                notify_type=message.kind,
+                body_format=body_format,
+                **extra,
+            )
+        )
     except Exception as exc:  # a plugin bug must not kill delivery
         return False, f"{type(exc).__name__}: {exc}"
     return ok, "" if ok else "the service did not accept the message"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
     )
 
+    name: str = Field(default_factory=socket.gethostname, max_length=64)
     source: Literal["mexc", "bypass"] = "mexc"
     api_key: SecretStr | None = None
     web_key: SecretStr | None = None

@@ -1,5 +1,5 @@
 """Plain-text tables for the console: aligned columns, thousands separators,
-and every decimal digit the exchange sent (``format(d, ",")`` keeps them)."""
+every significant digit the exchange sent and no trailing zeros."""
 
 from __future__ import annotations
 
@@ -12,23 +12,13 @@ SHOWN_WALLETS = ("total", "spot", "contract", "otc", "strategy", "robot", "alpha
 
 
 def amount(value: Decimal | None) -> str:
+    """Every significant digit, no trailing zeros, thousands separated: one style for all."""
     if value is None:
         return "-"
     if value.is_zero():
         return "0"
-    if value.as_tuple().exponent > 0:  # type: ignore[operator]
-        value = value.quantize(Decimal(1))
-    return format(value, ",")
-
-
-def brief(value: Decimal | None) -> str:
-    """A computed value (a ratio, a change) for people: 6 significant digits are enough.
-
-    Balances use ``amount`` and keep every digit; this is for alert values only.
-    """
-    if value is not None and len(value.as_tuple().digits) > 12:
-        value = round(value, max(0, 5 - value.adjusted()))
-    return amount(value)
+    text = format(value.normalize(), ",f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:

@@ -24,12 +24,16 @@ class OutboxRow:
     created: datetime
     attempts: int
     notice: Notice
+    due: datetime | None = None
+
+
+TIMES = ("since", "at", "fired_at")
 
 
 def notice_to_json(notice: Notice) -> str:
     data = asdict(notice)
-    for name in ("since", "at"):
-        data[name] = data[name].isoformat()
+    for name in TIMES:
+        data[name] = data[name].isoformat() if data[name] else None
     for name in ("value", "threshold"):
         data[name] = None if data[name] is None else str(data[name])
     return json.dumps(data)
@@ -37,8 +41,8 @@ def notice_to_json(notice: Notice) -> str:
 
 def notice_from_json(text: str) -> Notice:
     data = json.loads(text)
-    for name in ("since", "at"):
-        data[name] = datetime.fromisoformat(data[name])
+    for name in TIMES:
+        data[name] = datetime.fromisoformat(data[name]) if data.get(name) else None
     for name in ("value", "threshold"):
         data[name] = None if data[name] is None else Decimal(data[name])
     data["channels"] = tuple(data["channels"])
@@ -60,14 +64,31 @@ class OutboxTable:
         )
 
     def due(self, now: datetime) -> list[OutboxRow]:
+        """Rows whose time has come, oldest first."""
+        return [r for r in self.pending() if r.due is not None and r.due <= now]
+
+    def pending(self) -> list[OutboxRow]:
+        """Every waiting row in decision order (the order messages must arrive in)."""
         query = (
-            "SELECT id, channel, url_key, created, attempts, notice FROM outbox "
-            "WHERE due <= ? ORDER BY id"
+            "SELECT id, channel, url_key, created, attempts, notice, due FROM outbox "
+            "ORDER BY created, id"
         )
         return [
-            OutboxRow(i, ch, key, stamp(created), attempts, notice_from_json(notice))
-            for i, ch, key, created, attempts, notice in self.db.execute(query, (now.timestamp(),))
+            OutboxRow(i, ch, key, stamp(created), attempts, notice_from_json(notice), stamp(due))
+            for i, ch, key, created, attempts, notice, due in self.db.execute(query)
         ]
+
+    def move(self, rows: Iterable[OutboxRow], url_keys: Iterable[str]) -> None:
+        """Rows whose URL changed follow their channel to its current URLs, keeping order."""
+        rows, keys = list(rows), list(url_keys)
+        with self.transaction():
+            for row in rows:
+                self.db.executemany(
+                    "INSERT INTO outbox (channel, url_key, created, due, attempts, notice) "
+                    "SELECT channel, ?, created, due, 0, notice FROM outbox WHERE id=?",
+                    [(key, row.id) for key in keys],
+                )
+            self.db.executemany("DELETE FROM outbox WHERE id=?", [(r.id,) for r in rows])
 
     def delivered(self, ids: Iterable[int]) -> None:
         with self.transaction():
