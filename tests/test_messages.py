@@ -91,8 +91,10 @@ CASES = {
             at=T + timedelta(minutes=12),
             **LOW,
         ),
-        "RESOLVED usdt-spot-low after 12m: USDT.spot < 100 no longer holds (value 5,000, threshold 100)",
-        "RESOLVED **usdt-spot-low** after 12m: USDT.spot < 100 no longer holds (value 5,000, threshold 100)",
+        "RESOLVED usdt-spot-low after 12m: USDT.spot < 100 no longer holds (value 5,000, "
+        "threshold 100)",
+        "RESOLVED **usdt-spot-low** after 12m: USDT.spot < 100 no longer holds (value "
+        "5,000, threshold 100)",
     ),
     "a hysteresis resolve": (
         n(
@@ -106,8 +108,10 @@ CASES = {
             fired_at=T,
             at=T + timedelta(minutes=7),
         ),
-        "RESOLVED share-flap-guard after 7m: contract / total < 65% holds (value 64.1%, threshold 65%)",
-        "RESOLVED **share-flap-guard** after 7m: contract / total < 65% holds (value 64.1%, threshold 65%)",
+        "RESOLVED share-flap-guard after 7m: contract / total < 65% holds (value 64.1%, "
+        "threshold 65%)",
+        "RESOLVED **share-flap-guard** after 7m: contract / total < 65% holds (value "
+        "64.1%, threshold 65%)",
     ),
     "a change() rule whose window moved on": (
         n(
