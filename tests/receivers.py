@@ -24,6 +24,8 @@ class Receiver:
         self.posts: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.fail = 0
+        self.accept: Any = None  # optional check of each post: False answers HTTP 400
+        self.refused: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         owner = self
 
@@ -35,14 +37,19 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                post = json.loads(body)
+                status = 200
                 with owner.lock:
-                    failing = owner.fail > 0
-                    if failing:
+                    if owner.fail > 0:
                         owner.fail -= 1
+                        status = 500
+                    elif owner.accept is not None and not owner.accept(post):
+                        owner.refused.append(post)
+                        status = 400
                     else:
-                        owner.posts.append(json.loads(body))
+                        owner.posts.append(post)
                         owner.paths.append(self.path)
-                self.send_response(500 if failing else 200)
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -71,24 +71,36 @@ def test_fire_resolve_restart_and_stop(daemon, sim: SimExchange, receiver: Recei
 def test_sighup_broken_file_keeps_old_rules_then_valid_reload(daemon, sim, receiver) -> None:
     daemon.start()
     wait_for(lambda: "watcher started" in daemon.output(), what="start")
-    daemon.rules.write_text("rules:\n  - name: usdt-spot-low\n    when: USDT.spot <\n")
+    broken = RULES.format(url=receiver.url()).replace("USDT.spot < 100", "USDT.spot <")
+    daemon.rules.write_text(broken)
     daemon.signal(signal.SIGHUP)
     wait_for(lambda: "reload rejected" in daemon.output(), what="rejection")
-    assert "rules.yaml:3:22: rule usdt-spot-low: when: the expression ends too early" in (
+    assert "rules.yaml:6:22: rule usdt-spot-low: when: the expression ends too early" in (
         daemon.output()
     )
+    wait_for(lambda: receiver.posts, what="the rejection announced to default")
+    assert receiver.posts[0]["message"] == (
+        "RELOAD REJECTED rules.yaml: 6:22: rule usdt-spot-low: when: the expression ends too "
+        "early; the old rules keep running"
+    )
+    assert receiver.posts[0]["title"] == "watcher vps-1: rules reload rejected (warning)"
+    daemon.signal(signal.SIGHUP)  # the same broken content again: not announced twice
+    wait_for(lambda: daemon.output().count("reload rejected") >= 2, what="second rejection")
     sim.set_coin("USDT", "1", spot="50")  # the old rule still runs
-    wait_for(lambda: receiver.posts, what="firing from the old rules")
+    wait_for(lambda: len(receiver.posts) == 2, what="firing from the old rules")
+    assert receiver.posts[1]["message"].startswith("FIRING usdt-spot-low")
     new = RULES.format(url=receiver.url()) + "  - name: btc-gone\n    when: BTC.total == 0\n"
     daemon.rules.write_text(new)
     daemon.signal(signal.SIGHUP)
     wait_for(lambda: "rules reloaded" in daemon.output(), what="reload")
+    wait_for(lambda: len(receiver.posts) == 3, what="the good reload announced")
+    assert receiver.posts[2]["message"] == "RELOADED rules.yaml: the new rules run now"
     sim.remove_coin("BTC")
-    wait_for(lambda: len(receiver.posts) == 2, what="the new rule firing")
-    assert "btc-gone" in receiver.posts[1]["message"]
+    wait_for(lambda: len(receiver.posts) == 4, what="the new rule firing")
+    assert "btc-gone" in receiver.posts[3]["message"]
     polls = sim.served
     wait_for(lambda: sim.served >= polls + 2, what="polls")
-    assert len(receiver.posts) == 2  # usdt-spot-low kept its state: no second FIRING
+    assert len(receiver.posts) == 4  # usdt-spot-low kept its state: no second FIRING
     assert daemon.stop()[0] == 0
 
 

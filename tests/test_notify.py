@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -256,3 +258,89 @@ def store_keys(path: Path) -> set[str]:
 
     with sqlite3.connect(path) as db:
         return {k for (k,) in db.execute("SELECT url_key FROM outbox")}
+
+
+def balanced_markdown(post: dict) -> bool:
+    """What Telegram's parser checks: every unescaped * and _ has its pair."""
+    text = re.sub(r"\\.", "", post["message"])
+    return text.count("*") % 2 == 0 and text.count("_") % 2 == 0
+
+
+def unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text).replace("**", "")
+
+
+def test_a_template_with_markdown_characters_arrives_intact(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.accept = balanced_markdown
+    channels = {"default": Channel("default", (receiver.url() + "?format=markdown",))}
+    store = Store(tmp_path / "w.db")
+    text = "USDT_spot is 80 *below* 100: top_up now * quickly"
+    decide(store, channels, [notice("low_rule", text=text)])
+    assert Deliverer(store, channels).deliver(at(1)).sent == 1
+    (post,) = receiver.posts
+    assert post["message"].startswith("FIRING **low\\_rule**: ")
+    assert unescape(post["message"]) == f"FIRING low_rule: {text}"
+    assert receiver.refused == []
+
+
+def test_a_message_refused_for_its_formatting_is_sent_again_as_plain_text(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.accept = lambda post: "**" not in post["message"]  # a service that hates markdown
+    channels = {"default": Channel("default", (receiver.url() + "?format=markdown",))}
+    store = Store(tmp_path / "w.db")
+    decide(store, channels, [notice("low")])
+    report = Deliverer(store, channels).deliver(at(1))
+    assert (report.sent, report.failed) == (1, 0) and len(receiver.refused) == 1
+    # apprise renders the plain text safely for a markdown service: escaped, no emphasis
+    message = receiver.posts[0]["message"]
+    assert "**" not in message
+    assert unescape(message) == "FIRING low: USDT.spot < 100 (value 50, threshold 100)"
+
+
+def test_after_an_outage_the_last_word_is_the_state_now(tmp_path: Path, receiver: Receiver):
+    """Down; the alert fires, resolves, fires again; back: one message, in order, ending FIRING."""
+    from watcher.app import Watcher
+    from watcher.replay import build_overview
+    from watcher.settings import Settings
+
+    from .helpers import ruleset
+
+    rules = ruleset("  - name: low\n    when: USDT.spot < 100\n".replace("json://127.0.0.1:9/", ""))
+    channels = {"default": Channel("default", (receiver.url(),))}
+    rules = replace(rules, channels=channels)
+    clock = [at(0)]
+    settings = Settings(web_key="WEB-x-123456", state=tmp_path / "w.db", _env_file=None)
+    w = Watcher(settings, rules, Store(tmp_path / "w.db"), clock=lambda: clock[0])
+    receiver.fail = 10**6  # Telegram is down
+    for minute, spot in [(0, "500"), (1, "50"), (5, "500"), (9, "50"), (10, "40")]:
+        clock[0] = at(minutes=minute)
+        w.process(clock[0], build_overview(clock[0], {"USDT": {"spot": spot}}, None), None)
+        w.deliver()
+    assert receiver.posts == []
+    receiver.fail = 0  # back; and a new poll decides nothing new
+    clock[0] = at(minutes=30)
+    w.deliver()
+    (post,) = receiver.posts
+    assert post["message"] == (
+        "low: FIRING 00:01 -> RESOLVED 00:05 -> FIRING 00:09 UTC (still firing); "
+        "USDT.spot < 100 (value 50, threshold 100)"
+    )
+    assert post["title"] == f"watcher {settings.name}: 1 firing (warning)"
+    assert w.store.outbox_depth() == 0
+
+
+def test_a_url_in_backoff_holds_new_messages_behind_the_old(tmp_path: Path, receiver: Receiver):
+    channels = {"default": Channel("default", (receiver.url(),))}
+    store = Store(tmp_path / "w.db")
+    deliverer = Deliverer(store, channels)
+    receiver.fail = 1
+    decide(store, channels, [notice("a")])
+    assert deliverer.deliver(at(0)).failed == 1  # a waits 30 s
+    decide(store, channels, [notice("b", at=at(10))], at(10))
+    assert deliverer.deliver(at(10)).messages == 0  # b may not overtake a
+    assert deliverer.deliver(at(30)).sent == 2
+    (post,) = receiver.posts
+    assert [x.split(":")[0] for x in post["message"].splitlines()] == ["FIRING a", "FIRING b"]

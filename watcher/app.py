@@ -11,16 +11,17 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from watcher import logs
-from watcher.alerts import FIRING, Outcome
+from watcher.alerts import FIRING, Notice, Outcome
 from watcher.builtins import Known, poll_facts
 from watcher.engine import evaluate_poll, silenced_by
-from watcher.errors import ExchangeError, PollCrashed
+from watcher.errors import ExchangeError, PollCrashed, Problem
 from watcher.history import History, absent_is_zero, watched_series
 from watcher.models import Overview
 from watcher.notify import Deliverer, DeliveryReport, route
-from watcher.ruleset import RuleSet
+from watcher.ruleset import DEFAULT_CHANNEL, RuleSet
 from watcher.settings import Settings
 from watcher.sources import Source, open_source
 from watcher.store import Store
@@ -173,6 +174,26 @@ class Watcher:
         for notice in outcome.notices:
             log.info("alert", rule=notice.rule, currency=notice.currency, kind=notice.kind)
         return result
+
+    def announce_reload(self, problem: Problem | None, digest: str | None) -> None:
+        """Tell ``default`` once per rejected file content; after a rejection, that a good
+        reload went through. Straight to the outbox, with the marker, in one transaction."""
+        rejected = self.store.meta().get("reload_rejected", "")
+        if problem is None and not rejected:
+            return
+        if problem is not None and rejected == digest:
+            return
+        now = self.clock()
+        name = Path(str(self.settings.rules)).name
+        if problem is None:
+            kind, text, marker = "reloaded", "the new rules run now", ""
+        else:
+            where = f"{problem.line}:{problem.column}"
+            who = f" rule {problem.rule}:" if problem.rule else ""
+            text = f"{where}:{who} {problem.message}; the old rules keep running"
+            kind, marker = "rejected", digest or ""
+        notice = Notice(name, None, kind, "warning", (DEFAULT_CHANNEL,), None, None, now, now, text)
+        self.store.announce(route([notice], self.rules.channels, now), {"reload_rejected": marker})
 
     def poll_meta(self, result: PollResult) -> dict[str, str]:
         meta = {

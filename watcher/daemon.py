@@ -7,12 +7,14 @@ that raises is logged and counted; the scheduler keeps going.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -26,6 +28,15 @@ from watcher.rules import load_rules
 from watcher.settings import Settings
 from watcher.store import Store
 from watcher.systemd import Notifier, watchdog_period
+
+
+def file_digest(path: Any) -> str:
+    """What a rejected file's content was, so one content is announced once."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "unreadable"
+
 
 STOP_BUDGET = 8.0  # seconds to finish a cycle and flush after SIGTERM (systemd waits 90)
 log = logs.get("watcher.daemon")
@@ -87,9 +98,12 @@ class Daemon:
         except RulesError as exc:
             for problem in exc.problems:
                 log.error("reload rejected; the old rules keep running", problem=str(problem))
+            with self.cycle:
+                self.watcher.announce_reload(exc.problems[0], file_digest(self.settings.rules))
             return
         with self.cycle:
             self.watcher.reload(rules)
+            self.watcher.announce_reload(None, None)
         log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
 
     def watchdog_job(self) -> None:

@@ -17,13 +17,25 @@ from decimal import Decimal
 from watcher.alerts import FIRING, RESOLVED, Notice
 from watcher.durations import format_duration
 
-WORDS = {FIRING: "FIRING", "repeat": "STILL FIRING", RESOLVED: "RESOLVED"}
+WORDS = {
+    FIRING: "FIRING",
+    "repeat": "STILL FIRING",
+    RESOLVED: "RESOLVED",
+    "rejected": "RELOAD REJECTED",  # about the rules file, not an alert
+    "reloaded": "RELOADED",
+}
+CALM = (RESOLVED, "reloaded")  # kinds that say nothing needs doing
 SEVERITY_ORDER = ("critical", "warning", "info")
 BUILTIN_RESOLVED = {
     "exchange-unreachable": "the exchange answers again",
     "auth-failed": "the exchange accepts the key again",
     "network-mismatch": "the exchange serves the configured network again",
     "web-key-expiry": "a new web key is in use",
+}
+TITLE_WORDS = {
+    RESOLVED: "resolved",
+    "rejected": "rules reload rejected",
+    "reloaded": "rules reloaded",
 }
 _MARKDOWN = re.compile(r"([\\`*_\[\]~])")  # what changes meaning mid-line
 
@@ -73,6 +85,8 @@ class Style:
 
 def detail(notice: Notice) -> str:
     """What the alert is about, after its name: the rule's words or the default."""
+    if notice.kind in ("rejected", "reloaded"):
+        return notice.text or ""
     if notice.kind == RESOLVED:
         if notice.rule in BUILTIN_RESOLVED:
             return BUILTIN_RESOLVED[notice.rule]
@@ -134,7 +148,7 @@ def final_kinds(notices: Sequence[Notice]) -> list[Notice]:
 
 
 def worst_severity(notices: Sequence[Notice]) -> str | None:
-    active = [n.severity for n in final_kinds(notices) if n.kind != RESOLVED]
+    active = [n.severity for n in final_kinds(notices) if n.kind not in CALM]
     return min(active, key=SEVERITY_ORDER.index) if active else None
 
 
@@ -142,9 +156,12 @@ def title(notices: Sequence[Notice], name: str) -> str:
     """``watcher vps-1: 2 firing, 1 resolved (critical)``."""
     counts: dict[str, int] = {}
     for notice in final_kinds(notices):
-        word = "resolved" if notice.kind == RESOLVED else "firing"
+        word = TITLE_WORDS.get(notice.kind, "firing")
         counts[word] = counts.get(word, 0) + 1
-    summary = ", ".join(f"{counts[w]} {w}" for w in ("firing", "resolved") if w in counts)
+    order = ("firing", "resolved", "rules reload rejected", "rules reloaded")
+    summary = ", ".join(
+        f"{counts[w]} {w}" if w in ("firing", "resolved") else w for w in order if w in counts
+    )
     worst = worst_severity(notices)
     who = f"watcher {name}" if name else "watcher"
     return f"{who}: {summary}" + (f" ({worst})" if worst else "")

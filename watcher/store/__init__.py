@@ -55,6 +55,14 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable):
                 raise StoreError(f"cannot read the state database {path}: {exc}") from None
         return store
 
+    def announce(
+        self, outbox: Iterable[tuple[str, str, Notice, datetime]], meta: Mapping[str, str]
+    ) -> None:
+        """A message that no alert decided (a rejected reload), queued with its marker."""
+        with self.transaction():
+            self._queue(outbox)
+            self._set_meta(meta)
+
     def commit(
         self,
         alerts: Mapping[Key, Alert],
