@@ -41,7 +41,11 @@ def _settings(args: argparse.Namespace, one_shot: bool = True) -> Any:
     outcome in one line, so unless WATCHER_LOG_LEVEL says otherwise it logs errors only."""
     from watcher.settings import load_settings
 
-    overrides = {"rules": args.rules} if getattr(args, "rules", None) else {}
+    overrides = {
+        name: value
+        for name in ("rules", "state")
+        if (value := getattr(args, name, None)) is not None
+    }
     settings = load_settings(**overrides)
     level = settings.log_level
     if one_shot and "log_level" not in settings.model_fields_set:
@@ -81,20 +85,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 )
 def cmd_once(args: argparse.Namespace) -> int:
     from watcher.app import Watcher
+    from watcher.errors import StoreError
     from watcher.report import once_json, once_text
+    from watcher.store.lock import StateLock
 
     settings = _settings(args)
     settings.require_secrets()
     rules = _rules(settings)
-    store = _store(settings, snapshot=args.dry_run)
+    dry_run, note = args.dry_run, None
+    lock = StateLock(settings.state)
+    if not dry_run:
+        try:
+            lock.acquire()
+        except StoreError:  # a daemon owns the state: two writers would send twice
+            dry_run = True
+            note = (
+                f"watcher: a running watcher (PID {lock.holder()}) owns {settings.state}; "
+                "this was a dry run: nothing written, nothing sent"
+            )
+    store = _store(settings, snapshot=dry_run)
     try:
         watcher = Watcher(settings, rules, store)
-        result = watcher.poll(dry_run=args.dry_run)
-        if not args.dry_run:
+        result = watcher.poll(dry_run=dry_run)
+        if not dry_run:
             watcher.deliver()
     finally:
         store.close()
+        lock.release()
     print(json.dumps(once_json(settings, result)) if args.json else once_text(result))
+    if note:
+        print(note, file=sys.stderr)
     if result.error is not None:
         print(f"watcher: {result.error}", file=sys.stderr)
         return result.error.exit_code
@@ -105,6 +125,8 @@ def cmd_once(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules = _rules(settings)
+    for warning in rules.warnings:
+        print(f"watcher: {warning}", file=sys.stderr)
     print(f"{settings.rules}: {len(rules.rules)} rules, {len(rules.channels)} channels: OK")
     return 0
 
@@ -171,16 +193,37 @@ def cmd_silence(args: argparse.Namespace) -> int:
             raise ConfigError(f"--for: {exc}") from None
         if length <= timedelta(0):
             raise ConfigError("--for must be longer than 0s, e.g. --for 4h")
-        known = {r.name for r in _rules(settings).rules}
-        from watcher.rules import BUILTIN_RULES
-
-        if args.rule not in known | set(BUILTIN_RULES):
-            raise ConfigError(f"no rule named {args.rule!r} in {settings.rules}")
-        ident = store.add_silence(args.rule, args.currency, utcnow(), length, args.comment)
+        currency = _silence_target(args, settings)
+        ident = store.add_silence(args.rule, currency, utcnow(), length, args.comment)
     finally:
         store.close()
     print(f"silence {ident}: {args.rule} muted for {format_duration(length)}")
     return 0
+
+
+def _silence_target(args: argparse.Namespace, settings: Any) -> str | None:
+    """The rule must exist; a currency is upper case and only means something with ``each``."""
+    from watcher.rules import rule_index
+
+    index = rule_index(settings.rules)
+    if args.rule not in index:
+        raise ConfigError(f"no rule named {args.rule!r} in {settings.rules}")
+    currency = args.currency
+    if currency is None:
+        return None
+    if currency != currency.upper():
+        print(
+            f"watcher: warning: currency codes are upper case; using {currency.upper()}",
+            file=sys.stderr,
+        )
+        currency = currency.upper()
+    if not index[args.rule]:
+        print(
+            f"watcher: warning: rule {args.rule} has no 'each: currency', so --currency "
+            f"{currency} matches none of its alerts; the silence covers nothing",
+            file=sys.stderr,
+        )
+    return currency
 
 
 @command("unsilence", "End a silence early.", "watcher unsilence 3")
@@ -318,8 +361,9 @@ def build_parser() -> Parser:
         child = sub.add_parser(
             name, help=purpose, description=purpose, epilog=f"example: {example}"
         )
-        if name not in ("demo", "unsilence", "test"):
+        if name not in ("demo", "test"):
             child.add_argument("--rules", metavar="PATH", help="rules file (WATCHER_RULES)")
+            child.add_argument("--state", metavar="PATH", help="state database (WATCHER_STATE)")
         _arguments(name, child)
     return parser
 

@@ -27,6 +27,7 @@ from watcher.notify import Deliverer
 from watcher.rules import load_rules
 from watcher.settings import Settings
 from watcher.store import Store
+from watcher.store.lock import StateLock
 from watcher.systemd import Notifier, watchdog_period
 
 
@@ -46,6 +47,8 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         rules = load_rules(settings.rules)
+        self.lock = StateLock(settings.state)
+        self.lock.acquire()  # a second daemon on this database stops here, naming the first
         self.store = Store(settings.state)
         # Delivery gets its own connection: it runs beside the poll, in another thread.
         deliverer = Deliverer(Store(settings.state), rules.channels, name=settings.name)
@@ -196,6 +199,7 @@ class Daemon:
             sys.stderr.flush()
             os._exit(0)  # a stuck HTTP call must not hold systemd's stop past its budget
         self.store.close()
+        self.lock.release()
         return 0
 
 

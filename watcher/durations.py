@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+MAX_DURATION = timedelta(days=366)  # no balance alert looks back, waits or repeats longer
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
@@ -28,6 +29,8 @@ def parse_duration(value: object) -> timedelta:
             raise ValueError(f"expected a duration like 30s, 5m or 1h, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration can be at most 366d, got {value!r}")
     return timedelta(seconds=seconds)
 
 

@@ -247,6 +247,7 @@ def advance(
         if not holds:
             return None, None
         alert = Alert(key[0], key[1], PENDING, since=now)
+    alert = unwarp(alert, now)
     if alert.state == PENDING:
         if holds is None:
             return alert, None
@@ -268,6 +269,15 @@ def advance(
     if policy.repeat and now - last >= policy.repeat:
         return replace(alert, last_notified=now), "repeat"
     return alert, None
+
+
+def unwarp(alert: Alert, now: datetime) -> Alert:
+    """After the clock stepped back, no time of an instance may lie in the future: a pending
+    alert would wait hours for its ``for`` and a repeat would never come. Such times become
+    ``now``."""
+    times = ("since", "fired_at", "last_notified", "cleared_since")
+    ahead = {name: now for name in times if (value := getattr(alert, name)) and value > now}
+    return replace(alert, **ahead) if ahead else alert
 
 
 def evaluate(

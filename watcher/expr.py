@@ -139,6 +139,7 @@ _PRECEDENCE = {
     "/": 6,
 }
 COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+MAX_DEPTH = 40  # nested parentheses, unary signs and chained operators, all told
 
 
 class Parser:
@@ -148,6 +149,13 @@ class Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
+
+    def deeper(self, pos: int) -> None:
+        """Refuse nesting a person never writes before it can exhaust Python's stack."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprError(f"the condition nests deeper than {MAX_DEPTH} levels", pos)
 
     @property
     def token(self) -> Token:
@@ -167,7 +175,15 @@ class Parser:
         return node
 
     def expression(self, floor: int) -> Node:
+        self.deeper(self.token.pos)
+        try:
+            return self.climb(floor)
+        finally:
+            self.depth -= 1
+
+    def climb(self, floor: int) -> Node:
         left = self.unary()
+        chained = 0
         while True:
             op = self.token.text if self.token.kind == "op" else ""
             level = _PRECEDENCE.get(op, 0)
@@ -180,6 +196,12 @@ class Parser:
             if op in COMPARISONS and isinstance(left, Binary) and left.op in COMPARISONS:
                 raise ExprError("comparisons cannot be chained; join them with 'and'", token.pos)
             left = Binary(left.pos, op, left, right)
+            chained += 1  # a left-leaning chain is a tree this deep
+            if self.depth + chained > MAX_DEPTH:
+                raise ExprError(
+                    f"the condition chains more than {MAX_DEPTH} operators; split it into rules",
+                    token.pos,
+                )
 
     def unary(self) -> Node:
         token = self.token
@@ -188,7 +210,11 @@ class Parser:
             return Unary(token.pos, "not", self.expression(3))
         if token.kind == "op" and token.text in "-+":
             self.advance()
-            return Unary(token.pos, token.text, self.unary())
+            self.deeper(token.pos)
+            try:
+                return Unary(token.pos, token.text, self.unary())
+            finally:
+                self.depth -= 1
         return self.primary()
 
     def primary(self) -> Node:
@@ -196,7 +222,10 @@ class Parser:
         if token.kind == "num":
             return Num(token.pos, _number(token), token.text.endswith("%"))
         if token.kind == "dur":
-            return Dur(token.pos, parse_duration(token.text))
+            try:
+                return Dur(token.pos, parse_duration(token.text))
+            except ValueError as exc:
+                raise ExprError(str(exc), token.pos) from None
         if token.kind == "str":
             return Str(token.pos, token.text[1:-1])
         if token.kind == "name":
@@ -277,6 +306,7 @@ class Compiled:
     value: Callable[..., Any] | None = None
     threshold: Callable[..., Any] | None = None
     percent: bool = False  # the threshold is a % literal: value and threshold read as %
+    lints: tuple[tuple[int, str], ...] = ()  # (position, warning): legal but likely wrong
 
     @property
     def windowed(self) -> bool:
@@ -498,4 +528,29 @@ def compile_expression(text: str, each: bool) -> Compiled:
             value, threshold = (compiler.build(e) for e, _ in sides)
             percent = isinstance(comparison.right, Num) and comparison.right.percent
     fn = compiler.build(expr)
-    return Compiled(text, fn, kind, compiler.needs, value, threshold, percent)
+    lints = ratio_lints(comparison) if comparison is not None else ()
+    return Compiled(text, fn, kind, compiler.needs, value, threshold, percent, lints)
+
+
+def ratio_lints(comparison: Binary) -> tuple[tuple[int, str], ...]:
+    """``contract / total > 60``: a share is at most 1, so 60 almost surely meant 60%."""
+    for ratio, constant in (
+        (comparison.left, comparison.right),
+        (comparison.right, comparison.left),
+    ):
+        if (
+            isinstance(ratio, Binary)
+            and ratio.op == "/"
+            and isinstance(constant, Num)
+            and not constant.percent
+            and constant.value > 1
+        ):
+            number = format(constant.value.normalize(), "f")
+            return (
+                (
+                    constant.pos,
+                    f"a ratio compared with {number}: a share is at most 1; "
+                    f"did you mean {number}%?",
+                ),
+            )
+    return ()

@@ -39,6 +39,7 @@ from watcher.store import OutboxRow, Store
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=15)
 MAX_AGE = timedelta(hours=24)
+MIN_ATTEMPTS = 12  # a message is only "too old" after this many real tries (clock jumps)
 NOTIFY_TYPES = {"critical": FAILURE, "warning": WARNING, "info": INFO}
 log = logs.get("watcher.notify")
 
@@ -83,6 +84,12 @@ class DeliveryReport:
     dropped: int = 0
     messages: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def too_old(row: OutboxRow, now: datetime, max_age: timedelta) -> bool:
+    """Old by the clock and by tries: a day's forward clock jump (a VM resume, an NTP step)
+    alone never drops a message that was never even tried."""
+    return now - row.created > max_age and row.attempts >= MIN_ATTEMPTS
 
 
 def backoff(attempts: int) -> timedelta:
@@ -155,7 +162,7 @@ class Deliverer:
         self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, report: DeliveryReport
     ) -> None:
         url = self.urls[key]
-        expired = [r for r in rows if now - r.created > self.max_age]
+        expired = [r for r in rows if too_old(r, now, self.max_age)]
         if expired:
             log.error("notifications dropped", channel=key[0], count=len(expired), reason="too old")
             self.store.drop(r.id for r in expired)

@@ -56,11 +56,17 @@ class Loader:
         self.path = path
         self.env = env
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.rule_name: str | None = None
         self.channel_names: set[str] = set()
 
     def problem(self, loc: Loc, message: str) -> None:
         self.problems.append(Problem(self.path, loc.line, loc.column, message, self.rule_name))
+
+    def warn(self, loc: Loc, message: str) -> None:
+        """Legal, loads and runs, but likely not what was meant: shown by ``check``."""
+        where = Problem(self.path, loc.line, loc.column, f"warning: {message}", self.rule_name)
+        self.warnings.append(where)
 
     def load(self, text: str) -> RuleSet:
         try:
@@ -72,7 +78,7 @@ class Loader:
             document.loc, document.locs, document.key_locs = Loc(1, 1), {}, {}
         if not isinstance(document, LocMap):
             raise RulesError([Problem(self.path, 1, 1, "the file must be a mapping with 'rules:'")])
-        self.unknown_keys(document, TOP_KEYS, "top-level key")
+        self.unknown_keys(document, TOP_KEYS, "top-level key", free_prefix="x-")
         channels = self.channels(document)
         defaults = self.policy(document.get("defaults"), document, "defaults", Policy())
         rules = self.rules(document, defaults)
@@ -83,10 +89,15 @@ class Loader:
             needs.merge(rule.when.needs)
             if rule.clear_when:
                 needs.merge(rule.clear_when.needs)
-        return RuleSet(self.path, tuple(rules), channels, needs)
+        return RuleSet(self.path, tuple(rules), channels, needs, tuple(self.warnings))
 
-    def unknown_keys(self, mapping: LocMap, allowed: tuple[str, ...], what: str) -> None:
+    def unknown_keys(
+        self, mapping: LocMap, allowed: tuple[str, ...], what: str, free_prefix: str = ""
+    ) -> None:
+        """Name every key that is not allowed; ``x-...`` top-level keys hold YAML anchors."""
         for key in mapping:
+            if free_prefix and str(key).startswith(free_prefix):
+                continue
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
                 hint = (
@@ -261,10 +272,19 @@ class Loader:
             self.problem(item.locs[key], f"'{key}' must be a condition such as USDT.spot < 100")
             return None
         try:
-            return compile_expression(str(text), each)
+            compiled = compile_expression(str(text), each)
         except ExprError as exc:
             self.problem(item.locs[key].at(exc.pos), f"{key}: {exc.message}")
             return None
+        for pos, message in compiled.lints:
+            self.warn(item.locs[key].at(pos), f"{key}: {message}")
+        if each and key == "when" and not any(code == "*" for code, _ in compiled.needs.reads):
+            self.warn(
+                item.locs[key],
+                "when: reads no field of the current currency (spot, total, ...), so "
+                "'each: currency' gives every currency the same answer",
+            )
+        return compiled
 
     def codes(self, item: LocMap, key: str, each: bool) -> list[str] | None:
         if key not in item:
@@ -331,3 +351,24 @@ def load_rules(path: Path | str, env: Mapping[str, str] | None = None) -> RuleSe
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError([Problem(str(path), 1, 1, f"cannot read: {exc}")]) from None
     return parse_rules(text, str(path), env)
+
+
+def rule_index(path: Path | str) -> dict[str, bool]:
+    """Rule names (and whether each runs per currency) without compiling anything or
+    expanding a channel's ``${VAR}``: what ``silence`` and ``status`` need on a server
+    where the channel variables live only in the service's environment file."""
+    path = Path(path)
+    try:
+        document = load(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        message = "rules file not found; copy rules.example.yaml there or set WATCHER_RULES"
+        raise RulesError([Problem(str(path), 1, 1, message)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError([Problem(str(path), 1, 1, f"cannot read: {exc}")]) from None
+    except YamlProblem as exc:
+        raise RulesError([exc.problem]) from None
+    rules = document.get("rules") if isinstance(document, dict) else None
+    found = {
+        str(r["name"]): "each" in r for r in rules or [] if isinstance(r, dict) and "name" in r
+    }
+    return {**found, **dict.fromkeys(BUILTIN_RULES, False)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from watcher.expr import Compiled, Needs
 
@@ -52,6 +52,7 @@ class RuleSet:
     rules: tuple[Rule, ...]
     channels: Mapping[str, Channel]
     needs: Needs = field(default_factory=Needs)
+    warnings: tuple[Any, ...] = ()  # located ``Problem``s that do not stop the rules
 
     def get(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)

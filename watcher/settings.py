@@ -127,6 +127,14 @@ class Settings(BaseSettings):
             )
         return SecretStr(text)
 
+    @field_validator("web_key_issued")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None) -> datetime | None:
+        """A date that the expiry arithmetic could overflow on can never be right."""
+        if value is not None and not 2000 <= value.year <= 2100:
+            raise ValueError("must be a login time between the years 2000 and 2100")
+        return value
+
     @field_validator("proxy")
     @classmethod
     def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:

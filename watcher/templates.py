@@ -7,10 +7,13 @@ place values, never explore them.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from typing import Any
 
+MAX_WIDTH = 100
+_NUMBERS = re.compile(r"\d+")
 PLACEHOLDERS = ("value", "threshold", "rule", "currency", "severity", "state", "since", "when")
 
 
@@ -29,6 +32,16 @@ class SafeFormatter(string.Formatter):
                 f"unknown placeholder '{{{field_name}}}' (known: {', '.join(PLACEHOLDERS)})"
             )
         return kwargs[field_name], field_name
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        """Widths and precisions are bounded: ``{value:>2147483647}`` would render 2 GB."""
+        for number in _NUMBERS.findall(format_spec):
+            if int(number) > MAX_WIDTH:
+                raise TemplateError(
+                    f"width or precision {int(number)} in '{{...:{format_spec}}}' is above "
+                    f"{MAX_WIDTH}"
+                )
+        return super().format_field(value, format_spec)
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
         if conversion is not None:

@@ -49,22 +49,56 @@ class DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
+MAX_ALIASES = 64  # a rules file reuses a few anchors; a "billion laughs" file uses thousands
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Count alias uses as they are composed, so an expansion bomb stops early."""
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.MarkedYAMLError(
+                    None, None, f"more than {MAX_ALIASES} aliases (*name)", mark
+                )
+        return super().compose_node(parent, index)
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LocMap:
+    own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
     loader.flatten_mapping(node)
+    merged = node.value[: len(node.value) - len(own)]
     result = LocMap()
     result.loc, result.locs, result.key_locs = _loc(node), {}, {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in result:
+    for key_node, value_node in merged:  # from `<<: *anchor`: the first source wins
+        key = _key(loader, key_node)
+        if key not in result:
+            _put(loader, result, key, key_node, value_node)
+    seen: set[Any] = set()
+    for key_node, value_node in own:  # the mapping's own keys override what was merged
+        key = _key(loader, key_node)
+        if key in seen:
             raise DuplicateKey(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.locs[key] = _loc(value_node)
-        result.key_locs[key] = _loc(key_node)
+        seen.add(key)
+        _put(loader, result, key, key_node, value_node)
     return result
+
+
+def _key(loader: _Loader, node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise DuplicateKey(
+            None, None, "a key must be a plain name, not a list or mapping", node.start_mark
+        )
+    return loader.construct_object(node, deep=True)
+
+
+def _put(loader: _Loader, result: LocMap, key: Any, key_node: yaml.Node, value: yaml.Node) -> None:
+    result[key] = loader.construct_object(value, deep=True)
+    result.locs[key] = _loc(value)
+    result.key_locs[key] = _loc(key_node)
 
 
 def _sequence(loader: _Loader, node: yaml.SequenceNode) -> LocList:
@@ -86,6 +120,11 @@ def load(text: str, path: str) -> Any:
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
         raise YamlProblem(Problem(path, line, column, f"YAML syntax: {what}")) from None
+    except yaml.reader.ReaderError as exc:  # a NUL or other control byte: say where it is
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        what = f"character #x{exc.character:04x} is not allowed in YAML"
+        raise YamlProblem(Problem(path, line, column, what)) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(path, 1, 1, f"YAML syntax: {exc}")) from None
 
