@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -410,5 +411,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"watcher: {line}", file=sys.stderr)
         return exc.exit_code
+    except sqlite3.DatabaseError as exc:  # damage found after the file opened
+        from watcher.store.db import damaged
+
+        print(f"watcher: {damaged(None, exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130

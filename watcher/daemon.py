@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher import logs
 from watcher.app import PollResult, Watcher, utcnow
-from watcher.errors import RulesError
+from watcher.errors import ConfigError, RulesError
 from watcher.notify import Deliverer
 from watcher.rules import load_rules
 from watcher.settings import Settings
@@ -168,7 +168,12 @@ class Daemon:
             from watcher.metrics import Metrics, serve
 
             self.metrics = Metrics()
-            self.server = serve(self.metrics, bind, self.healthy)
+            try:
+                self.server = serve(self.metrics, bind, self.healthy)
+            except OSError as exc:  # busy, or a host name that does not resolve
+                reason = exc.strerror or type(exc).__name__
+                address = self.settings.metrics_addr
+                raise ConfigError(f"WATCHER_METRICS_ADDR {address}: {reason}") from None
         rules = self.watcher.rules
         log.info(
             "watcher started",

@@ -21,6 +21,7 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]+:[^\s/@]+@")
 _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:token|key|apikey|api_key|secret|password|pass|auth|webhook)=)[^&\s\"']+"
 )
+_HEADER = re.compile(r"""([?&](?:\+|%2[bB])[^=&\s]+=)[^&\s"']*""")  # apprise's +Header=value, any length
 QUIET_LOGGERS = {
     "apprise": logging.WARNING,
     "apscheduler": logging.WARNING,
@@ -47,6 +48,7 @@ class SecretMasker:
             if secret in text:
                 text = text.replace(secret, self._secrets[secret])
         text = _USERINFO.sub(rf"\1{MASK}:{MASK}@", text)
+        text = _HEADER.sub(rf"\1{MASK}", text)
         return _QUERY_SECRET.sub(rf"\1{MASK}", text)
 
     def __call__(

@@ -6,14 +6,40 @@ import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from watcher.alerts import Alert, Key
+from watcher import logs
+from watcher.alerts import FIRING, PENDING, Alert, Key
 from watcher.store.db import iso, parse_time
 
 _ALERT_COLUMNS = (
     "rule, currency, state, since, fired_at, last_notified, cleared_since, value, threshold, "
     "muted, severity"
 )
+
+
+def _alert(row: tuple[Any, ...]) -> Alert:
+    rule, currency, state, since, fired, notified, cleared, value, threshold, muted, sev = row
+    if state not in STATES or sev not in SEVERITIES or not isinstance(rule, str):
+        raise ValueError(f"state {state!r}")
+    return Alert(
+        rule=rule,
+        currency=currency or None,
+        state=state,
+        since=datetime.fromisoformat(since),
+        fired_at=parse_time(fired),
+        last_notified=parse_time(notified),
+        cleared_since=parse_time(cleared),
+        value=Decimal(value) if value is not None else None,
+        threshold=Decimal(threshold) if threshold is not None else None,
+        muted=bool(muted),
+        severity=sev,
+    )
+
+
+STATES = (PENDING, FIRING)
+SEVERITIES = ("info", "warning", "critical")
+log = logs.get("watcher.store")
 
 
 class AlertTable:
@@ -23,25 +49,19 @@ class AlertTable:
     _saved: dict[Key, Alert]
 
     def load_alerts(self) -> dict[Key, Alert]:
+        """Every readable instance; a row someone edited into nonsense is left out, logged
+        once, and rewritten by the next poll (its alert starts again from scratch)."""
         rows = self.db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts").fetchall()
         alerts = {}
         for row in rows:
-            rule, currency, state, since, fired, notified, cleared, value, threshold, muted, sev = (
-                row
-            )
-            alert = Alert(
-                rule=rule,
-                currency=currency or None,
-                state=state,
-                since=datetime.fromisoformat(since),
-                fired_at=parse_time(fired),
-                last_notified=parse_time(notified),
-                cleared_since=parse_time(cleared),
-                value=Decimal(value) if value is not None else None,
-                threshold=Decimal(threshold) if threshold is not None else None,
-                muted=bool(muted),
-                severity=sev,
-            )
+            try:
+                alert = _alert(row)
+            except (ValueError, TypeError, ArithmeticError):
+                log.error(
+                    "an alert row in the state database is unreadable; left out",
+                    rule=str(row[0])[:64],
+                )
+                continue
             alerts[alert.key] = alert
         self._saved = dict(alerts)
         return alerts

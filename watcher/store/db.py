@@ -37,6 +37,16 @@ CREATE TABLE IF NOT EXISTS silences (
 """
 
 
+def damaged(path: Path | None, exc: Exception) -> str:
+    """One line for a database SQLite cannot use, with the way out."""
+    name = f"the state database {path}" if path else "the state database (WATCHER_STATE)"
+    move = f"mv {path} {path}.broken" if path else "mv it to a .broken name"
+    return (
+        f"{name} cannot be used ({exc}); move it aside ({move}) and watcher starts a new "
+        "one (alerts that fire are announced again)"
+    )
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -64,7 +74,7 @@ class Database:
             self.db.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the state database {self.path}: {exc}") from None
+            raise StoreError(damaged(self.path, exc)) from None
 
     def _migrate(self) -> None:
         with self.transaction():
@@ -72,7 +82,14 @@ class Database:
                 if statement.strip():
                     self.db.execute(statement)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else SCHEMA_VERSION
+            try:
+                version = int(row[0]) if row else SCHEMA_VERSION
+            except (TypeError, ValueError):
+                raise StoreError(
+                    f"{self.path} has an unreadable schema version ({str(row[0])[:20]!r}); "
+                    f"move it aside (mv {self.path} {self.path}.broken) and watcher starts a "
+                    "new one"
+                ) from None
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} was written by a newer watcher (schema {version}); "

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from watcher import logs
 from watcher.alerts import Notice
 from watcher.store.db import stamp
 
@@ -49,6 +50,9 @@ def notice_from_json(text: str) -> Notice:
     return Notice(**data)
 
 
+log = logs.get("watcher.store")
+
+
 class OutboxTable:
     """Mixin for ``Store``: queue, read what is due, and record each attempt."""
 
@@ -73,10 +77,17 @@ class OutboxTable:
             "SELECT id, channel, url_key, created, attempts, notice, due FROM outbox "
             "ORDER BY created, id"
         )
-        return [
-            OutboxRow(i, ch, key, stamp(created), attempts, notice_from_json(notice), stamp(due))
-            for i, ch, key, created, attempts, notice, due in self.db.execute(query)
-        ]
+        rows, broken = [], []
+        for i, ch, key, created, attempts, notice, due in self.db.execute(query).fetchall():
+            try:
+                parsed = notice_from_json(notice)
+                rows.append(OutboxRow(i, ch, key, stamp(created), attempts, parsed, stamp(due)))
+            except (ValueError, TypeError, KeyError, OverflowError):
+                broken.append(i)
+        if broken:  # edited by hand into something no message can be made of
+            log.error("unreadable outbox rows dropped", count=len(broken))
+            self.delivered(broken)
+        return rows
 
     def move(self, rows: Iterable[OutboxRow], url_keys: Iterable[str]) -> None:
         """Rows whose URL changed follow their channel to its current URLs, keeping order."""
