@@ -21,7 +21,9 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]+:[^\s/@]+@")
 _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:token|key|apikey|api_key|secret|password|pass|auth|webhook)=)[^&\s\"']+"
 )
-_HEADER = re.compile(r"""([?&](?:\+|%2[bB])[^=&\s]+=)[^&\s"']*""")  # apprise's +Header=value, any length
+_HEADER = re.compile(
+    r"""([?&](?:\+|%2[bB])[^=&\s]+=)[^&\s"']*"""
+)  # apprise's +Header=value, any length
 QUIET_LOGGERS = {
     "apprise": logging.WARNING,
     "apscheduler": logging.WARNING,

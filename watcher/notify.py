@@ -13,7 +13,9 @@ again. Rows whose URL was edited follow their channel to its current URLs.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from watcher import logs
 from watcher.alerts import Notice
 from watcher.channels import Channel, url_key
 from watcher.messages import Style, body_lines, title, worst_severity
+from watcher.ruleset import DEFAULT_CHANNEL
 from watcher.services import (
     FAILURE,
     INFO,
@@ -39,6 +42,7 @@ from watcher.store import OutboxRow, Store
 BACKOFF_FIRST = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=15)
 MAX_AGE = timedelta(hours=24)
+BUDGET = 6.0  # seconds a delivery cycle waits for its URLs; slower ones finish on their own
 MIN_ATTEMPTS = 12  # a message is only "too old" after this many real tries (clock jumps)
 NOTIFY_TYPES = {"critical": FAILURE, "warning": WARNING, "info": INFO}
 log = logs.get("watcher.notify")
@@ -106,12 +110,18 @@ class Deliverer:
         channels: Mapping[str, Channel],
         max_age: timedelta = MAX_AGE,
         name: str = "",
+        budget: float = BUDGET,
     ) -> None:
         self.store = store
         self.max_age = max_age
         self.name = name
+        self.budget = budget
         self.set_channels(channels)
         self.lock = threading.Lock()  # the scheduler and the stop flush may both call in
+        self.write = threading.RLock()  # one connection, several sending threads
+        self.in_flight: set[tuple[str, str]] = set()
+        self.unrecorded: dict[tuple[str, str], list[int]] = {}
+        self.disk_warned = False
 
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
         self.channels = dict(channels)
@@ -125,20 +135,70 @@ class Deliverer:
             return self._deliver(now)
 
     def _deliver(self, now: datetime) -> DeliveryReport:
+        """Plan under the lock, then one thread per URL: a receiver that drips its answer
+        holds up only itself. Threads still running after ``budget`` are left to finish;
+        their URLs are skipped until they do, so nothing is ever sent twice."""
         report = DeliveryReport()
+        with self.write:  # threads of an earlier cycle may still be recording
+            work = self.plan(now, report)
+        threads = []
+        for key, rows in work:
+            self.in_flight.add(key)
+            thread = threading.Thread(
+                target=self.send_group, args=(key, rows, now, report), daemon=True
+            )
+            thread.start()
+            threads.append(thread)
+        deadline = time.monotonic() + self.budget
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        return report
+
+    def plan(
+        self, now: datetime, report: DeliveryReport
+    ) -> list[tuple[tuple[str, str], list[OutboxRow]]]:
+        """Which URLs get which rows this cycle, in decision order."""
         groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
         for row in self.store.pending():
             groups[(row.channel, row.url_key)].append(row)
+        work = []
         for key, rows in groups.items():
             if key not in self.urls:
                 self.follow_channel(key, rows, report)
                 continue
-            if any(r.attempts and r.due and r.due > now for r in rows):
-                continue  # in backoff: newer rows wait behind the older ones
+            if key in self.in_flight or any(r.attempts and r.due and r.due > now for r in rows):
+                continue  # still sending, or in backoff: newer rows wait behind the older ones
             ready = [r for r in rows if r.due is None or r.due <= now]
+            ready = self.settle_unrecorded(key, ready)
             if ready:
-                self.deliver_group(key, ready, now, report)
-        return report
+                work.append((key, ready))
+        return work
+
+    def send_group(
+        self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, report: DeliveryReport
+    ) -> None:
+        try:
+            self.deliver_group(key, rows, now, report)
+        except Exception:  # a plugin or the database: the rows stay, the next cycle retries
+            log.exception("delivery to one URL failed", channel=key[0])
+        finally:
+            self.in_flight.discard(key)
+
+    def settle_unrecorded(self, key: tuple[str, str], rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Rows sent but not yet deleted (a full disk): record them before anything new goes
+        to that URL; while the database cannot be written, that URL gets nothing."""
+        sent = self.unrecorded.get(key)
+        if not sent:
+            return rows
+        try:
+            with self.write:
+                self.store.delivered(sent)
+        except sqlite3.Error:
+            return []
+        del self.unrecorded[key]
+        self.disk_warned = False
+        log.info("the state database is writable again; delivery resumes", channel=key[0])
+        return [r for r in rows if r.id not in sent]
 
     def follow_channel(
         self, key: tuple[str, str], rows: list[OutboxRow], report: DeliveryReport
@@ -165,23 +225,23 @@ class Deliverer:
         expired = [r for r in rows if too_old(r, now, self.max_age)]
         if expired:
             log.error("notifications dropped", channel=key[0], count=len(expired), reason="too old")
-            self.store.drop(r.id for r in expired)
-            report.dropped += len(expired)
+            with self.write:
+                self.store.drop(r.id for r in expired)
+                report.dropped += len(expired)
             rows = [r for r in rows if r not in expired]
         if not rows:
             return
         message = compose([r.notice for r in rows], self.name, renders_markdown(url))
         ok, error = send(url, message)
-        report.messages += 1
-        if ok:
-            self.store.delivered(r.id for r in rows)
-            report.sent += len(rows)
-            log.info("notification sent", channel=key[0], url=masked(url), alerts=len(rows))
-            return
-        attempts = max(r.attempts for r in rows)  # newer rows do not reset the backoff
-        self.store.retry_later((r.id for r in rows), now + backoff(attempts), error)
-        report.failed += len(rows)
-        report.errors.append(error)
+        with self.write:
+            report.messages += 1
+            if ok:
+                self.record_sent(key, rows, url, report)
+                return
+            attempts = max(r.attempts for r in rows)  # newer rows do not reset the backoff
+            self.store.retry_later((r.id for r in rows), now + backoff(attempts), error)
+            report.failed += len(rows)
+            report.errors.append(error)
         log.warning(
             "notification failed; will retry",
             channel=key[0],
@@ -189,6 +249,35 @@ class Deliverer:
             error=error,
             retry_in=str(backoff(attempts)),
         )
+
+    def record_sent(
+        self, key: tuple[str, str], rows: list[OutboxRow], url: str, report: DeliveryReport
+    ) -> None:
+        """Delete what was sent; if the database refuses (disk full), remember it and hold
+        that URL back rather than send the same message every cycle."""
+        report.sent += len(rows)
+        try:
+            self.store.delivered(r.id for r in rows)
+        except sqlite3.Error as exc:
+            self.unrecorded[key] = [r.id for r in rows]
+            log.error("a sent notification could not be recorded", channel=key[0], error=str(exc))
+            self.warn_disk(exc)
+            return
+        log.info("notification sent", channel=key[0], url=masked(url), alerts=len(rows))
+
+    def warn_disk(self, exc: Exception) -> None:
+        """Once per episode, straight to ``default`` (the outbox is what cannot be written)."""
+        if self.disk_warned:
+            return
+        self.disk_warned = True
+        text = (
+            f"watcher cannot write its state database ({exc}). It keeps polling, and holds "
+            "back messages it cannot record, so none is sent twice. Free disk space on the "
+            "server; delivery resumes by itself."
+        )
+        message = Message(f"watcher {self.name}: state not writable", text, FAILURE, "critical")
+        for url in self.channels.get(DEFAULT_CHANNEL, Channel("", ())).urls:
+            send(url, message)
 
 
 def test_channels(channels: Mapping[str, Channel], names: list[str]) -> list[tuple[str, str, bool]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import re
 import threading
@@ -51,6 +52,8 @@ FAULT_KINDS = (
     "nocode",  # MEXC's envelope without `code` (success all the same)
     "disconnect",  # close the connection without an answer
     "drip",  # send the answer one byte every `delay` seconds
+    "driphead",  # send the headers one byte every `delay` seconds
+    "gzipbomb",  # 25 MB of zeros, gzip-compressed to a few KB, as Content-Encoding: gzip
     "testnet",  # claim is_testnet=true whatever was asked (Bypass only)
     "raw",  # answer `body` verbatim with HTTP `status` (the malformed-answer corpus)
 )
@@ -315,8 +318,11 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
                 text = re.sub(r'"(-?\d+(?:\.\d+)?)"', r"\1", text)
             if kind == "truncated":
                 text = text[: len(text) // 2]
-            if fault and kind == "drip":
-                return self._drip(text.encode(), fault.delay or 1.0)
+            if fault and kind in ("drip", "driphead"):
+                return self._drip(text.encode(), fault.delay or 1.0, head=kind == "driphead")
+            if kind == "gzipbomb":
+                bomb = gzip.compress(b"[" + b" " * 25_000_000 + b"]", compresslevel=9)
+                return self._send(200, bomb, "application/json", {"Content-Encoding": "gzip"})
             self._send(200, text.encode(), "application/json")
 
         def _wrapper(
@@ -332,18 +338,24 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             extra = {"Retry-After": retry_after} if retry_after else {}
             self._send(status, json.dumps(body).encode(), "application/json", extra)
 
-        def _drip(self, body: bytes, every: float) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+        def _drip(self, body: bytes, every: float, head: bool = False) -> None:
+            head_bytes = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nX-Slow: {'.' * 200}\r\n\r\n"
+            ).encode()
+            slow, fast = (head_bytes, body) if head else (body, head_bytes)
             try:
-                self.end_headers()
-                for index in range(len(body)):
-                    self.wfile.write(body[index : index + 1])
+                if not head:
+                    self.wfile.write(fast)
+                for index in range(len(slow)):
+                    self.wfile.write(slow[index : index + 1])
                     self.wfile.flush()
                     time.sleep(every)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
+                if head:
+                    self.wfile.write(fast)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass
+            self.close_connection = True
 
         def _send(
             self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None

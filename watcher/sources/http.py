@@ -12,7 +12,10 @@ before it is cut short.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,7 +25,9 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from watcher.errors import BadResponse, TransportError
@@ -31,6 +36,68 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BODY = 20 * 1024 * 1024  # counted after decompression
 MAX_DEPTH = 64  # JSON nesting; the real answers need 3
 CHUNK = 64 * 1024
+
+
+_current = threading.local()  # the request this thread is making, for its watchdog
+
+
+class Watch:
+    """One GET's connection, so a watchdog can cut it at the total deadline: a server that
+    drips its headers or body one byte a second never trips a per-read timeout."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.cut = False
+
+    def fire(self) -> None:
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            self.cut = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watched:
+    """Mixin for urllib3 connections: tell the current ``Watch`` which socket is in use."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.conn = self
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTP(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPS(_Watched, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTP
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
+WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class WatchedAdapter(HTTPAdapter):
+    """requests' adapter with watched connections, direct or through an http(s) proxy."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS pools are their own classes
+            manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
 
 
 class DeadlineRetry(Retry):
@@ -132,7 +199,7 @@ class HttpClient:
         self.backoff = backoff
         self.session = requests.Session()
         self.session.trust_env = False  # only WATCHER_PROXY decides where requests go
-        self.adapter = HTTPAdapter(max_retries=retry_policy(float("inf")))
+        self.adapter = WatchedAdapter(max_retries=retry_policy(float("inf")))
         self.session.mount("http://", self.adapter)
         self.session.mount("https://", self.adapter)
         self.session.headers.update(headers)
@@ -154,15 +221,36 @@ class HttpClient:
         """One GET (retried inside ``deadline``); raises ``TransportError`` without an answer."""
         self.adapter.max_retries = retry_policy(deadline, self.backoff)
         host = urlsplit(url).hostname or "?"
+        watch = Watch()
+        _current.watch = watch
+        total = max(deadline - time.monotonic(), 0.0) + sum(self.timeout)
+        watchdog = threading.Timer(total, watch.fire)
+        watchdog.daemon = True
+        watchdog.start()
+        slow = f"the answer from {host} arrived too slowly (total deadline {total:.0f}s)"
+        try:
+            answer = self._get(url, params, host)
+        except TransportError:
+            if watch.cut:
+                raise TransportError(slow) from None
+            raise
+        finally:
+            watchdog.cancel()
+            _current.watch = None
+        if watch.cut:  # cut mid-body: what arrived is not the whole answer
+            raise TransportError(slow)
+        return answer
+
+    def _get(self, url: str, params: Mapping[str, str] | None, host: str) -> Answer:
         try:
             response = self.session.get(
                 url, params=params, timeout=self.timeout, allow_redirects=False, stream=True
             )
-        except requests.RequestException as exc:
+        except (requests.RequestException, HTTPError) as exc:
             raise TransportError(f"cannot reach the exchange at {host}: {reason(exc)}") from None
         try:  # the body gets one read timeout in all, however it trickles in
             body = self._read(response, time.monotonic() + self.timeout[1])
-        except requests.RequestException as exc:
+        except (requests.RequestException, HTTPError) as exc:
             raise TransportError(f"answer from {host} broke off: {reason(exc)}") from None
         finally:
             response.close()
@@ -189,7 +277,7 @@ class HttpClient:
             raise TransportError(f"the answer could not be read: {type(exc).__name__}") from None
 
 
-def reason(exc: Exception) -> str:
+def reason(exc: BaseException) -> str:
     """A short, secret-free cause for a failed request."""
     text = str(exc).lower()
     if isinstance(exc, requests.Timeout) or "timed out" in text or "timeout" in text:
