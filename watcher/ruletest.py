@@ -221,6 +221,9 @@ class Loader(Reader):
                     )
                 ]
             )
+        if not isinstance(document["rules"], str):
+            self.problem(document.locs["rules"], "rules must be the path of a rules file")
+            raise RulesError(self.problems)
         interval = self.setting(document, "interval", DEFAULT_INTERVAL)
         stale_after = self.setting(document, "stale_after", DEFAULT_STALE_AFTER)
         rules = load_rules((self.path.parent / str(document["rules"])).resolve())

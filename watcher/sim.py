@@ -74,6 +74,11 @@ class Fault:
     until: float | None = None  # monotonic end, for faults given a duration
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up mid-answer (a fault doing its job) is not news."""
+
+
 @dataclass
 class Coin:
     price: Decimal
@@ -96,7 +101,7 @@ class SimExchange:
         self.requests: deque[dict[str, Any]] = deque(maxlen=256)  # the latest, for tests
         self.served = 0
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server = _Server(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -55,6 +55,9 @@ _FORMATTER = SafeFormatter()
 def render(template: str, values: Mapping[str, Any]) -> str:
     """Render ``template``; any failure becomes a ``TemplateError`` with a reason."""
     try:
+        for _, _, spec, _ in _FORMATTER.parse(template):
+            if spec and "{" in spec:
+                raise TemplateError("placeholders inside a format spec are not allowed")
         return _FORMATTER.vformat(template, (), dict(values))
     except TemplateError:
         raise
