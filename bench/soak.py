@@ -1,11 +1,14 @@
-"""Soak: 10,000 poll cycles on a fake clock with faults, outages and crashes.
+"""Soak: 10,000 poll cycles on a fake clock with faults, outages, crashes and a full disk.
 
 Real engine, real SQLite outbox, the real mexc source against the simulated
 exchange over HTTP, and apprise posting to a real local json:// receiver.
-Every cycle may inject an exchange fault (every kind the simulator offers),
-start a receiver outage, or "crash" between two steps (the objects are
-abandoned and rebuilt from the database, as after a kill). Invariants are
-checked after every cycle; the summary must show 0 duplicated, 0 lost, 0 false.
+Every cycle may inject an exchange fault (every kind the simulator offers,
+dripping headers and bodies included), start a receiver outage, make the
+receiver slow (slower than delivery's budget), or "crash" between two steps
+(the objects are abandoned and rebuilt from the database, as after a kill).
+Where the machine lets root mount a small tmpfs, the state database lives on
+it and some phases fill the disk. Invariants are checked after every cycle;
+the summary must show 0 duplicated, 0 lost, 0 false.
 
 Run: .venv/bin/python bench/soak.py [--cycles 10000] [--seed 7]
 """
@@ -13,7 +16,11 @@ Run: .venv/bin/python bench/soak.py [--cycles 10000] [--seed 7]
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import re
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 from tests.receivers import Receiver  # noqa: E402
 from watcher import logs  # noqa: E402
 from watcher.app import Watcher  # noqa: E402
+from watcher.daemon import keep_large_buffers_unmapped  # noqa: E402
 from watcher.engine import FIRING, RESOLVED, History, run  # noqa: E402
+from watcher.messages import WORDS  # noqa: E402
 from watcher.models import Overview  # noqa: E402
-from watcher.notify import line  # noqa: E402
 from watcher.rules import BUILTIN_RULES, parse_rules  # noqa: E402
 from watcher.settings import Settings  # noqa: E402
 from watcher.sim import FAULT_KINDS, SimExchange  # noqa: E402
@@ -68,6 +76,8 @@ FAULT_PARAMS: dict[str, list[dict[str, Any]]] = {
     "akamai": [{}],
     "redirect": [{}],
     "drip": [{"delay": 0.05}],
+    "driphead": [{"delay": 0.05}],
+    "gzipbomb": [{}],
     "disconnect": [{}],
     "testnet": [{}],
     "raw": [
@@ -113,11 +123,14 @@ class Soak:
             _env_file=None,
         )
         self.truth = _overview(self.clock.now, {})
-        self.decided: Counter[str] = Counter()
+        self.decided: Counter[tuple[str, str]] = Counter()
         self.counts: Counter[str] = Counter()
         self.false: list[str] = []
         self.outage_until = -1
-        self.got: Counter[str] = Counter()
+        self.got: Counter[tuple[str, str]] = Counter()
+        self.disk: Path | None = None
+        self.filler: Path | None = None
+        self.slow_until = -1
         self.seen = 0
         self.balances = {"USDT": ["500", "800"], "BTC": ["0.05", "0.01"], "ETH": ["1", "0"]}
         self.apply_balances()
@@ -126,7 +139,9 @@ class Soak:
     def fresh(self) -> Watcher:
         """A new process: everything rebuilt from the database."""
         store = Store(self.settings.state)
-        return Watcher(self.settings, self.rules, store, clock=self.clock)
+        watcher = Watcher(self.settings, self.rules, store, clock=self.clock)
+        watcher.deliverer.budget = 0.05  # a slow receiver is left to finish on its own
+        return watcher
 
     def apply_balances(self) -> None:
         prices = {"USDT": "1", "BTC": "60000", "ETH": "3000"}
@@ -158,15 +173,20 @@ class Soak:
                 rows = {**self.truth.currencies, "BTC": btc}
                 self.truth = self.truth.model_copy(update={"currencies": rows})
         self.outages(index)
+        self.disk_phases(index)
         crash = self.random.random() < 0.02 and self.random.choice("ABC")
         overview, error = self.watcher.try_fetch()
         self.sim.clear_faults()
         self.counts["polls ok" if error is None else "polls failed"] += 1
         if crash == "A":
             return self.crash("between fetch and commit")
-        result = self.watcher.process(self.clock.now, overview, error)
+        try:
+            result = self.watcher.process(self.clock.now, overview, error)
+        except sqlite3.Error:  # the disk is full: as the daemon does, the next poll runs
+            self.counts["polls not recorded (disk full)"] += 1
+            return
         for notice in result.outcome.notices:
-            self.decided[line(notice)] += len(notice.channels)
+            self.decided[key_of(notice)] += len(notice.channels)
             self.check_truth(notice)
         if crash == "B":
             return self.crash("between commit and delivery")
@@ -175,7 +195,24 @@ class Soak:
         if crash == "C":
             return self.crash("after delivery")
 
+    def disk_phases(self, index: int) -> None:
+        """Now and then the disk fills for a while; delivery must hold back, not repeat."""
+        if self.disk is None:
+            return
+        if self.filler is not None and self.random.random() < 0.2:
+            self.filler.unlink()
+            self.filler = None
+        elif self.filler is None and self.random.random() < 0.005:
+            self.filler = fill(self.disk)
+            self.counts["disk-full phases"] += 1
+
     def outages(self, index: int) -> None:
+        if index == self.slow_until:
+            self.receiver.delay = 0.0
+        if self.slow_until < index and self.random.random() < 0.01:
+            self.slow_until = index + self.random.randint(1, 5)
+            self.receiver.delay = 0.2  # four times delivery's budget
+            self.counts["slow receiver phases"] += 1
         if index == self.outage_until:
             self.receiver.fail = 0
         if self.outage_until < index and self.random.random() < 0.02:
@@ -211,7 +248,8 @@ class Soak:
         """After every delivery: nothing arrived more often than it was decided."""
         messages = self.receiver.messages()
         for message in messages[self.seen :]:
-            self.got.update(message.splitlines())
+            for text in message.splitlines():
+                self.got.update(parse_line(text))
         self.seen = len(messages)
         extra = [k for k, n in self.got.items() if n > self.decided[k]]
         if extra:
@@ -219,17 +257,71 @@ class Soak:
 
     def drain(self) -> None:
         self.receiver.fail = 0
+        self.receiver.delay = 0.0
+        if self.filler is not None:
+            self.filler.unlink()
+            self.filler = None
         for _ in range(100):
-            if self.watcher.store.outbox_depth() == 0:
+            if self.watcher.store.outbox_depth() == 0 and not self.watcher.deliverer.in_flight:
                 return
             self.clock.now += timedelta(minutes=15)
             self.watcher.deliver()
+            time.sleep(0.05)
 
-    def received(self) -> Counter[str]:
-        got: Counter[str] = Counter()
+    def received(self) -> Counter[tuple[str, str]]:
+        got: Counter[tuple[str, str]] = Counter()
         for message in self.receiver.messages():
-            got.update(message.splitlines())
+            for text in message.splitlines():
+                got.update(parse_line(text))
         return got
+
+
+def key_of(notice: Any) -> tuple[str, str]:
+    name = f"{notice.rule} {notice.currency}" if notice.currency else notice.rule
+    return name, notice.kind
+
+
+_KINDS = {word: kind for kind, word in WORDS.items()}
+_HISTORY = re.compile(r"^(?P<name>[^:]+): (?P<chain>(?:[A-Z ]+ \d\d:\d\d(?: -> )?)+) UTC")
+_SINGLE = re.compile(
+    r"^(?P<word>FIRING|RESOLVED|STILL FIRING) (?P<name>.+?)(?: after \S+| for \S+)?: "
+)
+
+
+def parse_line(text: str) -> list[tuple[str, str]]:
+    """The notices one delivered line stands for: one, or an alert's collapsed history."""
+    history = _HISTORY.match(text)
+    if history:
+        steps = [step.rsplit(" ", 1)[0] for step in history["chain"].split(" -> ")]
+        return [(history["name"], _KINDS[word]) for word in steps]
+    single = _SINGLE.match(text)
+    if single is None:
+        raise SystemExit(f"a delivered line the soak cannot read: {text}")
+    return [(single["name"], _KINDS[single["word"]])]
+
+
+def fill(directory: Path) -> Path:
+    """Take every free byte of the small disk."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def small_disk(base: Path) -> Path | None:
+    """A 64 MB tmpfs for the state database, where root may mount one; else None."""
+    mount = base / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True
+    )
+    return mount if done.returncode == 0 else None
 
 
 def _rows(sim: SimExchange) -> dict[str, Any]:
@@ -251,23 +343,31 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     logs.configure("CRITICAL", "json")
+    keep_large_buffers_unmapped()  # as the daemon does
     with tempfile.TemporaryDirectory() as tmp:
-        soak = Soak(args.cycles, args.seed, Path(tmp) / "soak.db")
+        disk = small_disk(Path(tmp))
+        soak = Soak(args.cycles, args.seed, (disk or Path(tmp)) / "soak.db")
+        soak.disk = disk
         warm = max(args.cycles // 20, 1)
         started = time.monotonic()
-        for index in range(args.cycles):
-            if index == warm:  # apprise plugins, SQLite caches and the like are loaded by now
-                rss_start = rss_kib()
-            soak.cycle(index)
-        soak.drain()
-        took, rss_end = time.monotonic() - started, rss_kib()
-        got = soak.received()
+        try:
+            for index in range(args.cycles):
+                if index == warm:  # apprise plugins, SQLite caches and the like are loaded
+                    rss_start = rss_kib()
+                soak.cycle(index)
+            soak.drain()
+            took, rss_end = time.monotonic() - started, rss_kib()
+            got = soak.received()
+        finally:
+            soak.receiver.stop()
+            soak.sim.stop()
+            if disk is not None:
+                soak.watcher.store.close()
+                subprocess.run(["umount", "-l", str(disk)])
         decided = sum(soak.decided.values())
         duplicated = sum(max(0, got[k] - n) for k, n in soak.decided.items())
         duplicated += sum(n for k, n in got.items() if k not in soak.decided)
         lost = sum(max(0, n - got[k]) for k, n in soak.decided.items())
-        soak.receiver.stop()
-        soak.sim.stop()
     growth = (rss_end - rss_start) / 1024
     print(f"soak: {args.cycles} cycles (seed {args.seed}) in {took:.0f}s")
     for name, count in sorted(soak.counts.items()):

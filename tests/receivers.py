@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,6 +25,7 @@ class Receiver:
         self.posts: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.fail = 0
+        self.delay = 0.0  # seconds to wait before answering: a slow or dripping receiver
         self.accept: Any = None  # optional check of each post: False answers HTTP 400
         self.refused: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -38,6 +40,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 post = json.loads(body)
+                if owner.delay:
+                    time.sleep(owner.delay)
                 status = 200
                 with owner.lock:
                     if owner.fail > 0:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gzip
+import io
 import json
 import re
 import threading
@@ -326,8 +328,7 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             if fault and kind in ("drip", "driphead"):
                 return self._drip(text.encode(), fault.delay or 1.0, head=kind == "driphead")
             if kind == "gzipbomb":
-                bomb = gzip.compress(b"[" + b" " * 25_000_000 + b"]", compresslevel=9)
-                return self._send(200, bomb, "application/json", {"Content-Encoding": "gzip"})
+                return self._send(200, _bomb(), "application/json", {"Content-Encoding": "gzip"})
             self._send(200, text.encode(), "application/json")
 
         def _wrapper(
@@ -394,6 +395,20 @@ def _damage(data: Any, fault: Fault | None, rows: bool) -> None:
         first[fault.field_name] = "n/a"
     if kind == "duplicate" and rows:
         data.append({**first, "currency": first["currency"].lower()})
+
+
+@functools.cache
+def _bomb() -> bytes:
+    """25 MB of JSON whitespace, gzip-compressed to about 25 KB (made once)."""
+    compressor = gzip.GzipFile  # streamed, so the 25 MB never sit in memory at once
+    buffer = io.BytesIO()
+    with compressor(fileobj=buffer, mode="wb", compresslevel=9) as out:
+        out.write(b"[")
+        chunk = b" " * 1_000_000
+        for _ in range(25):
+            out.write(chunk)
+        out.write(b"]")
+    return buffer.getvalue()
 
 
 def _ms() -> int:

@@ -17,7 +17,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -30,7 +31,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from watcher.errors import BadResponse, TransportError
+from watcher.errors import BadResponse, ExchangeError, TransportError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BODY = 20 * 1024 * 1024  # counted after decompression
@@ -203,6 +204,7 @@ class HttpClient:
         self.session.mount("http://", self.adapter)
         self.session.mount("https://", self.adapter)
         self.session.headers.update(headers)
+        self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what _read can bound
         if proxy:
             self.session.proxies = {"http": proxy, "https": proxy}
         self.timeout = (min(3.0, timeout), timeout)
@@ -234,6 +236,8 @@ class HttpClient:
             if watch.cut:
                 raise TransportError(slow) from None
             raise
+        except ExchangeError as exc:  # the frames would keep a 20 MB body alive with the error
+            raise exc.with_traceback(None) from None
         finally:
             watchdog.cancel()
             _current.watch = None
@@ -258,23 +262,43 @@ class HttpClient:
 
     def _read(self, response: requests.Response, deadline: float) -> bytes:
         """The whole (decompressed) body, or an error once it is too slow or too large."""
-        parts: list[bytes] = []
-        size = 0
+        body = bytearray()
+        inflate = _inflater(response.headers.get("Content-Encoding", ""))
         raw = response.raw
         try:
             while True:
                 if time.monotonic() > deadline:
                     raise TransportError("the answer arrived too slowly (total read deadline)")
-                piece = raw.read1(CHUNK, decode_content=True)
+                piece = raw.read1(CHUNK, decode_content=False)
                 if not piece:
-                    return b"".join(parts)
-                size += len(piece)
-                if size > self.max_body:
-                    limit = self.max_body // (1024 * 1024)
-                    raise BadResponse(f"the answer is larger than {limit} MB once decompressed")
-                parts.append(piece)
+                    return bytes(body)
+                for data in _unfold(inflate, piece):  # a bomb unfolds a chunk at a time
+                    if len(body) + len(data) > self.max_body:
+                        limit = self.max_body // (1024 * 1024)
+                        raise BadResponse(f"the answer is larger than {limit} MB once decompressed")
+                    body += data
         except (OSError, ValueError, EOFError) as exc:  # urllib3 decode and socket errors
             raise TransportError(f"the answer could not be read: {type(exc).__name__}") from None
+
+
+def _unfold(inflate: Any, piece: bytes) -> Iterator[bytes]:
+    """What ``piece`` decompresses to, at most ``CHUNK`` bytes at a time."""
+    if inflate is None:
+        yield piece
+        return
+    while piece:
+        yield inflate.decompress(piece, CHUNK)
+        piece = inflate.unconsumed_tail
+
+
+def _inflater(encoding: str) -> Any:
+    """A bounded decompressor for the body's Content-Encoding (we ask for gzip or deflate)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(47)  # gzip or zlib header, detected
+    raise BadResponse(f"the answer is encoded as {encoding[:20]!r}, which watcher did not ask for")
 
 
 def reason(exc: BaseException) -> str:

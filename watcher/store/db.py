@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS silences (
 def damaged(path: Path | None, exc: Exception) -> str:
     """One line for a database SQLite cannot use, with the way out."""
     name = f"the state database {path}" if path else "the state database (WATCHER_STATE)"
+    if "full" in str(exc):
+        return f"cannot write {name}: the disk is full; free some space and start again"
     move = f"mv {path} {path}.broken" if path else "mv it to a .broken name"
     return (
         f"{name} cannot be used ({exc}); move it aside ({move}) and watcher starts a new "
@@ -77,6 +79,13 @@ class Database:
             raise StoreError(damaged(self.path, exc)) from None
 
     def _migrate(self) -> None:
+        """Create what is missing; write nothing to a database that is already current, so
+        it opens even on a full disk."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        if {"meta", "alerts", "history", "outbox", "silences"} <= tables:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row and row[0] == str(SCHEMA_VERSION):
+                return
         with self.transaction():
             for statement in SCHEMA.split(";"):
                 if statement.strip():
