@@ -225,6 +225,7 @@ class Soak:
         files (uncommitted work is gone); a new process starts from the database."""
         self.counts[f"crash {where}"] += 1
         old = self.watcher
+        old.deliverer.wait_idle(5.0)  # the crash points lie between steps, not inside a send
         old.source.close()
         old.store.db.close()
         self.watcher = self.fresh()

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from watcher import logs
+from watcher import digest, logs
 from watcher.alerts import FIRING, Notice, Outcome
-from watcher.builtins import Known, poll_facts
+from watcher.builtins import WEB_KEY_LIFE, Known, poll_facts
+from watcher.digest import Facts
 from watcher.engine import evaluate_poll, silenced_by
 from watcher.errors import ExchangeError, PollCrashed, Problem
 from watcher.history import History, absent_is_zero, watched_series
@@ -194,6 +195,52 @@ class Watcher:
             kind, marker = "rejected", digest or ""
         notice = Notice(name, None, kind, "warning", (DEFAULT_CHANNEL,), None, None, now, now, text)
         self.store.announce(route([notice], self.rules.channels, now), {"reload_rejected": marker})
+
+    def digest_facts(self, now: datetime) -> Facts:
+        """What today's digest says: fresh balances, 24 h ago, alerts, silences, outbox."""
+        try:
+            overview, error = self.source.fetch(rows=True, totals=True), None
+        except Exception as exc:  # the digest says so; it is no reason not to send
+            overview, error = (
+                None,
+                str(exc) if isinstance(exc, ExchangeError) else type(exc).__name__,
+            )
+        expires = self.web_key_issued + WEB_KEY_LIFE if self.web_key_issued else None
+        return Facts(
+            name=self.settings.name,
+            now=now,
+            overview=overview,
+            error=error,
+            total_24h_ago=self.store.value_at("ACCOUNT.total", now - timedelta(hours=24)),
+            alerts=tuple(self.alerts.values()),
+            silences=tuple(self.store.silences(now)),
+            outbox=self.store.outbox_depth(),
+            oldest=self.store.oldest(),
+            web_key_expires=expires,
+        )
+
+    def digest_text(self, now: datetime) -> str | None:
+        spec = self.rules.digest
+        return None if spec is None else digest.compose(spec, self.digest_facts(now))
+
+    def maybe_digest(self, now: datetime, force: bool = False) -> bool:
+        """Queue the day's digest once (the day is recorded in the same transaction), late
+        and marked so after downtime; ``force`` queues one now (``watcher digest --send``)."""
+        spec = self.rules.digest
+        if spec is None:
+            return False
+        last = self.store.meta().get("digest_last")
+        day = digest.due_day(spec, now, last)
+        if last is None and day is not None and not force:
+            self.store.set_meta({"digest_last": day.isoformat()})  # first start: from tomorrow
+            return False
+        if day is None and not force:
+            return False
+        text = digest.compose(spec, self.digest_facts(now))
+        notice = Notice("digest", None, "digest", "info", spec.notify, None, None, now, now, text)
+        marker = (day or digest.scheduled(spec, now).date()).isoformat()
+        self.store.announce(route([notice], self.rules.channels, now), {"digest_last": marker})
+        return True
 
     def poll_meta(self, result: PollResult) -> dict[str, str]:
         meta = {

@@ -337,6 +337,37 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 @command(
+    "digest",
+    "Print today's daily digest (balances, what fires, outbox); --send sends it now.",
+    "watcher digest --send",
+)
+def cmd_digest(args: argparse.Namespace) -> int:
+    from watcher.app import Watcher, utcnow
+
+    settings = _settings(args)
+    settings.require_secrets()
+    rules = _rules(settings)
+    if rules.digest is None:
+        raise ConfigError(
+            f"{settings.rules} has no digest section; add e.g. "
+            'digest: {at: "08:00", timezone: Europe/Berlin}'
+        )
+    store = _store(settings, snapshot=not args.send)
+    try:
+        watcher = Watcher(settings, rules, store)
+        now = utcnow()
+        if args.send:
+            watcher.maybe_digest(now, force=True)
+            report = watcher.deliver()
+            print(f"digest sent to {', '.join(rules.digest.notify)} ({report.sent} delivered)")
+        else:
+            print(watcher.digest_text(now))
+    finally:
+        store.close()
+    return 0
+
+
+@command(
     "demo",
     "Play a scripted scenario against the built-in simulated exchange.",
     "watcher demo --forever",
@@ -395,6 +426,8 @@ def _arguments(name: str, child: Parser) -> None:
     elif name == "record":
         child.add_argument("--to", required=True, metavar="FILE")
         child.add_argument("--count", type=int, metavar="N", help="stop after N (default: never)")
+    elif name == "digest":
+        child.add_argument("--send", action="store_true", help="send it now, through the outbox")
     elif name == "demo":
         child.add_argument("--forever", action="store_true", help="keep running after the script")
         child.add_argument("--step", type=float, default=2.0, help="seconds per poll (default 2)")

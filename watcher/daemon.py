@@ -26,6 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watcher import logs
 from watcher.app import PollResult, Watcher, utcnow
 from watcher.errors import ConfigError, RulesError
+from watcher.heartbeat import Pinger
 from watcher.notify import Deliverer
 from watcher.rules import load_rules
 from watcher.settings import Settings
@@ -68,6 +69,7 @@ class Daemon:
         # Delivery gets its own connection: it runs beside the poll, in another thread.
         deliverer = Deliverer(Store(settings.state), rules.channels, name=settings.name)
         self.watcher = Watcher(settings, rules, self.store, deliverer=deliverer)
+        self.pinger = Pinger(rules.heartbeats)
         self.cycle = threading.Lock()
         self.heartbeat = time.monotonic()
         self.notifier = Notifier()
@@ -100,6 +102,23 @@ class Daemon:
         self.notifier.status(self.status_line(result))
         if result.outcome.notices:
             self.scheduler.add_job(self.deliver_job, id="deliver-now", replace_existing=True)
+        error = "" if result.error is None else str(result.error)
+        urls = self.pinger.due(result.at, self.watcher.last_success, error)
+        if urls:  # its own job: a heartbeat service that hangs never delays a poll
+            self.scheduler.add_job(
+                self.pinger.ping, args=[urls], id="heartbeat", replace_existing=True
+            )
+
+    def digest_job(self) -> None:
+        """Queue the day's digest when it is due (checked every minute), then deliver it."""
+        try:
+            with self.cycle:
+                queued = self.watcher.maybe_digest(utcnow())
+        except Exception:
+            log.exception("the digest could not be prepared; the next minute tries again")
+            return
+        if queued:
+            self.deliver_job()
 
     def deliver_job(self) -> None:
         try:
@@ -122,6 +141,7 @@ class Daemon:
         with self.cycle:
             self.watcher.reload(rules)
             self.watcher.announce_reload(None, None)
+            self.pinger = Pinger(rules.heartbeats)
         log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
 
     def watchdog_job(self) -> None:
@@ -157,6 +177,13 @@ class Daemon:
             id="deliver",
             next_run_time=now + timedelta(seconds=0.5),
         )
+        if self.watcher.rules.digest is not None:
+            self.scheduler.add_job(
+                self.digest_job,
+                IntervalTrigger(seconds=60, timezone=UTC),
+                id="digest",
+                next_run_time=now + timedelta(seconds=1),
+            )
         period = watchdog_period()
         if period:
             seconds = period.total_seconds()
@@ -183,7 +210,7 @@ class Daemon:
         if bind:
             from watcher.metrics import Metrics, serve
 
-            self.metrics = Metrics()
+            self.metrics = Metrics(heartbeat_failures=lambda: self.pinger.failures)
             try:
                 self.server = serve(self.metrics, bind, self.healthy)
             except OSError as exc:  # busy, or a host name that does not resolve

@@ -23,8 +23,9 @@ WORDS = {
     RESOLVED: "RESOLVED",
     "rejected": "RELOAD REJECTED",  # about the rules file, not an alert
     "reloaded": "RELOADED",
+    "digest": "DIGEST",
 }
-CALM = (RESOLVED, "reloaded")  # kinds that say nothing needs doing
+CALM = (RESOLVED, "reloaded", "digest")  # kinds that say nothing needs doing
 SEVERITY_ORDER = ("critical", "warning", "info")
 BUILTIN_RESOLVED = {
     "exchange-unreachable": "the exchange answers again",
@@ -34,6 +35,7 @@ BUILTIN_RESOLVED = {
 }
 TITLE_WORDS = {
     RESOLVED: "resolved",
+    "digest": "daily digest",
     "rejected": "rules reload rejected",
     "reloaded": "rules reloaded",
 }
@@ -107,7 +109,9 @@ def lasted(notice: Notice) -> timedelta:
 
 
 def line(notice: Notice, style: Style) -> str:
-    """One alert, one line."""
+    """One alert, one line (a digest is its own few lines)."""
+    if notice.kind == "digest":
+        return style.text(notice.text or "")
     word = WORDS[notice.kind]
     head = f"{word} {style.name(notice)}"
     if notice.kind == RESOLVED:
@@ -158,7 +162,7 @@ def title(notices: Sequence[Notice], name: str) -> str:
     for notice in final_kinds(notices):
         word = TITLE_WORDS.get(notice.kind, "firing")
         counts[word] = counts.get(word, 0) + 1
-    order = ("firing", "resolved", "rules reload rejected", "rules reloaded")
+    order = ("firing", "resolved", "rules reload rejected", "rules reloaded", "daily digest")
     summary = ", ".join(
         f"{counts[w]} {w}" if w in ("firing", "resolved") else w for w in order if w in counts
     )

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -29,6 +29,7 @@ class PollCollector(Collector):
     def __init__(self) -> None:
         self.state: tuple[Any, Any, float | None] = (None, {}, None)  # overview, alerts, ok at
         self.outbox = 0
+        self.heartbeat_failures: Callable[[], int] = lambda: 0
 
     def observe(self, result: Any) -> None:
         overview, _, last_success = self.state
@@ -36,7 +37,7 @@ class PollCollector(Collector):
             overview, last_success = result.overview, result.at.timestamp()
         self.state = (overview, result.outcome.alerts, last_success)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Any]:
         overview, alerts, last_success = self.state
         balance = GaugeMetricFamily(
             "watcher_balance",
@@ -64,6 +65,11 @@ class PollCollector(Collector):
         yield balance
         yield account
         yield alert
+        yield CounterMetricFamily(
+            "watcher_heartbeat_failures",
+            "Heartbeat pings that failed (logged, never alerted)",
+            value=self.heartbeat_failures(),
+        )
         outbox = GaugeMetricFamily("watcher_outbox_depth", "Notifications waiting")
         outbox.add_metric([], self.outbox)
         yield outbox
@@ -74,10 +80,11 @@ class PollCollector(Collector):
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, heartbeat_failures: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.snapshot = PollCollector()
+        self.snapshot.heartbeat_failures = heartbeat_failures
         r.register(self.snapshot)
         self.polls = Counter("watcher_polls", "Polls by result", ["result"], registry=r)
         self.errors = Counter("watcher_errors", "Poll errors by class", ["kind"], registry=r)

@@ -120,6 +120,7 @@ class Deliverer:
         self.lock = threading.Lock()  # the scheduler and the stop flush may both call in
         self.write = threading.RLock()  # one connection, several sending threads
         self.in_flight: set[tuple[str, str]] = set()
+        self.threads: list[threading.Thread] = []
         self.unrecorded: dict[tuple[str, str], list[int]] = {}
         self.disk_warned = False
 
@@ -150,9 +151,17 @@ class Deliverer:
             thread.start()
             threads.append(thread)
         deadline = time.monotonic() + self.budget
+        self.threads = [t for t in self.threads if t.is_alive()] + threads
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0.0))
         return report
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Let sends still under way finish (a stop or a restart); True when none is left."""
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        return not any(t.is_alive() for t in self.threads)
 
     def plan(
         self, now: datetime, report: DeliveryReport
@@ -258,7 +267,7 @@ class Deliverer:
         report.sent += len(rows)
         try:
             self.store.delivered(r.id for r in rows)
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:  # disk full, I/O error: not a closed handle
             self.unrecorded[key] = [r.id for r in rows]
             log.error("a sent notification could not be recorded", channel=key[0], error=str(exc))
             self.warn_disk(exc)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from watcher import schedules
 from watcher.channels import Channel, ChannelError, parse_channel
 from watcher.durations import parse_duration
 from watcher.errors import Problem, RulesError
@@ -30,7 +31,7 @@ from watcher.yamlloc import Loc, LocList, LocMap, YamlProblem, load
 
 __all__ = ["BUILTIN_RULES", "Policy", "Rule", "RuleSet", "load_rules", "parse_rules"]
 
-TOP_KEYS = ("defaults", "channels", "rules")
+TOP_KEYS = ("defaults", "channels", "rules", "heartbeat", "digest")
 POLICY_KEYS = ("for", "keep_firing_for", "repeat", "severity", "notify", "send_resolved")
 RULE_KEYS = ("name", "when", "clear_when", "each", "currencies", "exclude", "message", *POLICY_KEYS)
 _NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -82,6 +83,16 @@ class Loader:
         channels = self.channels(document)
         defaults = self.policy(document.get("defaults"), document, "defaults", Policy())
         rules = self.rules(document, defaults)
+        where = document.loc
+        beats = schedules.heartbeats(
+            document.get("heartbeat"), document.locs.get("heartbeat", where), self.env, self.problem
+        )
+        daily = schedules.digest(
+            document.get("digest"),
+            document.locs.get("digest", where),
+            self.channel_names,
+            self.problem,
+        )
         if self.problems:
             raise RulesError(sorted(self.problems, key=lambda p: (p.line, p.column)))
         needs = Needs()
@@ -89,7 +100,10 @@ class Loader:
             needs.merge(rule.when.needs)
             if rule.clear_when:
                 needs.merge(rule.clear_when.needs)
-        return RuleSet(self.path, tuple(rules), channels, needs, tuple(self.warnings))
+        if daily is not None:  # the digest reports the account total and its 24 h change
+            needs.totals = True
+            needs.reads.add(("ACCOUNT", "total"))
+        return RuleSet(self.path, tuple(rules), channels, needs, tuple(self.warnings), beats, daily)
 
     def unknown_keys(
         self, mapping: LocMap, allowed: tuple[str, ...], what: str, free_prefix: str = ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from watcher.expr import Compiled, Needs
@@ -47,12 +47,32 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Heartbeat:
+    """An outside service watching for watcher's pings (healthchecks.io, Uptime Kuma, ...)."""
+
+    url: str
+    every: timedelta = timedelta(minutes=5)
+    style: str = "healthchecks"  # healthchecks (GET URL, URL/fail) | kuma (status=) | plain
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One all-clear-or-not message a day, at ``at`` local time in ``timezone``."""
+
+    at: time
+    timezone: str = "UTC"
+    notify: tuple[str, ...] = (DEFAULT_CHANNEL,)
+
+
+@dataclass(frozen=True)
 class RuleSet:
     path: str
     rules: tuple[Rule, ...]
     channels: Mapping[str, Channel]
     needs: Needs = field(default_factory=Needs)
     warnings: tuple[Any, ...] = ()  # located ``Problem``s that do not stop the rules
+    heartbeats: tuple[Heartbeat, ...] = ()
+    digest: Digest | None = None
 
     def get(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)

@@ -76,6 +76,14 @@ class HistoryTable:
             if polled:
                 yield stamp(ts), dict(state)
 
+    def value_at(self, key: str, when: datetime) -> Decimal | None:
+        """A key's stored value at a moment (the latest change at or before it), if any."""
+        row = self.db.execute(
+            "SELECT value FROM history WHERE key=? AND ts<=? ORDER BY ts DESC LIMIT 1",
+            (key, when.timestamp()),
+        ).fetchone()
+        return Decimal(row[0]) if row else None
+
     def load_history(
         self, history: History, since: datetime, wanted: Callable[[str], bool]
     ) -> History:

@@ -117,6 +117,11 @@ class OutboxTable:
     def outbox_depth(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
+    def oldest(self) -> datetime | None:
+        """When the longest-waiting message was decided."""
+        row = self.db.execute("SELECT MIN(created) FROM outbox").fetchone()
+        return stamp(row[0]) if row and row[0] is not None else None
+
     def next_due(self) -> datetime | None:
         row = self.db.execute("SELECT MIN(due) FROM outbox").fetchone()
         return stamp(row[0]) if row and row[0] is not None else None

@@ -1,0 +1,87 @@
+"""Silence means healthy: pings to an outside service that alerts when they stop.
+
+After each poll the daemon asks ``Pinger.due``; at most once per ``every`` a
+URL is requested, in its own scheduler job with a short timeout, so a service
+that hangs never delays a poll or a delivery. The success form goes out when
+every account polled successfully within ``every``; otherwise the failure form
+where the service has one (healthchecks.io ``/fail``, Uptime Kuma
+``status=down``), or nothing. A failed ping is logged and counted, never
+alerted in a loop. The URL is a secret: only its masked form is shown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from watcher import logs
+from watcher.ruleset import Heartbeat
+from watcher.services import secrets_of
+
+TIMEOUT = (3.0, 5.0)
+log = logs.get("watcher.heartbeat")
+
+
+def ping_url(beat: Heartbeat, ok: bool, message: str) -> str | None:
+    """The URL to request for this state, or None where the service has no failure form."""
+    if beat.style == "kuma":
+        parts = urlsplit(beat.url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        query.update(status="up" if ok else "down", msg=message[:200], ping="")
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    if ok:
+        return beat.url
+    if beat.style == "healthchecks":
+        parts = urlsplit(beat.url)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/fail"))
+    return None
+
+
+class Pinger:
+    """Which heartbeat URLs are due after a poll; the sending is ``ping``."""
+
+    def __init__(self, beats: Iterable[Heartbeat], clock: Callable[[], float] = time.monotonic):
+        self.beats = tuple(beats)
+        self.clock = clock
+        self.last: dict[str, float] = {}
+        self.failures = 0
+        for beat in self.beats:
+            for secret in secrets_of(beat.url):
+                logs.MASKER.add(secret)
+            logs.MASKER.add(beat.url)
+
+    def due(self, now: datetime, last_success: datetime | None, error: str) -> list[str]:
+        tick = self.clock()
+        urls = []
+        for beat in self.beats:
+            if tick - self.last.get(beat.url, float("-inf")) < beat.every.total_seconds():
+                continue
+            self.last[beat.url] = tick
+            ok = last_success is not None and now - last_success <= max(
+                beat.every, timedelta(seconds=1)
+            )
+            url = ping_url(beat, ok, "OK" if ok else f"no successful poll: {error}"[:200])
+            if url is not None:
+                urls.append(url)
+        return urls
+
+    def ping(self, urls: Iterable[str]) -> None:
+        for url in urls:
+            try:
+                answer = requests.get(url, timeout=TIMEOUT)
+                fine = answer.status_code < 400
+            except requests.RequestException as exc:
+                fine, answer = False, exc
+            if not fine:
+                self.failures += 1
+                host = urlsplit(url).hostname or "?"  # the path and query hold the token
+                said = (
+                    f"HTTP {answer.status_code}"
+                    if isinstance(answer, requests.Response)
+                    else type(answer).__name__
+                )
+                log.warning("heartbeat ping failed", host=host, answer=said)
