@@ -27,6 +27,8 @@ FAKE_SECRETS = {  # shaped like the real thing, so apprise accepts the URLs
     "DISCORD_WEBHOOK_TOKEN": "JHMHI8qBe7bk2ZwO5U711o3dV_js",
     "SMTP_USER": "alerts",
     "SMTP_PASS": "app-password",
+    "HC_URL": "https://hc-ping.com/0b1f5c6e-4a3b-4f6e-9d2a-1c2b3d4e5f60",
+    "KUMA_URL": "https://kuma.example.org/api/push/Tk4mPushTok3n",
 }
 
 
