@@ -4,10 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean install uninstall lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
@@ -25,6 +26,19 @@ test: lint
 	$(BIN)/python -m coverage run -m pytest -q -n 2
 	@$(BIN)/python -m coverage combine -q
 	@$(BIN)/python -m coverage report --format=total | sed 's/^/coverage (with subprocesses): /; s/$$/%/'
+
+# sudo make install [DESTDIR=...]; sudo make uninstall [PURGE=yes]: see packaging/.
+install:
+	sh packaging/install.sh
+
+uninstall:
+	sh packaging/uninstall.sh
+
+# Refresh the pinned runtime dependencies after changing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip install -q pip-tools
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

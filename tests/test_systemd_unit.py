@@ -17,7 +17,7 @@ needs_systemd = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is n
 def installed_copy(tmp_path: Path) -> Path:
     """The unit as the README installs it: ExecStart pointing at a real watcher."""
     watcher = Path(sys.executable).parent / "watcher"
-    text = UNIT.read_text().replace("/opt/watcher/.venv/bin/watcher", str(watcher))
+    text = UNIT.read_text().replace("/opt/watcher/venv/bin/watcher", str(watcher))
     copy = tmp_path / "watcher.service"
     copy.write_text(text)
     return copy

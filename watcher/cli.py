@@ -368,6 +368,21 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 @command(
+    "setup",
+    "Guided first setup: web key, balances, a notification URL, starter rules.",
+    "sudo watcher setup --notify 'tgram://TOKEN/CHAT_ID'",
+)
+def cmd_setup(args: argparse.Namespace) -> int:
+    import os
+
+    from watcher.setup import Answers, run_setup
+
+    config = args.config_dir or os.environ.get("WATCHER_CONFIG_DIR") or "/etc/watcher"
+    web_key_file = Path(args.web_key_file) if args.web_key_file else None
+    return run_setup(Answers(web_key_file, args.notify, args.yes, Path(config)))
+
+
+@command(
     "demo",
     "Play a scripted scenario against the built-in simulated exchange.",
     "watcher demo --forever",
@@ -393,7 +408,7 @@ def build_parser() -> Parser:
         child = sub.add_parser(
             name, help=purpose, description=purpose, epilog=f"example: {example}"
         )
-        if name not in ("demo", "test"):
+        if name not in ("demo", "test", "setup"):
             child.add_argument("--rules", metavar="PATH", help="rules file (WATCHER_RULES)")
             child.add_argument("--state", metavar="PATH", help="state database (WATCHER_STATE)")
         _arguments(name, child)
@@ -426,6 +441,11 @@ def _arguments(name: str, child: Parser) -> None:
     elif name == "record":
         child.add_argument("--to", required=True, metavar="FILE")
         child.add_argument("--count", type=int, metavar="N", help="stop after N (default: never)")
+    elif name == "setup":
+        child.add_argument("--web-key-file", metavar="FILE", help="read the web key from FILE")
+        child.add_argument("--notify", metavar="URL", help="the notification URL (apprise)")
+        child.add_argument("--yes", action="store_true", help="accept the starter rules")
+        child.add_argument("--config-dir", metavar="DIR", help="default: /etc/watcher")
     elif name == "digest":
         child.add_argument("--send", action="store_true", help="send it now, through the outbox")
     elif name == "demo":
