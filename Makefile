@@ -19,11 +19,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Two workers on two cores; coverage follows every subprocess (the daemon, the demo,
-# the simulator), so the figure printed last includes them.
+# Four workers: most tests wait on sockets and subprocesses, not the CPU. Coverage
+# follows every subprocess (the daemon, the demo, the simulator), so the figure
+# printed last includes them.
 test: lint
 	rm -f .coverage .coverage.*
-	$(BIN)/python -m coverage run -m pytest -q -n 2
+	$(BIN)/python -m coverage run -m pytest -q -n 4
 	@$(BIN)/python -m coverage combine -q
 	@$(BIN)/python -m coverage report --format=total | sed 's/^/coverage (with subprocesses): /; s/$$/%/'
 

@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from watcher.sim import SimExchange
 
 from .conftest import WEB_KEY

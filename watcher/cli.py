@@ -370,7 +370,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 @command(
     "setup",
     "Guided first setup: web key, balances, a notification URL, starter rules.",
-    "sudo watcher setup --notify 'tgram://TOKEN/CHAT_ID'",
+    "watcher setup --notify 'tgram://TOKEN/CHAT_ID'",
 )
 def cmd_setup(args: argparse.Namespace) -> int:
     import os
