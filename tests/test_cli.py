@@ -83,20 +83,21 @@ def test_once_json_fires_persists_and_notifies(env, capsys, sim, receiver) -> No
     sim.set_coin("USDT", "1", spot="50", contract="9000")
     code, data = once(capsys)
     assert code == 1
-    alerts = {(a["rule"], a["currency"]): a for a in data["alerts"]}
-    assert alerts[("usdt-spot-low", None)] == {
+    alerts = {(a["account"], a["rule"], a["currency"]): a for a in data["alerts"]}
+    assert alerts[("main", "usdt-spot-low", None)] == {
+        "account": "main",
         "rule": "usdt-spot-low",
         "currency": None,
         "state": "firing",
         "value": "50",
         "threshold": "100",
         "severity": "warning",
-        "since": alerts[("usdt-spot-low", None)]["since"],
+        "since": alerts[("main", "usdt-spot-low", None)]["since"],
     }
-    assert alerts[("contract-heavy", None)]["severity"] == "critical"
-    assert alerts[("coin-heavy", "USDT")]["state"] == "firing"
-    assert alerts[("slow", None)]["state"] == "pending"
-    assert ("coin-heavy", "BTC") not in alerts
+    assert alerts[("main", "contract-heavy", None)]["severity"] == "critical"
+    assert alerts[("main", "coin-heavy", "USDT")]["state"] == "firing"
+    assert alerts[("main", "slow", None)]["state"] == "pending"
+    assert ("main", "coin-heavy", "BTC") not in alerts
     assert sorted((n["rule"], n["kind"]) for n in data["notifications"]) == [
         ("coin-heavy", "firing"),
         ("contract-heavy", "firing"),
@@ -290,4 +291,4 @@ def test_web_key_expiry_warns_12h_before_and_stores_only_a_hash(
 
     with sqlite3.connect(tmp_path / "w.db") as db:
         meta = dict(db.execute("SELECT key, value FROM meta"))
-    assert meta["web_key_hash"] == hashlib.sha256(WEB_KEY.encode()).hexdigest()[:16]
+    assert meta["main/web_key_hash"] == hashlib.sha256(WEB_KEY.encode()).hexdigest()[:16]

@@ -48,7 +48,7 @@ def test_fires_at_once_without_for_then_resolves() -> None:
     c = Clocked(LOW)
     assert c.kinds(at(0), usdt("500")) == []
     assert c.kinds(at(60), usdt("50")) == [("low", None, FIRING)]
-    assert c.alerts[("low", None)].state == FIRING
+    assert c.alerts[("main", "low", None)].state == FIRING
     assert c.kinds(at(120), usdt("40")) == []
     assert c.kinds(at(180), usdt("150")) == [("low", None, RESOLVED)]
     assert c.alerts == {}
@@ -60,7 +60,7 @@ def test_pending_until_for_elapses() -> None:
     assert out.notices == [] and [r.state for r in out.reports] == [PENDING]
     assert c.kinds(at(minutes=4, seconds=59), usdt("50")) == []
     assert c.kinds(at(minutes=5), usdt("50")) == [("low", None, FIRING)]
-    assert c.alerts[("low", None)].since == at(0)
+    assert c.alerts[("main", "low", None)].since == at(0)
 
 
 def test_pending_that_clears_returns_silently() -> None:
@@ -69,7 +69,7 @@ def test_pending_that_clears_returns_silently() -> None:
     out = c.step(at(60), usdt("500"))
     assert out.notices == [] and c.alerts == {} and out.reports == []
     assert c.kinds(at(120), usdt("50")) == []  # pending starts over
-    assert c.alerts[("low", None)].since == at(120)
+    assert c.alerts[("main", "low", None)].since == at(120)
 
 
 def test_repeat_while_firing_and_never() -> None:
@@ -88,9 +88,9 @@ def test_keep_firing_for_absorbs_flapping() -> None:
     c = Clocked(LOW + "    keep_firing_for: 2m\n")
     c.step(at(0), usdt("50"))
     assert c.kinds(at(60), usdt("150")) == []  # clear, but kept firing
-    assert c.alerts[("low", None)].cleared_since == at(60)
+    assert c.alerts[("main", "low", None)].cleared_since == at(60)
     assert c.kinds(at(90), usdt("50")) == []  # back: no new FIRING
-    assert c.alerts[("low", None)].cleared_since is None
+    assert c.alerts[("main", "low", None)].cleared_since is None
     assert c.kinds(at(120), usdt("150")) == []
     assert c.kinds(at(239), usdt("150")) == []
     assert c.kinds(at(240), usdt("150")) == [("low", None, RESOLVED)]
@@ -107,7 +107,7 @@ def test_clear_when_gives_hysteresis() -> None:
 
     assert c.kinds(at(0), share("71")) == [("heavy", None, FIRING)]
     assert c.kinds(at(60), share("68")) == []  # below 70 but not below 65
-    assert c.alerts[("heavy", None)].state == FIRING
+    assert c.alerts[("main", "heavy", None)].state == FIRING
     assert c.kinds(at(120), share("64")) == [("heavy", None, RESOLVED)]
     assert c.kinds(at(180), share("68")) == []  # does not re-fire between the bands
 
@@ -122,13 +122,13 @@ def test_send_resolved_false() -> None:
 def test_no_data_keeps_the_state_exactly() -> None:
     c = Clocked("  - name: share\n    when: contract / total > 60%\n    for: 1m\n")
     c.step(at(0), overview(total="100", contract="70"))
-    before = c.alerts[("share", None)]
+    before = c.alerts[("main", "share", None)]
     out = c.step(at(120), overview(total="0", contract="0"))  # division by zero
-    assert out.notices == [] and c.alerts[("share", None)] == before
+    assert out.notices == [] and c.alerts[("main", "share", None)] == before
     assert c.kinds(at(180), overview(total="100", contract="70")) == [("share", None, FIRING)]
-    firing = c.alerts[("share", None)]
+    firing = c.alerts[("main", "share", None)]
     c.step(at(240), overview(total="0", contract="0"))
-    assert c.alerts[("share", None)] == firing  # no data never resolves
+    assert c.alerts[("main", "share", None)] == firing  # no data never resolves
 
 
 def test_each_currency_instances_are_independent() -> None:
@@ -146,7 +146,7 @@ def test_each_currency_instances_are_independent() -> None:
     # BTC disappears from the answer: it holds zero now, so it resolves.
     gone = overview(row("ETH", "10", contract="9", spot="1"))
     assert c.kinds(at(60), gone) == [("heavy", "BTC", RESOLVED)]
-    assert set(c.alerts) == {("heavy", "ETH")}
+    assert set(c.alerts) == {("main", "heavy", "ETH")}
 
 
 def test_currencies_list_narrows_and_reads_unlisted_as_zero() -> None:
@@ -163,14 +163,14 @@ def test_change_fires_on_drawdown_after_history_exists() -> None:
     assert c.kinds(at(minutes=30), btc("0.95")) == []
     assert c.kinds(at(minutes=60), btc("0.95")) == []  # -5%
     assert c.kinds(at(minutes=90), btc("0.80")) == [("dd", None, FIRING)]  # vs 0.95: -15.8%
-    assert c.alerts[("dd", None)].value == Decimal("-0.1578947368421052631578947368")
+    assert c.alerts[("main", "dd", None)].value == Decimal("-0.1578947368421052631578947368")
 
 
 def test_silence_mutes_then_announces_once() -> None:
     c = Clocked(LOW + "    repeat: 1h\n")
     c.silenced.add(("low", None))
     assert c.kinds(at(0), usdt("50")) == []
-    assert c.alerts[("low", None)].muted
+    assert c.alerts[("main", "low", None)].muted
     assert c.kinds(at(hours=2), usdt("50")) == []  # repeat muted too
     c.silenced.clear()
     assert c.kinds(at(hours=2, minutes=1), usdt("50")) == [("low", None, FIRING)]
@@ -206,11 +206,11 @@ def test_message_template_and_runtime_fallback() -> None:
 def test_removed_rule_state_is_dropped_builtins_kept() -> None:
     c = Clocked(LOW)
     c.alerts = {
-        ("gone", None): Alert("gone", None, FIRING, at(0)),
-        ("auth-failed", None): Alert("auth-failed", None, FIRING, at(0)),
+        ("main", "gone", None): Alert("gone", None, FIRING, at(0)),
+        ("main", "auth-failed", None): Alert("auth-failed", None, FIRING, at(0)),
     }
     out = c.step(at(60), usdt("500"))
-    assert set(c.alerts) == {("auth-failed", None)}
+    assert set(c.alerts) == {("main", "auth-failed", None)}
     assert any("rule gone is gone" in e for e in out.errors)
 
 

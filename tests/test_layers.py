@@ -76,7 +76,7 @@ def known(**changes) -> Known:
 
 
 def facts_by_rule(error, now, k):
-    return {f.key[0]: (f.holds, f.clears) for f in poll_facts(error, now, k)}
+    return {f.key[1]: (f.holds, f.clears) for f in poll_facts(error, now, k)}
 
 
 def test_builtins_are_facts_of_the_poll_result_and_the_clock() -> None:
@@ -119,9 +119,9 @@ def test_dry_run_writes_nothing_and_the_key_is_seen_in_the_commit(tmp_path: Path
     assert store.meta() == before
     Watcher(settings, rules, store, source=Source(), clock=lambda: at(1)).poll()
     meta = store.meta()
-    assert meta["web_key_seen"] == at(1).isoformat() and len(meta["web_key_hash"]) == 16
+    assert meta["main/web_key_seen"] == at(1).isoformat() and len(meta["main/web_key_hash"]) == 16
     Watcher(settings, rules, store, source=Source(), clock=lambda: at(9)).poll()
-    assert store.meta()["web_key_seen"] == at(1).isoformat()  # read once, kept
+    assert store.meta()["main/web_key_seen"] == at(1).isoformat()  # read once, kept
 
 
 def big_result(count: int, value: str) -> PollResult:

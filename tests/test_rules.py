@@ -80,8 +80,8 @@ def test_every_problem_is_reported_at_once_with_its_place() -> None:
         "r.yaml:9:18: rule usdt-spot-low: when: the expression ends too early",
         "r.yaml:10:14: rule usdt-spot-low: notify: no channel named 'phon'",
         "r.yaml:11:5: rule usdt-spot-low: unknown rule key 'colour' (known: name, when, "
-        "clear_when, each, currencies, exclude, message, for, keep_firing_for, repeat, "
-        "severity, notify, send_resolved)",
+        "clear_when, each, currencies, exclude, message, accounts, combined, for, keep_firing_for, "
+        "repeat, severity, notify, send_resolved)",
         "r.yaml:12:11: rule name 'Bad_Name' must match [a-z0-9-]+ (e.g. usdt-spot-low)",
     ]
 

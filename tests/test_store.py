@@ -50,7 +50,7 @@ def test_restart_announces_nothing_twice_and_resumes_the_repeat_timer(tmp_path: 
     clock.now = at(minutes=40)
     del first  # killed; a new process starts from the file
     second = watcher(tmp_path / "w.db", clock)
-    assert second.alerts[("low", None)].state == FIRING
+    assert second.alerts[("main", "low", None)].state == FIRING
     assert poll(second, clock, "50", "1000") == []
     clock.now = at(minutes=59)
     assert poll(second, clock, "50", "1000") == []
@@ -77,8 +77,8 @@ def test_only_changes_are_stored(tmp_path: Path) -> None:
         store.commit({}, samples=record_history(rules, snapshot, History()))
     with sqlite3.connect(tmp_path / "w.db") as db:
         keys = [k for (k,) in db.execute("SELECT key FROM history ORDER BY ts, key")]
-    assert keys.count("POLL") == 10
-    assert sorted(k for k in keys if k != "POLL") == ["BTC.spot", "USDT.spot"]
+    assert keys.count("main/POLL") == 10
+    assert sorted(k for k in keys if k != "main/POLL") == ["main/BTC.spot", "main/USDT.spot"]
     polls = list(store.polls())
     assert len(polls) == 10 and polls[-1] == (at(minutes=9), {"USDT.spot": 5, "BTC.spot": 0})
 
@@ -136,7 +136,7 @@ def test_an_unreadable_row_keeps_its_rules_state_and_history(tmp_path: Path) -> 
     blind = blind.model_copy(update={"nodata": frozenset({"BTC"})})
     result = w.process(clock.now, blind, None)
     assert [(n.currency, n.kind) for n in result.outcome.notices] == [("ETH", "firing")]
-    assert result.outcome.alerts[("low", "BTC")].state == FIRING
+    assert result.outcome.alerts[("main", "low", "BTC")].state == FIRING
     assert [v["BTC.spot"] for _, v in w.store.polls()] == [Decimal("7"), Decimal("7")]
 
 

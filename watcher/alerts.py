@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-Key = tuple[str, str | None]
+Key = tuple[str, str, str | None]  # (account, rule, currency)
 PENDING, FIRING, RESOLVED = "pending", "firing", "resolved"
+MAIN = "main"  # the account of a setup without an `accounts:` section
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,11 @@ class Alert:
     threshold: Decimal | None = None
     muted: bool = False  # a notification was held back by a silence: announce when it ends
     severity: str = "warning"
+    account: str = MAIN
 
     @property
     def key(self) -> Key:
-        return (self.rule, self.currency)
+        return (self.account, self.rule, self.currency)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Notice:
     windowed: bool = False  # change()/delta(): a resolve means "no longer true"
     fired_at: datetime | None = None  # when it started firing, for "after 12m"
     cleared: bool = False  # resolved because `clear_when` held
+    account: str | None = None  # shown in the message; None for a setup of one account
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Report:
     since: datetime
     value: Decimal | None
     threshold: Decimal | None
+    account: str = MAIN
 
 
 @dataclass
@@ -85,8 +89,11 @@ class Silence:
     starts: datetime
     ends: datetime
     comment: str
+    account: str | None = None  # None: every account
 
-    def covers(self, rule: str, currency: str | None, now: datetime) -> bool:
+    def covers(self, rule: str, currency: str | None, now: datetime, account: str = MAIN) -> bool:
         if not self.starts <= now < self.ends or self.rule != rule:
+            return False
+        if self.account is not None and self.account != account:
             return False
         return self.currency is None or self.currency == currency

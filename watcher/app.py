@@ -7,24 +7,25 @@ mismatch, web key expiry) go through the same lifecycle as user rules.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from watcher import digest, logs
-from watcher.alerts import FIRING, Notice, Outcome
-from watcher.builtins import WEB_KEY_LIFE, Known, poll_facts
-from watcher.digest import Facts
+from watcher.account import Account
+from watcher.alerts import FIRING, Alert, Key, Notice, Outcome, Silence
+from watcher.builtins import WEB_KEY_LIFE, Fact, poll_facts
+from watcher.digest import Book, Facts
 from watcher.engine import evaluate_poll, silenced_by
 from watcher.errors import ExchangeError, PollCrashed, Problem
-from watcher.history import History, absent_is_zero, watched_series
-from watcher.models import Overview
+from watcher.history import History, Sample, absent_is_zero, watched_series
+from watcher.models import Overview, combine
 from watcher.notify import Deliverer, DeliveryReport, route
 from watcher.ruleset import DEFAULT_CHANNEL, RuleSet
 from watcher.settings import Settings
-from watcher.sources import Source, open_source
+from watcher.sources import Source, open_source, spec_from
 from watcher.store import Store
 
 Clock = Callable[[], datetime]
@@ -35,12 +36,60 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Step:
+    """One poll's evaluation across accounts: alerts chained, the rest collected."""
+
+    def __init__(self, alerts: Mapping[Key, Alert]) -> None:
+        self.outcome = Outcome(alerts=dict(alerts))
+        self.samples: dict[str, list[Sample]] = {}
+        self.absent: dict[str, Callable[[str], bool]] = {}
+        self.meta: dict[str, str] = {}
+
+    def run(
+        self,
+        watcher: Watcher,
+        account: str,
+        history: History,
+        now: datetime,
+        overview: Overview | None,
+        facts: Iterable[Fact],
+        silences: list[Silence],
+    ) -> None:
+        rules = watcher.rules
+        outcome, samples = evaluate_poll(
+            rules,
+            self.outcome.alerts,
+            history,
+            now,
+            overview,
+            facts,
+            silenced_by(silences, now, account),
+            account=account,
+            label=account if rules.labelled else None,
+        )
+        self.outcome.alerts = outcome.alerts
+        self.outcome.notices += outcome.notices
+        self.outcome.reports += outcome.reports
+        self.outcome.errors += outcome.errors
+        self.samples[account] = samples
+        self.absent[account] = absent_is_zero(rules, overview)
+
+
+@dataclass(frozen=True)
+class AccountPoll:
+    """One account's answer this poll: balances or the error, never both."""
+
+    overview: Overview | None
+    error: ExchangeError | None
+
+
 @dataclass(frozen=True)
 class PollResult:
     at: datetime
-    overview: Overview | None
-    error: ExchangeError | None
+    overview: Overview | None  # the first account's (the only one, in most setups)
+    error: ExchangeError | None  # the first error of any account polled
     outcome: Outcome
+    accounts: Mapping[str, AccountPoll] = field(default_factory=dict)
 
     @property
     def firing(self) -> int:
@@ -48,7 +97,7 @@ class PollResult:
 
 
 class Watcher:
-    """The state that lives across polls: rules, alert instances, history."""
+    """The state that lives across polls: rules, accounts, alert instances, history."""
 
     def __init__(
         self,
@@ -63,76 +112,107 @@ class Watcher:
         self.rules = rules
         self.store = store
         self.clock = clock
-        self.source = source or open_source(settings, clock)
         self.started = clock()
         self.alerts = store.load_alerts()
-        self.history = self.load_history()
-        meta = store.meta()
-        success = meta.get("last_success")
-        self.last_success = datetime.fromisoformat(success) if success else None
-        self.web_key_meta, self.web_key_issued = self.web_key_sighting(meta)
+        self.accounts = self.open_accounts(rules, source)
+        self.groups: dict[str, History] = {}
+        self.load_history()
         self.deliverer = deliverer or Deliverer(store, rules.channels, name=settings.name)
         self.last: PollResult | None = None
 
-    def web_key_sighting(self, meta: dict[str, str]) -> tuple[dict[str, str], datetime | None]:
-        """When the web key was issued or first seen, read once at start; only its hash is
-        stored. A new key's first sighting is written with the next poll's commit."""
-        key = self.settings.web_key
-        if key is None or not key.get_secret_value():
-            return {}, None
-        if self.settings.web_key_issued is not None:
-            return {}, self.settings.web_key_issued
-        digest = hashlib.sha256(key.get_secret_value().encode()).hexdigest()[:16]
-        if meta.get("web_key_hash") == digest and meta.get("web_key_seen"):
-            return {}, datetime.fromisoformat(meta["web_key_seen"])
-        seen = self.started
-        return {"web_key_hash": digest, "web_key_seen": seen.isoformat()}, seen
+    def open_accounts(self, rules: RuleSet, source: Source | None = None) -> dict[str, Account]:
+        """One ``Account`` per configured account, its memory restored from the database."""
+        meta = self.store.meta()
+        specs = rules.accounts or (spec_from(self.settings),)
+        accounts = {}
+        for spec in specs:
+            opened = source if source is not None and len(specs) == 1 else None
+            opened = opened or open_source(self.settings, self.clock, account=spec)
+            account = Account(spec, opened, self.started)
+            issued = self.settings.web_key_issued if not rules.accounts else None
+            account.restore(meta, issued)
+            accounts[spec.name] = account
+        return accounts
+
+    @property
+    def last_success(self) -> datetime | None:
+        """When every account last polled well (the oldest of their last successes)."""
+        times = [a.last_success for a in self.accounts.values()]
+        return None if any(t is None for t in times) else min(times)  # type: ignore[type-var]
+
+    @property
+    def history(self) -> History:
+        """The first account's history (the only one, in most setups)."""
+        return next(iter(self.accounts.values())).history
 
     def reload(self, rules: RuleSet) -> None:
-        """New rules; instances of rules that still exist keep their state."""
+        """New rules; instances of rules that still exist keep their state. Accounts whose
+        settings changed get a new source; the others keep theirs."""
+        old = self.accounts
         self.rules = rules
+        fresh = self.open_accounts(rules, None) if rules.accounts or len(old) > 1 else old
+        for name, account in fresh.items():
+            kept = old.get(name)
+            if kept is not None and kept.spec == account.spec and account is not kept:
+                account.source.close()
+                fresh[name] = kept
+        for name, account in old.items():
+            if fresh.get(name) is not account:
+                account.source.close()
+        self.accounts = fresh
         self.deliverer.set_channels(rules.channels)
-        self.history = self.load_history()
+        self.load_history()
 
-    def load_history(self) -> History:
-        """What ``change``/``delta`` look back on, rebuilt from the database."""
-        history = History()
+    def load_history(self) -> None:
+        """What ``change``/``delta`` look back on, rebuilt from the database per account."""
         series = self.rules.needs.series
-        if not series:
-            return history
         since = self.clock() - self.rules.history_keep
-        return self.store.load_history(history, since, watched_series(series))
+        wanted = watched_series(series)
+        for account in self.accounts.values():
+            account.history = History()
+            if series:
+                self.store.load_history(account.history, since, wanted, account.name)
+        self.groups = {}
+        for label in self.rules.groups:
+            self.groups[label] = History()
+            if series:
+                self.store.load_history(self.groups[label], since, wanted, label)
 
-    def fetch(self) -> Overview:
-        needs = self.rules.needs
-        return self.source.fetch(rows=needs.rows, totals=needs.totals or not needs.rows)
-
-    def poll(self, dry_run: bool = False) -> PollResult:
-        """Fetch, evaluate, and (unless ``dry_run``) persist state and outbox in one go."""
+    def poll(self, dry_run: bool = False, names: list[str] | None = None) -> PollResult:
+        """Fetch every account (side by side), evaluate, and (unless ``dry_run``) persist
+        state and outbox in one transaction."""
         now = self.clock()
-        overview, error = self.try_fetch()
-        return self.process(now, overview, error, dry_run)
+        chosen = [self.accounts[n] for n in (names or list(self.accounts))]
+        if len(chosen) == 1:
+            answers = [self.try_fetch(chosen[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+                answers = list(pool.map(self.try_fetch, chosen))
+        polled = {a.name: AccountPoll(*answer) for a, answer in zip(chosen, answers, strict=True)}
+        return self.process_accounts(now, polled, dry_run)
 
-    def try_fetch(self) -> tuple[Overview | None, ExchangeError | None]:
+    def try_fetch(
+        self, account: Account | None = None
+    ) -> tuple[Overview | None, ExchangeError | None]:
+        account = account or next(iter(self.accounts.values()))
+        needs = self.rules.needs
         try:
-            return self.fetch(), None
+            return account.fetch(rows=needs.rows, totals=needs.totals or not needs.rows), None
         except ExchangeError as exc:
-            log.warning("poll failed", error=str(exc), kind=type(exc).__name__, code=exc.code)
+            log.warning(
+                "poll failed",
+                account=account.name,
+                error=str(exc),
+                kind=type(exc).__name__,
+                code=exc.code,
+            )
             return None, exc
         except Exception as exc:  # whatever the fetch raises must reach the built-ins
-            log.error("poll crashed", kind=type(exc).__name__, exc_info=True)
+            log.error("poll crashed", account=account.name, kind=type(exc).__name__, exc_info=True)
             return None, PollCrashed(
                 f"reading the exchange failed unexpectedly ({type(exc).__name__}); "
                 "the details are in the log"
             )
-
-    def known(self) -> Known:
-        return Known(
-            started=self.started,
-            last_success=self.last_success,
-            stale_after=self.settings.stale_after,
-            web_key_issued=self.web_key_issued,
-        )
 
     def process(
         self,
@@ -141,39 +221,65 @@ class Watcher:
         error: ExchangeError | None,
         dry_run: bool = False,
     ) -> PollResult:
-        """Everything after the HTTP answer: pure evaluation, then one transaction."""
-        if overview is not None and overview.problems:
-            log.warning("unreadable rows are no data this poll", rows="; ".join(overview.problems))
-        outcome, samples = evaluate_poll(
-            self.rules,
-            self.alerts,
-            self.history,
-            now,
-            overview,
-            poll_facts(error, now, self.known()),
-            silenced_by(self.store.silences(now), now),
-        )
-        for message in outcome.errors:
+        """One account's answer (the first, or only, account) through the whole poll."""
+        name = next(iter(self.accounts))
+        return self.process_accounts(now, {name: AccountPoll(overview, error)}, dry_run)
+
+    def process_accounts(
+        self, now: datetime, polled: Mapping[str, AccountPoll], dry_run: bool = False
+    ) -> PollResult:
+        """Everything after the HTTP answers: each account's evaluation, the combined
+        rules, then one transaction for all of it."""
+        silences = self.store.silences(now)
+        step = Step(self.alerts)
+        for name, answer in polled.items():
+            account = self.accounts[name]
+            if answer.overview is not None and answer.overview.problems:
+                log.warning(
+                    "unreadable rows are no data this poll",
+                    account=name,
+                    rows="; ".join(answer.overview.problems),
+                )
+            facts = poll_facts(answer.error, now, account.known(self.settings.stale_after), name)
+            step.run(self, name, account.history, now, answer.overview, facts, silences)
+            step.meta.update(account.polled(now, answer.overview, answer.error))
+            account.web_key_meta = {} if dry_run else account.web_key_meta
+        for label, members in self.rules.groups.items():
+            within = 2 * self.settings.interval
+            parts = [self.accounts[m].fresh(now, within) for m in members if m in self.accounts]
+            if len(parts) == len(members) and all(p is not None for p in parts):
+                combined = combine(parts, now)  # type: ignore[arg-type]
+                step.run(self, label, self.groups[label], now, combined, (), silences)
+        for message in step.outcome.errors:
             log.warning(message)
-        result = PollResult(now, overview, error, outcome)
+        first = next(iter(polled.values()))
+        errors = [a.error for a in polled.values() if a.error is not None]
+        result = PollResult(
+            now, first.overview, errors[0] if errors else None, step.outcome, dict(polled)
+        )
         self.last = result
         if dry_run:
             return result
-        if error is None:
-            self.last_success = now
         keep = max(self.rules.history_keep, self.settings.history_keep)
         self.store.commit(
-            outcome.alerts,
-            route(outcome.notices, self.rules.channels, now),
-            samples,
-            {**self.poll_meta(result), **self.web_key_meta},
+            step.outcome.alerts,
+            route(step.outcome.notices, self.rules.channels, now),
+            step.samples,
+            step.meta,
             prune_before=now - keep,
-            absent_is_zero=absent_is_zero(self.rules, overview),
+            absent_is_zero=step.absent,
         )
-        self.web_key_meta = {}
-        self.alerts = outcome.alerts
-        for notice in outcome.notices:
-            log.info("alert", rule=notice.rule, currency=notice.currency, kind=notice.kind)
+        for account in self.accounts.values():
+            account.web_key_meta = {}
+        self.alerts = step.outcome.alerts
+        for notice in step.outcome.notices:
+            log.info(
+                "alert",
+                account=notice.account,
+                rule=notice.rule,
+                currency=notice.currency,
+                kind=notice.kind,
+            )
         return result
 
     def announce_reload(self, problem: Problem | None, digest: str | None) -> None:
@@ -198,25 +304,32 @@ class Watcher:
 
     def digest_facts(self, now: datetime) -> Facts:
         """What today's digest says: fresh balances, 24 h ago, alerts, silences, outbox."""
-        try:
-            overview, error = self.source.fetch(rows=True, totals=True), None
-        except Exception as exc:  # the digest says so; it is no reason not to send
-            overview, error = (
-                None,
-                str(exc) if isinstance(exc, ExchangeError) else type(exc).__name__,
+        books = []
+        for account in self.accounts.values():
+            try:
+                overview, error = account.fetch(rows=True, totals=True), None
+            except Exception as exc:  # the digest says so; it is no reason not to send
+                overview = None
+                error = str(exc) if isinstance(exc, ExchangeError) else type(exc).__name__
+            issued = account.web_key_issued
+            day_ago = now - timedelta(hours=24)
+            books.append(
+                Book(
+                    name=account.name if self.rules.labelled else None,
+                    overview=overview,
+                    error=error,
+                    total_24h_ago=self.store.value_at("ACCOUNT.total", day_ago, account.name),
+                    web_key_expires=issued + WEB_KEY_LIFE if issued else None,
+                )
             )
-        expires = self.web_key_issued + WEB_KEY_LIFE if self.web_key_issued else None
         return Facts(
             name=self.settings.name,
             now=now,
-            overview=overview,
-            error=error,
-            total_24h_ago=self.store.value_at("ACCOUNT.total", now - timedelta(hours=24)),
+            books=tuple(books),
             alerts=tuple(self.alerts.values()),
             silences=tuple(self.store.silences(now)),
             outbox=self.store.outbox_depth(),
             oldest=self.store.oldest(),
-            web_key_expires=expires,
         )
 
     def digest_text(self, now: datetime) -> str | None:
@@ -241,16 +354,6 @@ class Watcher:
         marker = (day or digest.scheduled(spec, now).date()).isoformat()
         self.store.announce(route([notice], self.rules.channels, now), {"digest_last": marker})
         return True
-
-    def poll_meta(self, result: PollResult) -> dict[str, str]:
-        meta = {
-            "last_poll": result.at.isoformat(),
-            "last_result": "ok" if result.error is None else type(result.error).__name__,
-            "last_error": "" if result.error is None else str(result.error),
-        }
-        if self.last_success:
-            meta["last_success"] = self.last_success.isoformat()
-        return meta
 
     def deliver(self) -> DeliveryReport:
         return self.deliverer.deliver(self.clock())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from watcher.alerts import Key
+from watcher.alerts import MAIN, Key
 from watcher.durations import format_duration
 from watcher.errors import AuthError, ExchangeError, NetworkMismatch
 from watcher.ruleset import Policy
@@ -47,8 +47,11 @@ def _negate(value: bool | None) -> bool | None:
     return None if value is None else not value
 
 
-def poll_facts(error: ExchangeError | None, now: datetime, known: Known) -> list[Fact]:
-    """auth-failed, network-mismatch, exchange-unreachable and web-key-expiry for one poll."""
+def poll_facts(
+    error: ExchangeError | None, now: datetime, known: Known, account: str = MAIN
+) -> list[Fact]:
+    """auth-failed, network-mismatch, exchange-unreachable and web-key-expiry for one
+    account's poll."""
 
     def caused_by(kind: type[ExchangeError]) -> bool | None:
         if error is None:
@@ -58,8 +61,8 @@ def poll_facts(error: ExchangeError | None, now: datetime, known: Known) -> list
     auth, mismatch = caused_by(AuthError), caused_by(NetworkMismatch)
     text = str(error)
     facts = [
-        Fact(("auth-failed", None), auth, _negate(auth), CRITICAL, text),
-        Fact(("network-mismatch", None), mismatch, _negate(mismatch), CRITICAL, text),
+        Fact((account, "auth-failed", None), auth, _negate(auth), CRITICAL, text),
+        Fact((account, "network-mismatch", None), mismatch, _negate(mismatch), CRITICAL, text),
     ]
     last_ok = now if error is None else (known.last_success or known.started)
     stale: bool | None = now - last_ok >= known.stale_after
@@ -69,13 +72,15 @@ def poll_facts(error: ExchangeError | None, now: datetime, known: Known) -> list
         f"no successful poll for {format_duration(now - last_ok)}; last error: {error}. "
         "watcher keeps trying: check this server's network and MEXC's status"
     )
-    facts.append(Fact(("exchange-unreachable", None), stale, _negate(stale), CRITICAL, line))
+    facts.append(
+        Fact((account, "exchange-unreachable", None), stale, _negate(stale), CRITICAL, line)
+    )
     if known.web_key_issued is not None:
-        facts.append(web_key_fact(now, known.web_key_issued))
+        facts.append(web_key_fact(now, known.web_key_issued, account))
     return facts
 
 
-def web_key_fact(now: datetime, issued: datetime) -> Fact:
+def web_key_fact(now: datetime, issued: datetime, account: str = MAIN) -> Fact:
     """Warn 12 h before the 5-day web key dies."""
     if issued.tzinfo is None:
         issued = issued.replace(tzinfo=UTC)
@@ -86,4 +91,4 @@ def web_key_fact(now: datetime, issued: datetime) -> Fact:
         f"(in {format_duration(max(expires - now, timedelta(0)))}): log in to MEXC again "
         "and update WATCHER_WEB_KEY"
     )
-    return Fact(("web-key-expiry", None), soon, not soon, WARNING, text)
+    return Fact((account, "web-key-expiry", None), soon, not soon, WARNING, text)

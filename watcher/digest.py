@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from watcher.alerts import FIRING, Alert, Silence
+from watcher.alerts import FIRING, MAIN, Alert, Silence
 from watcher.durations import format_duration
 from watcher.messages import human
 from watcher.models import Overview
@@ -23,19 +23,27 @@ TOP = 5
 
 
 @dataclass(frozen=True)
+class Book:
+    """One account's balances for the digest (``name`` None: a setup of one account)."""
+
+    name: str | None
+    overview: Overview | None
+    error: str | None = None
+    total_24h_ago: Decimal | None = None
+    web_key_expires: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything the digest says, gathered by the caller."""
 
     name: str
     now: datetime
-    overview: Overview | None
-    error: str | None = None
-    total_24h_ago: Decimal | None = None
+    books: tuple[Book, ...] = ()
     alerts: tuple[Alert, ...] = ()
     silences: tuple[Silence, ...] = ()
     outbox: int = 0
     oldest: datetime | None = None
-    web_key_expires: datetime | None = None
     acks: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -62,7 +70,9 @@ def compose(spec: Digest, facts: Facts) -> str:
     head = f"Daily digest for {when:%Y-%m-%d %H:%M} {spec.timezone}"
     if late:
         head += f" (late: watcher was not running then; sent {facts.now:%Y-%m-%d %H:%M} UTC)"
-    lines = [head, *balances(facts)]
+    lines = [head]
+    for book in facts.books:
+        lines += balances(book, facts.now)
     firing = [a for a in facts.alerts if a.state == FIRING]
     if firing:
         parts = [
@@ -80,29 +90,35 @@ def compose(spec: Digest, facts: Facts) -> str:
     if facts.acks:
         lines.append("Acknowledged: " + "; ".join(facts.acks))
     lines.append(outbox_line(facts))
-    if facts.web_key_expires is not None:
-        left = max(facts.web_key_expires - facts.now, timedelta(0))
-        left = timedelta(minutes=int(left.total_seconds() // 60))
-        lines.append(
-            f"Web key: expires {facts.web_key_expires:%Y-%m-%d %H:%M} UTC "
-            f"(in {format_duration(left)})"
-        )
+    for book in facts.books:
+        if book.web_key_expires is not None:
+            left = max(book.web_key_expires - facts.now, timedelta(0))
+            left = timedelta(minutes=int(left.total_seconds() // 60))
+            lines.append(
+                f"Web key{whose(book)}: expires {book.web_key_expires:%Y-%m-%d %H:%M} UTC "
+                f"(in {format_duration(left)})"
+            )
     return "\n".join(lines)
 
 
+def whose(book: Book) -> str:
+    return f" ({book.name})" if book.name else ""
+
+
 def who(alert: Alert) -> str:
-    return f"{alert.rule} {alert.currency}" if alert.currency else alert.rule
+    name = f"{alert.rule} {alert.currency}" if alert.currency else alert.rule
+    return name if alert.account == MAIN else f"{name} ({alert.account})"
 
 
-def balances(facts: Facts) -> list[str]:
-    overview = facts.overview
+def balances(book: Book, now: datetime) -> list[str]:
+    overview = book.overview
     if overview is None:
-        return [f"Balances: not readable right now ({facts.error or 'no answer'})"]
+        return [f"Balances{whose(book)}: not readable right now ({book.error or 'no answer'})"]
     lines = []
     if overview.totals is not None:
         total = overview.totals.total
-        line = f"Account total: {human(total)}"
-        old = facts.total_24h_ago
+        line = f"Account total{whose(book)}: {human(total)}"
+        old = book.total_24h_ago
         if old:
             line += f" ({'+' if total >= old else ''}{human((total - old) / old, True)} in 24 h)"
         else:
@@ -110,9 +126,8 @@ def balances(facts: Facts) -> list[str]:
         lines.append(line)
     rows = sorted((overview.currencies or {}).values(), key=lambda r: r.total, reverse=True)[:TOP]
     if rows:
-        lines.append(
-            "Largest holdings: " + ", ".join(f"{r.currency} {human(r.total)}" for r in rows)
-        )
+        held = ", ".join(f"{r.currency} {human(r.total)}" for r in rows)
+        lines.append(f"Largest holdings{whose(book)}: {held}")
     return lines
 
 

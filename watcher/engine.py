@@ -16,6 +16,7 @@ from typing import Any
 
 from watcher.alerts import (  # re-exported: the engine's vocabulary
     FIRING,
+    MAIN,
     PENDING,
     RESOLVED,
     Alert,
@@ -61,24 +62,30 @@ class Evaluation:
         alerts: Mapping[Key, Alert],
         now: datetime,
         silenced: Silenced = never,
+        account: str = MAIN,
+        label: str | None = None,
     ) -> None:
         self.now = now
         self.silenced = silenced
+        self.account = account  # whose alerts this pass may change
+        self.label = label  # the account as messages name it (None: a setup of one account)
         self.outcome = Outcome(alerts=dict(alerts))
         self.sources: dict[str, str] = {}  # rule name -> its `when`, for {when}
         self.compiled: dict[str, Rule] = {}  # rule name -> rule, to describe its notices
 
     def rules(self, rules: RuleSet, overview: Overview, history: History) -> None:
         history.now = self.now.timestamp()
-        self.sources = {rule.name: rule.when.text for rule in rules.rules}
-        self.compiled = {rule.name: rule for rule in rules.rules}
+        mine = rules.rules_for(self.account)
+        self.sources = {rule.name: rule.when.text for rule in mine}
+        self.compiled = {rule.name: rule for rule in mine}
         known = set(self.sources) | set(BUILTIN_RULES)
-        for key in [k for k in self.outcome.alerts if k[0] not in known]:
+        gone = [k for k in self.outcome.alerts if k[0] == self.account and k[1] not in known]
+        for key in gone:
             del self.outcome.alerts[key]
-            self.outcome.errors.append(f"rule {key[0]} is gone; its alert state was dropped")
+            self.outcome.errors.append(f"rule {key[1]} is gone; its alert state was dropped")
         lookup = overview.balance
         totals, testnet = overview.totals, overview.is_testnet
-        for rule in rules.rules:
+        for rule in mine:
             if not rule.each:
                 args = (totals, None, lookup, history, testnet)
                 self.instance(rule, None, args)
@@ -93,11 +100,15 @@ class Evaluation:
         if rule.currencies is not None:
             return list(rule.currencies)
         codes = set(overview.currencies or ())
-        codes |= {c for (name, c) in self.outcome.alerts if name == rule.name and c}
+        codes |= {
+            c
+            for (acct, name, c) in self.outcome.alerts
+            if acct == self.account and name == rule.name and c
+        }
         return sorted(codes - rule.exclude)
 
     def instance(self, rule: Rule, currency: str | None, args: tuple[Any, ...]) -> None:
-        key = (rule.name, currency)
+        key = (self.account, rule.name, currency)
         alert = self.outcome.alerts.get(key)
         holds = run(rule.when.fn, *args)
         if alert is None and not holds:
@@ -162,7 +173,14 @@ class Evaluation:
         state = RESOLVED if after is None else after.state
         self.outcome.reports.append(
             Report(
-                key[0], key[1], state, policy.severity, shown.since, shown.value, shown.threshold
+                key[1],
+                key[2],
+                state,
+                policy.severity,
+                shown.since,
+                shown.value,
+                shown.threshold,
+                key[0],
             )
         )
         if kind and (kind != RESOLVED or policy.send_resolved):
@@ -230,6 +248,7 @@ class Evaluation:
                 windowed=bool(shown and shown.windowed),
                 fired_at=alert.fired_at,
                 cleared=cleared,
+                account=self.label,
             )
         )
 
@@ -246,7 +265,7 @@ def advance(
     if alert is None:
         if not holds:
             return None, None
-        alert = Alert(key[0], key[1], PENDING, since=now)
+        alert = Alert(key[1], key[2], PENDING, since=now, account=key[0])
     alert = unwarp(alert, now)
     if alert.state == PENDING:
         if holds is None:
@@ -294,10 +313,10 @@ def evaluate(
     return evaluation.outcome
 
 
-def silenced_by(silences: Iterable[Silence], now: datetime) -> Silenced:
-    """The predicate ``Evaluation`` asks: is this instance muted right now?"""
+def silenced_by(silences: Iterable[Silence], now: datetime, account: str = MAIN) -> Silenced:
+    """The predicate ``Evaluation`` asks: is this account's instance muted right now?"""
     active = [s for s in silences if s.starts <= now < s.ends]
-    return lambda rule, currency: any(s.covers(rule, currency, now) for s in active)
+    return lambda rule, currency: any(s.covers(rule, currency, now, account) for s in active)
 
 
 def evaluate_poll(
@@ -308,10 +327,13 @@ def evaluate_poll(
     overview: Overview | None,
     facts: Iterable[Fact] = (),
     silenced: Silenced = never,
+    account: str = MAIN,
+    label: str | None = None,
 ) -> tuple[Outcome, list[Sample]]:
-    """One poll, the one way: record history, evaluate the rules (if there is data),
-    then the built-ins' facts. Used by the daemon, ``once``, ``replay`` and ``watcher test``."""
-    evaluation = Evaluation(alerts, now, silenced)
+    """One account's poll, the one way: record history, evaluate its rules (if there is
+    data), then the built-ins' facts. Used by the daemon, ``once``, ``replay`` and
+    ``watcher test``; ``alerts`` holds every account's, and only this one's change."""
+    evaluation = Evaluation(alerts, now, silenced, account, label)
     samples: list[Sample] = []
     if overview is not None:
         samples = record_history(rules, overview, history)

@@ -84,3 +84,27 @@ class Overview(BaseModel):
             raise NoData(currency)
         rows = self.currencies or {}
         return rows.get(currency) or zero_balance(currency)
+
+
+def combine(parts: list[Overview], at: datetime) -> Overview:
+    """Several accounts as one: rows added per currency, totals added. A currency one of
+    them cannot read is no data for the sum; an account without totals leaves none."""
+    rows: dict[str, dict[str, Decimal]] = {}
+    for part in parts:
+        for code, row in (part.currencies or {}).items():
+            sums = rows.setdefault(code, dict.fromkeys(WALLETS + ORIGIN_WALLETS, ZERO))
+            for name in WALLETS + ORIGIN_WALLETS:
+                sums[name] += getattr(row, name)
+    totals = None
+    if all(p.totals is not None for p in parts):
+        totals = Totals(
+            **{w: sum((getattr(p.totals, w) for p in parts), ZERO) for w in WALLETS}  # type: ignore[union-attr]
+        )
+    have_rows = any(p.currencies is not None for p in parts)
+    return Overview(
+        fetched_at=at,
+        currencies={c: Balance(currency=c, **v) for c, v in rows.items()} if have_rows else None,
+        totals=totals,
+        nodata=frozenset().union(*(p.nodata for p in parts)),
+        complete=all(p.complete for p in parts),
+    )

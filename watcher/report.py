@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from watcher import table
+from watcher.alerts import MAIN
 from watcher.app import PollResult
 from watcher.engine import Report
 from watcher.messages import human
@@ -25,6 +26,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def alert_json(report: Report) -> dict[str, Any]:
     return {
+        "account": report.account,
         "rule": report.rule,
         "currency": report.currency,
         "state": report.state,
@@ -37,16 +39,30 @@ def alert_json(report: Report) -> dict[str, Any]:
 
 def once_json(settings: Settings, result: PollResult) -> dict[str, Any]:
     notifications = [
-        {"channel": channel, "rule": n.rule, "currency": n.currency, "kind": n.kind}
+        {
+            "channel": channel,
+            "account": n.account,
+            "rule": n.rule,
+            "currency": n.currency,
+            "kind": n.kind,
+        }
         for n in result.outcome.notices
         for channel in n.channels
     ]
+    accounts = {
+        name: {
+            "error": None if answer.error is None else str(answer.error),
+            "balances": balances_json(answer.overview),
+        }
+        for name, answer in result.accounts.items()
+    }
     return {
         "source": settings.source,
         "network": settings.network if settings.source == "bypass" else None,
         "fetched_at": _iso(result.overview.fetched_at if result.overview else result.at),
         "error": None if result.error is None else str(result.error),
         "balances": balances_json(result.overview),
+        "accounts": accounts,
         "alerts": [alert_json(r) for r in all_reports(result)],
         "notifications": notifications,
     }
@@ -74,7 +90,7 @@ def _amounts(item: Any, names: tuple[str, ...]) -> dict[str, str]:
 def all_reports(result: PollResult) -> list[Report]:
     """This evaluation's reports, then instances it did not touch (e.g. exchange down)."""
     reports = list(result.outcome.reports)
-    seen = {(r.rule, r.currency) for r in reports}
+    seen = {(r.account, r.rule, r.currency) for r in reports}
     for alert in result.outcome.alerts.values():
         if alert.key not in seen:
             reports.append(
@@ -86,6 +102,7 @@ def all_reports(result: PollResult) -> list[Report]:
                     alert.since,
                     alert.value,
                     alert.threshold,
+                    alert.account,
                 )
             )
     return reports
@@ -97,6 +114,7 @@ def alerts_table(reports: list[Report]) -> str:
     rows = [
         [
             r.state.upper(),
+            r.account,
             r.rule,
             r.currency or "",
             human(r.value),
@@ -105,30 +123,42 @@ def alerts_table(reports: list[Report]) -> str:
         ]
         for r in reports
     ]
-    headers = ["state", "rule", "currency", "value", "threshold", "since (UTC)"]
-    return table.render(headers, rows, right={3, 4})
+    headers = ["state", "account", "rule", "currency", "value", "threshold", "since (UTC)"]
+    return table.render(headers, rows, right={4, 5})
 
 
 def once_text(result: PollResult) -> str:
     parts = []
-    if result.overview is not None:
-        parts.append(table.balances(result.overview))
-    else:
-        parts.append(f"no balances: {result.error}")
+    several = len(result.accounts) > 1
+    for name, answer in result.accounts.items():
+        head = f"{name}:\n" if several else ""
+        if answer.overview is not None:
+            parts.append(head + table.balances(answer.overview))
+        else:
+            parts.append(f"{head}no balances: {answer.error}")
     parts.append(alerts_table(all_reports(result)))
     return "\n\n".join(parts)
 
 
+FACTS = ("last_poll", "last_result", "last_error", "last_success")
+
+
 def status_json(store: Store) -> dict[str, Any]:
     meta = store.meta()
-    alerts = sorted(store.load_alerts().values(), key=lambda a: (a.rule, a.currency or ""))
+    names = sorted({k.split("/", 1)[0] for k in meta if k.endswith("/last_poll")}) or [MAIN]
+    accounts = {
+        name: {fact: meta.get(f"{name}/{fact}") or None for fact in FACTS} for name in names
+    }
+    first = accounts[MAIN] if MAIN in accounts else accounts[names[0]]
+    alerts = sorted(
+        store.load_alerts().values(), key=lambda a: (a.account, a.rule, a.currency or "")
+    )
     return {
-        "last_poll": meta.get("last_poll"),
-        "last_result": meta.get("last_result"),
-        "last_error": meta.get("last_error") or None,
-        "last_success": meta.get("last_success"),
+        **first,  # the first account's, for a setup of one account
+        "accounts": accounts,
         "alerts": [
             {
+                "account": a.account,
                 "rule": a.rule,
                 "currency": a.currency,
                 "state": a.state,
@@ -142,6 +172,7 @@ def status_json(store: Store) -> dict[str, Any]:
         "silences": [
             {
                 "id": s.id,
+                "account": s.account,
                 "rule": s.rule,
                 "currency": s.currency,
                 "ends": _iso(s.ends),
@@ -154,19 +185,31 @@ def status_json(store: Store) -> dict[str, Any]:
 
 
 def status_text(data: dict[str, Any]) -> str:
-    lines = [
-        f"last poll:    {data['last_poll'] or 'never'} ({data['last_result'] or '-'})",
-        f"last success: {data['last_success'] or 'never'}",
-    ]
-    if data["last_error"]:
-        lines.append(f"last error:   {data['last_error']}")
-    lines.append(f"outbox:       {data['outbox']} notification(s) waiting")
+    lines = []
+    several = len(data["accounts"]) > 1
+    for name, facts in data["accounts"].items():
+        who = f" ({name})" if several else ""
+        lines.append(
+            f"last poll{who}: {facts['last_poll'] or 'never'} ({facts['last_result'] or '-'})"
+            f"; last success: {facts['last_success'] or 'never'}"
+        )
+        if facts["last_error"]:
+            lines.append(f"last error{who}: {facts['last_error']}")
+    lines.append(f"outbox: {data['outbox']} notification(s) waiting")
     rows = [
-        [a["state"].upper(), a["rule"], a["currency"] or "", a["since"], a["last_notified"] or "-"]
+        [
+            a["state"].upper(),
+            a["account"],
+            a["rule"],
+            a["currency"] or "",
+            a["since"],
+            a["last_notified"] or "-",
+        ]
         for a in data["alerts"]
     ]
-    headers = ["state", "rule", "currency", "since", "last notified"]
+    headers = ["state", "account", "rule", "currency", "since", "last notified"]
     lines += ["", table.render(headers, rows, right=set()) if rows else "no alerts"]
     for s in data["silences"]:
-        lines.append(f"silence {s['id']}: {s['rule']} {s['currency'] or ''} until {s['ends']}")
+        who = f" on {s['account']}" if s["account"] else ""
+        lines.append(f"silence {s['id']}: {s['rule']} {s['currency'] or ''}{who} until {s['ends']}")
     return "\n".join(lines)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from watcher import schedules
+from watcher.accounts import accounts as account_specs
+from watcher.alerts import MAIN
 from watcher.channels import Channel, ChannelError, parse_channel
 from watcher.durations import parse_duration
 from watcher.errors import Problem, RulesError
@@ -31,9 +33,20 @@ from watcher.yamlloc import Loc, LocList, LocMap, YamlProblem, load
 
 __all__ = ["BUILTIN_RULES", "Policy", "Rule", "RuleSet", "load_rules", "parse_rules"]
 
-TOP_KEYS = ("defaults", "channels", "rules", "heartbeat", "digest")
+TOP_KEYS = ("defaults", "accounts", "channels", "rules", "heartbeat", "digest")
 POLICY_KEYS = ("for", "keep_firing_for", "repeat", "severity", "notify", "send_resolved")
-RULE_KEYS = ("name", "when", "clear_when", "each", "currencies", "exclude", "message", *POLICY_KEYS)
+RULE_KEYS = (
+    "name",
+    "when",
+    "clear_when",
+    "each",
+    "currencies",
+    "exclude",
+    "message",
+    "accounts",
+    "combined",
+    *POLICY_KEYS,
+)
 _NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
 
@@ -58,6 +71,8 @@ class Loader:
         self.env = env
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
+        self.accounts: tuple[Any, ...] = ()
+        self.names: tuple[str, ...] = (MAIN,)
         self.rule_name: str | None = None
         self.channel_names: set[str] = set()
 
@@ -81,6 +96,13 @@ class Loader:
             raise RulesError([Problem(self.path, 1, 1, "the file must be a mapping with 'rules:'")])
         self.unknown_keys(document, TOP_KEYS, "top-level key", free_prefix="x-")
         channels = self.channels(document)
+        self.accounts = account_specs(
+            document.get("accounts"),
+            document.locs.get("accounts", document.loc),
+            self.env,
+            self.problem,
+        )
+        self.names = tuple(a.name for a in self.accounts) or (MAIN,)
         defaults = self.policy(document.get("defaults"), document, "defaults", Policy())
         rules = self.rules(document, defaults)
         where = document.loc
@@ -103,7 +125,16 @@ class Loader:
         if daily is not None:  # the digest reports the account total and its 24 h change
             needs.totals = True
             needs.reads.add(("ACCOUNT", "total"))
-        return RuleSet(self.path, tuple(rules), channels, needs, tuple(self.warnings), beats, daily)
+        return RuleSet(
+            self.path,
+            tuple(rules),
+            channels,
+            needs,
+            tuple(self.warnings),
+            beats,
+            daily,
+            self.accounts,
+        )
 
     def unknown_keys(
         self, mapping: LocMap, allowed: tuple[str, ...], what: str, free_prefix: str = ""
@@ -252,6 +283,7 @@ class Loader:
         exclude = self.codes(item, "exclude", each)
         message = self.message(item)
         policy = self.policy(item, item, name, defaults)
+        accounts, group = self.rule_accounts(item)
         if when is None or self.problems_for(name):
             return None
         return Rule(
@@ -264,7 +296,31 @@ class Loader:
             exclude=frozenset(exclude or ()),
             message=message,
             line=item.loc.line,
+            accounts=accounts,
+            group=group,
         )
+
+    def rule_accounts(self, item: LocMap) -> tuple[tuple[str, ...] | None, str | None]:
+        """``accounts: [main, hedge]`` narrows a rule; ``combined: true`` sums them."""
+        names = None
+        if "accounts" in item:
+            value = item["accounts"]
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not value:
+                self.problem(item.locs["accounts"], "accounts must be a list of account names")
+            else:
+                for index, name in enumerate(value):
+                    if name not in self.names:
+                        where = value.locs[index] if isinstance(value, LocList) else item.loc
+                        known = ", ".join(self.names)
+                        self.problem(where, f"accounts: no account named {name!r} (have: {known})")
+                names = tuple(str(n) for n in value)
+        combined = item.get("combined", False)
+        if not isinstance(combined, bool):
+            self.problem(item.locs["combined"], "combined must be true or false")
+            combined = False
+        group = "+".join(names or self.names) if combined else None
+        return names, group
 
     def problems_for(self, name: str) -> bool:
         return any(p.rule == name for p in self.problems)

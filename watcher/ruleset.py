@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any
 
+from watcher.alerts import MAIN
 from watcher.expr import Compiled, Needs
 
 if TYPE_CHECKING:
@@ -44,6 +45,25 @@ class Rule:
     exclude: frozenset[str] = frozenset()
     message: str | None = None
     line: int = 0
+    accounts: tuple[str, ...] | None = None  # None: every account
+    group: str | None = None  # `combined: true`: the label of the summed accounts
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    """One account from the rules file (or the environment's single ``main``)."""
+
+    name: str
+    source: str = "mexc"
+    web_key: str | None = None
+    api_key: str | None = None
+    proxy: str | None = None
+    mexc_url: str | None = None
+    base_url: str | None = None
+    network: str | None = None
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.web_key, self.api_key, self.proxy) if s]
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,31 @@ class RuleSet:
     warnings: tuple[Any, ...] = ()  # located ``Problem``s that do not stop the rules
     heartbeats: tuple[Heartbeat, ...] = ()
     digest: Digest | None = None
+    accounts: tuple[AccountSpec, ...] = ()  # empty: one account, `main`, from the environment
+
+    @property
+    def account_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.accounts) or (MAIN,)
+
+    @property
+    def labelled(self) -> bool:
+        """Messages name the account only when the rules file declares accounts."""
+        return bool(self.accounts)
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Combined rules' labels and the accounts each sums."""
+        return {r.group: r.accounts or self.account_names for r in self.rules if r.group}
+
+    def rules_for(self, account: str) -> tuple[Rule, ...]:
+        """The rules one account evaluates (or, for a group label, its combined rules)."""
+        if account in self.groups:
+            return tuple(r for r in self.rules if r.group == account)
+        return tuple(
+            r
+            for r in self.rules
+            if r.group is None and (r.accounts is None or account in r.accounts)
+        )
 
     def get(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)

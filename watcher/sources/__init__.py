@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from watcher.alerts import MAIN
 from watcher.models import Overview
+from watcher.ruleset import AccountSpec
 from watcher.settings import Settings
 from watcher.sources.http import BACKOFF
 
@@ -31,38 +33,63 @@ class Source(Protocol):
 
 
 def open_source(
-    settings: Settings, clock: Callable[[], datetime], backoff: float = BACKOFF
+    settings: Settings,
+    clock: Callable[[], datetime],
+    backoff: float = BACKOFF,
+    account: AccountSpec | None = None,
 ) -> Source:
-    """The source the settings name, with its secrets checked (``ConfigError`` if missing).
+    """The source of one account: from the rules file's ``accounts:``, or (``account``
+    None) the environment's single account, with its secrets checked (``ConfigError``).
 
     ``backoff`` is the first retry's wait (doubling after), injectable so tests need not sleep.
     """
+    spec = account or spec_from(settings)
     timeout = settings.timeout.total_seconds()
     interval = settings.interval.total_seconds()
-    proxy = settings.proxy.get_secret_value() if settings.proxy else None
-    if settings.source == "bypass":
+    if spec.source == "bypass":
         from watcher.sources.bypass import BypassSource
 
-        web_key = settings.web_key.get_secret_value() if settings.web_key else None
+        if not spec.api_key:
+            settings.require_api_key()  # says which variable is missing
         return BypassSource(
-            settings.base_url,
-            settings.require_api_key(),
-            web_key,
-            settings.network,
+            spec.base_url or settings.base_url,
+            spec.api_key or "",
+            spec.web_key,
+            spec.network or settings.network,
             timeout,
             interval,
             clock,
-            upstream_proxy=proxy,
+            upstream_proxy=spec.proxy,
             backoff=backoff,
         )
     from watcher.sources.mexc import MexcWebSource
 
+    if not spec.web_key:
+        settings.require_web_key()
     return MexcWebSource(
-        settings.mexc_url,
-        settings.require_web_key(),
+        spec.mexc_url or settings.mexc_url,
+        spec.web_key or "",
         timeout,
         interval,
         clock,
-        proxy=proxy,
+        proxy=spec.proxy,
         backoff=backoff,
+    )
+
+
+def spec_from(settings: Settings) -> AccountSpec:
+    """The single account ``main`` that the environment describes."""
+
+    def secret(value: Any) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    return AccountSpec(
+        name=MAIN,
+        source=settings.source,
+        web_key=secret(settings.web_key),
+        api_key=secret(settings.api_key),
+        proxy=secret(settings.proxy),
+        mexc_url=settings.mexc_url,
+        base_url=settings.base_url,
+        network=settings.network,
     )

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from watcher.alerts import Alert, Key, Notice
+from watcher.alerts import MAIN, Alert, Key, Notice
 from watcher.errors import StoreError
 from watcher.history import Sample
 from watcher.store.alerts import AlertTable
@@ -67,16 +67,22 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable):
         self,
         alerts: Mapping[Key, Alert],
         outbox: Iterable[tuple[str, str, Notice, datetime]] = (),
-        samples: Iterable[Sample] = (),
+        samples: Iterable[Sample] | Mapping[str, list[Sample]] = (),
         meta: Mapping[str, str] | None = None,
         prune_before: datetime | None = None,
-        absent_is_zero: Callable[[str], bool] = lambda key: False,
+        absent_is_zero: Callable[[str], bool] | Mapping[str, Callable[[str], bool]] = (
+            lambda key: False
+        ),
     ) -> None:
-        """Alert states, decided notifications, history and poll facts: all or nothing."""
+        """Alert states, decided notifications, history and poll facts: all or nothing.
+        ``samples`` and ``absent_is_zero`` are per account (a plain list: ``main``)."""
+        by_account = samples if isinstance(samples, Mapping) else {MAIN: list(samples)}
         with self.transaction():
             self._write_alerts(alerts)
             self._queue(outbox)
-            self._write_samples(list(samples), absent_is_zero)
+            for account, polled in by_account.items():
+                zero = absent_is_zero if callable(absent_is_zero) else absent_is_zero[account]
+                self._write_samples(account, list(polled), zero)
             if prune_before is not None:
                 self._prune(prune_before)
             if meta:

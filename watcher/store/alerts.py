@@ -14,12 +14,12 @@ from watcher.store.db import iso, parse_time
 
 _ALERT_COLUMNS = (
     "rule, currency, state, since, fired_at, last_notified, cleared_since, value, threshold, "
-    "muted, severity"
+    "muted, severity, account"
 )
 
 
 def _alert(row: tuple[Any, ...]) -> Alert:
-    rule, currency, state, since, fired, notified, cleared, value, threshold, muted, sev = row
+    rule, currency, state, since, fired, notified, cleared, value, threshold, muted, sev, acct = row
     if state not in STATES or sev not in SEVERITIES or not isinstance(rule, str):
         raise ValueError(f"state {state!r}")
     return Alert(
@@ -34,6 +34,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
         threshold=Decimal(threshold) if threshold is not None else None,
         muted=bool(muted),
         severity=sev,
+        account=str(acct),
     )
 
 
@@ -69,13 +70,15 @@ class AlertTable:
     def _write_alerts(self, alerts: Mapping[Key, Alert]) -> None:
         for key in [k for k in self._saved if k not in alerts]:
             self.db.execute(
-                "DELETE FROM alerts WHERE rule=? AND currency=?", (key[0], key[1] or "")
+                "DELETE FROM alerts WHERE account=? AND rule=? AND currency=?",
+                (key[0], key[1], key[2] or ""),
             )
         for key, alert in alerts.items():
             if self._saved.get(key) == alert:
                 continue
             self.db.execute(
-                f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     alert.rule,
                     alert.currency or "",
@@ -88,5 +91,6 @@ class AlertTable:
                     None if alert.threshold is None else str(alert.threshold),
                     int(alert.muted),
                     alert.severity,
+                    alert.account,
                 ),
             )

@@ -14,14 +14,15 @@ from pathlib import Path
 
 from watcher.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: several accounts (an `account` on alerts and silences, key prefixes)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     rule TEXT NOT NULL, currency TEXT NOT NULL, state TEXT NOT NULL, since TEXT NOT NULL,
     fired_at TEXT, last_notified TEXT, cleared_since TEXT, value TEXT, threshold TEXT,
     muted INTEGER NOT NULL DEFAULT 0, severity TEXT NOT NULL DEFAULT 'warning',
-    PRIMARY KEY (rule, currency));
+    account TEXT NOT NULL DEFAULT 'main',
+    PRIMARY KEY (account, rule, currency));
 CREATE TABLE IF NOT EXISTS history (
     key TEXT NOT NULL, ts REAL NOT NULL, value TEXT NOT NULL, PRIMARY KEY (key, ts)
 ) WITHOUT ROWID;
@@ -33,7 +34,23 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due);
 CREATE TABLE IF NOT EXISTS silences (
     id INTEGER PRIMARY KEY, rule TEXT NOT NULL, currency TEXT, starts REAL NOT NULL,
-    ends REAL NOT NULL, comment TEXT NOT NULL DEFAULT '');
+    ends REAL NOT NULL, comment TEXT NOT NULL DEFAULT '', account TEXT);
+"""
+# From the single-account schema: everything it held becomes account `main`.
+UPGRADE_1_TO_2 = """
+ALTER TABLE alerts RENAME TO alerts_v1;
+CREATE TABLE alerts (
+    rule TEXT NOT NULL, currency TEXT NOT NULL, state TEXT NOT NULL, since TEXT NOT NULL,
+    fired_at TEXT, last_notified TEXT, cleared_since TEXT, value TEXT, threshold TEXT,
+    muted INTEGER NOT NULL DEFAULT 0, severity TEXT NOT NULL DEFAULT 'warning',
+    account TEXT NOT NULL DEFAULT 'main',
+    PRIMARY KEY (account, rule, currency));
+INSERT INTO alerts SELECT *, 'main' FROM alerts_v1;
+DROP TABLE alerts_v1;
+ALTER TABLE silences ADD COLUMN account TEXT;
+UPDATE history SET key = 'main/' || key;
+UPDATE meta SET key = 'main/' || key WHERE key IN
+    ('last_poll', 'last_result', 'last_error', 'last_success', 'web_key_hash', 'web_key_seen');
 """
 
 
@@ -93,6 +110,11 @@ class Database:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             try:
                 version = int(row[0]) if row else SCHEMA_VERSION
+                if version == 1:
+                    for statement in UPGRADE_1_TO_2.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    version = 2
             except (TypeError, ValueError):
                 raise StoreError(
                     f"{self.path} has an unreadable schema version ({str(row[0])[:20]!r}); "

@@ -16,24 +16,39 @@ class SilenceTable:
     db: sqlite3.Connection
 
     def add_silence(
-        self, rule: str, currency: str | None, starts: datetime, length: timedelta, comment: str
+        self,
+        rule: str,
+        currency: str | None,
+        starts: datetime,
+        length: timedelta,
+        comment: str,
+        account: str | None = None,
     ) -> int:
+        """``account`` None: the rule is silenced on every account."""
         with self.transaction():
             cursor = self.db.execute(
-                "INSERT INTO silences (rule, currency, starts, ends, comment) VALUES (?,?,?,?,?)",
-                (rule, currency, starts.timestamp(), (starts + length).timestamp(), comment),
+                "INSERT INTO silences (rule, currency, starts, ends, comment, account) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    rule,
+                    currency,
+                    starts.timestamp(),
+                    (starts + length).timestamp(),
+                    comment,
+                    account,
+                ),
             )
             return int(cursor.lastrowid or 0)
 
     def silences(self, now: datetime | None = None) -> list[Silence]:
-        query = "SELECT id, rule, currency, starts, ends, comment FROM silences"
+        query = "SELECT id, rule, currency, starts, ends, comment, account FROM silences"
         params: tuple[Any, ...] = ()
         if now is not None:
             query += " WHERE ends > ?"
             params = (now.timestamp(),)
         return [
-            Silence(i, rule, cur, stamp(s), stamp(e), comment)
-            for i, rule, cur, s, e, comment in self.db.execute(query + " ORDER BY id", params)
+            Silence(i, rule, cur, stamp(s), stamp(e), comment, acct)
+            for i, rule, cur, s, e, comment, acct in self.db.execute(query + " ORDER BY id", params)
         ]
 
     def remove_silence(self, silence_id: int) -> bool:
