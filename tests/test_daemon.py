@@ -191,10 +191,10 @@ def test_metrics_and_healthz(tmp_path, sim, receiver) -> None:
                 return reply.read().decode()
 
         text = wait_for(lambda: "watcher_polls_total" in (t := scrape()) and t, what="metrics")
-        assert 'watcher_balance{currency="USDT",unit="converted",wallet="spot"} 50.0' in text
-        assert 'watcher_balance{currency="BTC",unit="origin",wallet="spot"} 0.05' in text
-        assert 'watcher_alert_state{currency="",rule="usdt-spot-low"} 2.0' in text
-        assert 'watcher_polls_total{result="ok"}' in text
+        assert 'watcher_balance{account="main",currency="USDT",unit="converted",wallet="spot"} 50.0' in text
+        assert 'watcher_balance{account="main",currency="BTC",unit="origin",wallet="spot"} 0.05' in text
+        assert 'watcher_alert_state{account="main",currency="",rule="usdt-spot-low"} 2.0' in text
+        assert 'watcher_polls_total{account="main",result="ok"}' in text
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as reply:
             assert reply.status == 200
         sim.inject("disconnect", times=None)
@@ -207,7 +207,7 @@ def test_metrics_and_healthz(tmp_path, sim, receiver) -> None:
             return False
 
         wait_for(unhealthy, what="/healthz 503 once the last poll is older than STALE_AFTER")
-        assert 'watcher_errors_total{kind="TransportError"}' in scrape()
+        assert 'watcher_errors_total{account="main",kind="TransportError"}' in scrape()
         assert daemon.stop()[0] == 0
     finally:
         daemon.close()

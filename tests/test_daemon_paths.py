@@ -85,13 +85,13 @@ def test_a_poll_that_crashes_is_logged_and_the_next_one_runs(tmp_path, sim, rece
     daemon = daemon_for(tmp_path, sim, receiver)
     daemon.metrics = Metrics()
     daemon.poll_job()
-    assert b'watcher_polls_total{result="ok"} 1.0' in daemon.metrics.render()
+    assert b'watcher_polls_total{account="main",result="ok"} 1.0' in daemon.metrics.render()
     daemon.store.db.close()  # the database goes away under the poll
     daemon.poll_job()
-    assert b'watcher_polls_total{result="crashed"} 1.0' in daemon.metrics.render()
+    assert b'watcher_polls_total{account="main",result="crashed"} 1.0' in daemon.metrics.render()
     daemon.store = daemon.watcher.store = Store(tmp_path / "w.db")
     daemon.poll_job()
-    assert b'watcher_polls_total{result="ok"} 2.0' in daemon.metrics.render()
+    assert b'watcher_polls_total{account="main",result="ok"} 2.0' in daemon.metrics.render()
 
 
 def test_a_delivery_that_crashes_keeps_the_outbox(tmp_path, sim, receiver) -> None:

@@ -24,7 +24,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher import logs
-from watcher.app import PollResult, Watcher, utcnow
+from watcher.app import AccountPoll, PollResult, Watcher, utcnow
 from watcher.errors import ConfigError, RulesError
 from watcher.heartbeat import Pinger
 from watcher.notify import Deliverer
@@ -70,6 +70,7 @@ class Daemon:
         deliverer = Deliverer(Store(settings.state), rules.channels, name=settings.name)
         self.watcher = Watcher(settings, rules, self.store, deliverer=deliverer)
         self.pinger = Pinger(rules.heartbeats)
+        self.results: dict[str, PollResult] = {}
         self.cycle = threading.Lock()
         self.heartbeat = time.monotonic()
         self.notifier = Notifier()
@@ -81,19 +82,28 @@ class Daemon:
         )
 
     # --- jobs -----------------------------------------------------------------
-    def poll_job(self) -> None:
+    def poll_job(self, name: str | None = None) -> None:
+        """One account's poll: its fetch runs beside the other accounts' (a dead exchange
+        holds up only its own account); the evaluation and commit take turns."""
+        name = name or next(iter(self.watcher.accounts))
+        account = self.watcher.accounts.get(name)
+        if account is None:
+            return  # removed by a reload; its job goes at the next schedule
+        self.heartbeat = time.monotonic()
+        started = time.perf_counter()
+        now = utcnow()
+        answer = self.watcher.try_fetch(account)
         with self.cycle:
-            self.heartbeat = time.monotonic()
-            started = time.perf_counter()
             try:
-                result = self.watcher.poll()
+                result = self.watcher.process_accounts(now, {name: AccountPoll(*answer)})
             except Exception:
-                log.exception("poll crashed; the next one runs on schedule")
+                log.exception("poll crashed; the next one runs on schedule", account=name)
                 if self.metrics:
-                    self.metrics.polls.labels("crashed").inc()
+                    self.metrics.polls.labels(name, "crashed").inc()
                 return
             finally:
                 self.heartbeat = time.monotonic()
+            self.results[name] = result
             if self.metrics:
                 self.metrics.observe_poll(result, time.perf_counter() - started)
             self.after_poll(result)
@@ -142,6 +152,8 @@ class Daemon:
             self.watcher.reload(rules)
             self.watcher.announce_reload(None, None)
             self.pinger = Pinger(rules.heartbeats)
+            self.results = {n: r for n, r in self.results.items() if n in self.watcher.accounts}
+        self.schedule_polls()
         log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
 
     def watchdog_job(self) -> None:
@@ -151,26 +163,46 @@ class Daemon:
             self.notifier.watchdog()
 
     def status_line(self, result: PollResult | None) -> str:
+        """``2 firing, last poll 10:01:02 ok`` (per account when there are several)."""
         if result is None:
             return "starting"
-        outcome = "ok" if result.error is None else type(result.error).__name__
-        return f"{result.firing} firing, last poll {result.at:%H:%M:%S} {outcome}"
+        polls = []
+        for name, last in self.results.items():
+            outcome = "ok" if last.error is None else type(last.error).__name__
+            who = f"{name} " if len(self.watcher.accounts) > 1 else ""
+            polls.append(f"{who}{last.at:%H:%M:%S} {outcome}")
+        return f"{result.firing} firing, last poll {', '.join(polls)}"
 
     def healthy(self) -> bool:
         last = self.watcher.last_success
         return last is not None and utcnow() - last < self.settings.stale_after
 
     # --- lifecycle ------------------------------------------------------------
+    def schedule_polls(self) -> None:
+        """One poll job per account (side by side, never in line); a reload adds and
+        removes jobs as accounts come and go."""
+        interval = self.settings.interval.total_seconds()
+        wanted = {f"poll-{name}": name for name in self.watcher.accounts}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("poll-") and job.id not in wanted:
+                job.remove()
+        for job_id, name in wanted.items():
+            if self.scheduler.get_job(job_id) is None:
+                self.scheduler.add_job(
+                    self.poll_job,
+                    IntervalTrigger(
+                        seconds=interval, jitter=min(interval * 0.05, 2.0), timezone=UTC
+                    ),
+                    args=[name],
+                    id=job_id,
+                    next_run_time=datetime.now(UTC),
+                    misfire_grace_time=max(int(interval), 1),
+                )
+
     def schedule(self) -> None:
         interval = self.settings.interval.total_seconds()
         now = datetime.now(UTC)
-        self.scheduler.add_job(
-            self.poll_job,
-            IntervalTrigger(seconds=interval, jitter=min(interval * 0.05, 2.0), timezone=UTC),
-            id="poll",
-            next_run_time=now,
-            misfire_grace_time=max(int(interval), 1),
-        )
+        self.schedule_polls()
         self.scheduler.add_job(
             self.deliver_job,
             IntervalTrigger(seconds=min(interval, 5.0), timezone=UTC),

@@ -82,7 +82,8 @@ class Style:
 
     def name(self, notice: Notice) -> str:
         who = f"{notice.rule} {notice.currency}" if notice.currency else notice.rule
-        return f"**{escape(who)}**" if self.markdown else who
+        where = f" ({self.text(notice.account)})" if notice.account else ""
+        return (f"**{escape(who)}**" if self.markdown else who) + where
 
 
 def detail(notice: Notice) -> str:
@@ -134,9 +135,9 @@ def history(notices: Sequence[Notice], style: Style) -> str:
 
 def body_lines(notices: Sequence[Notice], style: Style) -> list[str]:
     """Lines in decision order; the notices of one alert collapse into one history line."""
-    by_alert: dict[tuple[str, str | None], list[Notice]] = {}
+    by_alert: dict[tuple[str | None, str, str | None], list[Notice]] = {}
     for notice in notices:
-        by_alert.setdefault((notice.rule, notice.currency), []).append(notice)
+        by_alert.setdefault((notice.account, notice.rule, notice.currency), []).append(notice)
     lines = []
     for group in by_alert.values():
         lines.append(line(group[0], style) if len(group) == 1 else history(group, style))
@@ -145,9 +146,9 @@ def body_lines(notices: Sequence[Notice], style: Style) -> list[str]:
 
 def final_kinds(notices: Sequence[Notice]) -> list[Notice]:
     """The last notice of each alert: what its line says now."""
-    last: dict[tuple[str, str | None], Notice] = {}
+    last: dict[tuple[str | None, str, str | None], Notice] = {}
     for notice in notices:
-        last[(notice.rule, notice.currency)] = notice
+        last[(notice.account, notice.rule, notice.currency)] = notice
     return list(last.values())
 
 
@@ -168,4 +169,7 @@ def title(notices: Sequence[Notice], name: str) -> str:
     )
     worst = worst_severity(notices)
     who = f"watcher {name}" if name else "watcher"
+    accounts = {n.account for n in notices}
+    if len(accounts) == 1 and None not in accounts:
+        who += f"/{accounts.pop()}"
     return f"{who}: {summary}" + (f" ({worst})" if worst else "")

@@ -27,41 +27,47 @@ class PollCollector(Collector):
     """
 
     def __init__(self) -> None:
-        self.state: tuple[Any, Any, float | None] = (None, {}, None)  # overview, alerts, ok at
+        # per account: its last good overview and when; every account's alerts
+        self.state: tuple[dict[str, Any], Any, dict[str, float]] = ({}, {}, {})
         self.outbox = 0
         self.heartbeat_failures: Callable[[], int] = lambda: 0
 
     def observe(self, result: Any) -> None:
-        overview, _, last_success = self.state
-        if result.overview is not None:
-            overview, last_success = result.overview, result.at.timestamp()
-        self.state = (overview, result.outcome.alerts, last_success)
+        overviews, _, successes = self.state
+        overviews, successes = dict(overviews), dict(successes)
+        for name, answer in result.accounts.items():
+            if answer.overview is not None:
+                overviews[name], successes[name] = answer.overview, result.at.timestamp()
+        self.state = (overviews, result.outcome.alerts, successes)
 
     def collect(self) -> Iterator[Any]:
-        overview, alerts, last_success = self.state
+        overviews, alerts, successes = self.state
         balance = GaugeMetricFamily(
             "watcher_balance",
             "Balance per currency and wallet (unit: converted or origin)",
-            labels=["currency", "wallet", "unit"],
+            labels=["account", "currency", "wallet", "unit"],
         )
         account = GaugeMetricFamily(
-            "watcher_account_total", "Account totals per wallet", labels=["wallet"]
+            "watcher_account_total", "Account totals per wallet", labels=["account", "wallet"]
         )
         alert = GaugeMetricFamily(
             "watcher_alert_state",
             "Alert instance state: 1 pending, 2 firing (absent: inactive)",
-            labels=["rule", "currency"],
+            labels=["account", "rule", "currency"],
         )
-        if overview is not None:
+        for name, overview in sorted(overviews.items()):
             for code, row in sorted((overview.currencies or {}).items()):
                 for wallet, origin in zip(WALLETS, ORIGIN_WALLETS, strict=True):
-                    balance.add_metric([code, wallet, "converted"], float(getattr(row, wallet)))
-                    balance.add_metric([code, wallet, "origin"], float(getattr(row, origin)))
+                    converted, native = float(getattr(row, wallet)), float(getattr(row, origin))
+                    balance.add_metric([name, code, wallet, "converted"], converted)
+                    balance.add_metric([name, code, wallet, "origin"], native)
             if overview.totals is not None:
                 for wallet in WALLETS:
-                    account.add_metric([wallet], float(getattr(overview.totals, wallet)))
+                    account.add_metric([name, wallet], float(getattr(overview.totals, wallet)))
         for item in alerts.values():
-            alert.add_metric([item.rule, item.currency or ""], STATE_VALUES[item.state])
+            alert.add_metric(
+                [item.account, item.rule, item.currency or ""], STATE_VALUES[item.state]
+            )
         yield balance
         yield account
         yield alert
@@ -73,10 +79,12 @@ class PollCollector(Collector):
         outbox = GaugeMetricFamily("watcher_outbox_depth", "Notifications waiting")
         outbox.add_metric([], self.outbox)
         yield outbox
-        if last_success is not None:
-            yield GaugeMetricFamily(
-                "watcher_last_success_timestamp_seconds", "Last successful poll", last_success
-            )
+        success = GaugeMetricFamily(
+            "watcher_last_success_timestamp_seconds", "Last successful poll", labels=["account"]
+        )
+        for name, stamp in sorted(successes.items()):
+            success.add_metric([name], stamp)
+        yield success
 
 
 class Metrics:
@@ -86,8 +94,12 @@ class Metrics:
         self.snapshot = PollCollector()
         self.snapshot.heartbeat_failures = heartbeat_failures
         r.register(self.snapshot)
-        self.polls = Counter("watcher_polls", "Polls by result", ["result"], registry=r)
-        self.errors = Counter("watcher_errors", "Poll errors by class", ["kind"], registry=r)
+        self.polls = Counter(
+            "watcher_polls", "Polls by account and result", ["account", "result"], registry=r
+        )
+        self.errors = Counter(
+            "watcher_errors", "Poll errors by account and class", ["account", "kind"], registry=r
+        )
         self.duration = Histogram("watcher_poll_duration_seconds", "Poll duration", registry=r)
         self.notifications = Counter(
             "watcher_notifications", "Notifications by result", ["result"], registry=r
@@ -96,9 +108,10 @@ class Metrics:
     def observe_poll(self, result: Any, seconds: float) -> None:
         """One finished poll (a ``PollResult``): counters now, gauges when scraped."""
         self.duration.observe(seconds)
-        self.polls.labels("ok" if result.error is None else "error").inc()
-        if result.error is not None:
-            self.errors.labels(type(result.error).__name__).inc()
+        for name, answer in result.accounts.items():
+            self.polls.labels(name, "ok" if answer.error is None else "error").inc()
+            if answer.error is not None:
+                self.errors.labels(name, type(answer.error).__name__).inc()
         self.snapshot.observe(result)
 
     def observe_delivery(self, report: Any, depth: int) -> None:
