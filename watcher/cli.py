@@ -186,6 +186,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
         if args.list or not args.rule:
             for s in store.silences(utcnow()):
                 who = f"{s.rule} {s.currency}" if s.currency else s.rule
+                who += f" on {s.account}" if s.account else ""
                 print(f"{s.id}  {who}  until {s.ends:%Y-%m-%d %H:%M} UTC  {s.comment}".rstrip())
             return 0
         try:
@@ -195,11 +196,24 @@ def cmd_silence(args: argparse.Namespace) -> int:
         if length <= timedelta(0):
             raise ConfigError("--for must be longer than 0s, e.g. --for 4h")
         currency = _silence_target(args, settings)
-        ident = store.add_silence(args.rule, currency, utcnow(), length, args.comment)
+        account = _account_of(args, settings)
+        ident = store.add_silence(args.rule, currency, utcnow(), length, args.comment, account)
     finally:
         store.close()
     print(f"silence {ident}: {args.rule} muted for {format_duration(length)}")
     return 0
+
+
+def _account_of(args: argparse.Namespace, settings: Any) -> str | None:
+    """``--account NAME``: one account only (default: every account)."""
+    if getattr(args, "account", None) is None:
+        return None
+    from watcher.rules import account_index
+
+    names = account_index(settings.rules)
+    if args.account not in names:
+        raise ConfigError(f"no account named {args.account!r} (have: {', '.join(names)})")
+    return str(args.account)
 
 
 def _silence_target(args: argparse.Namespace, settings: Any) -> str | None:
@@ -272,8 +286,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--{name.rstrip('_').replace('_', '-')}: {exc}") from None
     rules = override(rules, **changes) if changes else rules
     if args.source:
-        overviews = from_file(Path(args.source))
-        stats, polls = replay(rules, overviews, settings.interval)
+        name = _account_of(args, settings) or rules.account_names[0]
+        overviews = from_file(Path(args.source), name)
+        stats, polls = replay(rules, overviews, settings.interval, name)
     else:
         try:
             since = utcnow() - parse_duration(args.since)
@@ -281,7 +296,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise ConfigError(f"--since: {exc}") from None
         store = _store(settings, snapshot=True)
         try:
-            stats, polls = replay(rules, from_polls(store.polls(since)), settings.interval)
+            name = _account_of(args, settings) or rules.account_names[0]
+            recorded = from_polls(store.polls(since, name))
+            stats, polls = replay(rules, recorded, settings.interval, name)
         finally:
             store.close()
     tuned = ", ".join(f"{k.rstrip('_')}={format_duration(v)}" for k, v in changes.items())
@@ -319,7 +336,12 @@ def cmd_record(args: argparse.Namespace) -> int:
     from watcher.sources import open_source
 
     settings = _settings(args)
-    source = open_source(settings, utcnow)
+    name, spec = "main", None
+    if args.account or Path(settings.rules).exists():  # accounts live in the rules file
+        rules = _rules(settings)
+        name = _account_of(args, settings) or rules.account_names[0]
+        spec = next((a for a in rules.accounts if a.name == name), None)
+    source = open_source(settings, utcnow, account=spec)
     count = 0
     try:
         with open(args.to, "a", encoding="utf-8") as out:
@@ -327,12 +349,12 @@ def cmd_record(args: argparse.Namespace) -> int:
                 if count:
                     time.sleep(settings.interval.total_seconds())
                 overview = source.fetch(rows=True, totals=True)
-                out.write(overview_to_json(overview) + "\n")
+                out.write(overview_to_json(overview, name) + "\n")
                 out.flush()
                 count += 1
     finally:
         source.close()
-    print(f"{count} overview(s) appended to {args.to}")
+    print(f"{count} overview(s) of {name} appended to {args.to}")
     return 0
 
 
@@ -426,6 +448,7 @@ def _arguments(name: str, child: Parser) -> None:
     elif name == "silence":
         child.add_argument("rule", nargs="?", metavar="RULE")
         child.add_argument("--currency", metavar="CODE", help="only this currency's instance")
+        child.add_argument("--account", metavar="NAME", help="only this account's instances")
         child.add_argument("--for", dest="duration", default="1h", metavar="DURATION")
         child.add_argument("--comment", default="", help="why, for whoever reads the list")
         child.add_argument("--list", action="store_true", help="list active silences")
@@ -438,8 +461,10 @@ def _arguments(name: str, child: Parser) -> None:
         child.add_argument("--from", dest="source", metavar="FILE", help="a recorded file")
         child.add_argument("--for", dest="for_", metavar="DURATION", help="override 'for'")
         child.add_argument("--keep-firing-for", metavar="DURATION", help="override it too")
+        child.add_argument("--account", metavar="NAME", help="which account (default: the first)")
     elif name == "record":
         child.add_argument("--to", required=True, metavar="FILE")
+        child.add_argument("--account", metavar="NAME", help="which account (default: the first)")
         child.add_argument("--count", type=int, metavar="N", help="stop after N (default: never)")
     elif name == "setup":
         child.add_argument("--web-key-file", metavar="FILE", help="read the web key from FILE")

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from watcher.alerts import FIRING, RESOLVED, Alert, Key
+from watcher.alerts import FIRING, MAIN, RESOLVED, Alert, Key
 from watcher.engine import evaluate_poll
 from watcher.errors import ConfigError
 from watcher.history import History
@@ -32,9 +32,10 @@ DEFAULT_INTERVAL = timedelta(seconds=60)
 LEAVES_OUT = "built-in alerts and silences are not replayed (only successful polls are kept)"
 
 
-def overview_to_json(overview: Overview) -> str:
+def overview_to_json(overview: Overview, account: str = MAIN) -> str:
     """One line of a ``watcher record`` file."""
     data: dict[str, Any] = {
+        "account": account,
         "fetched_at": overview.fetched_at.isoformat(),
         "is_testnet": overview.is_testnet,
     }
@@ -79,7 +80,8 @@ def _fields(values: dict[str, Any], origin: bool) -> dict[str, Decimal]:
     return out
 
 
-def from_file(path: Path) -> Iterator[Overview]:
+def from_file(path: Path, account: str = MAIN) -> Iterator[Overview]:
+    """The recorded overviews of one account (a line without ``account`` is ``main``'s)."""
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
@@ -90,6 +92,8 @@ def from_file(path: Path) -> Iterator[Overview]:
                 continue
             try:
                 data = json.loads(line)
+                if data.get("account", MAIN) != account:
+                    continue
                 yield build_overview(
                     datetime.fromisoformat(data["fetched_at"]),
                     data.get("currencies"),
@@ -122,18 +126,21 @@ class Stats:
 
 
 def replay(
-    rules: RuleSet, overviews: Iterable[Overview], interval: timedelta = DEFAULT_INTERVAL
+    rules: RuleSet,
+    overviews: Iterable[Overview],
+    interval: timedelta = DEFAULT_INTERVAL,
+    account: str = MAIN,
 ) -> tuple[dict[str, Stats], int]:
     """Run the rules over the overviews as the daemon would have, polling every
     ``interval`` (each overview holds until the next); per-rule statistics and polls."""
-    stats = {rule.name: Stats() for rule in rules.rules}
+    stats = {rule.name: Stats() for rule in rules.rules_for(account)}
     alerts: dict[Key, Alert] = {}
     history = History()
-    started: dict[Key, datetime] = {}
+    started: dict[tuple[str, str | None], datetime] = {}
     polls, last = 0, None
     for last, overview in stepped(list(overviews), interval):
         polls += 1
-        outcome, _ = evaluate_poll(rules, alerts, history, last, overview)
+        outcome, _ = evaluate_poll(rules, alerts, history, last, overview, account=account)
         for report in outcome.reports:
             key = (report.rule, report.currency)
             if report.state == FIRING and key not in started:

@@ -442,3 +442,13 @@ def rule_index(path: Path | str) -> dict[str, bool]:
         str(r["name"]): "each" in r for r in rules or [] if isinstance(r, dict) and "name" in r
     }
     return {**found, **dict.fromkeys(BUILTIN_RULES, False)}
+
+
+def account_index(path: Path | str) -> tuple[str, ...]:
+    """The account names a rules file declares (``main`` without a section), unexpanded."""
+    try:
+        document = load(Path(path).read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, YamlProblem):
+        return (MAIN,)
+    section = document.get("accounts") if isinstance(document, dict) else None
+    return tuple(str(n) for n in section) if isinstance(section, dict) and section else (MAIN,)

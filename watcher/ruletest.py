@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from watcher.alerts import Alert, Key
+from watcher.alerts import Alert, Key, Outcome
 from watcher.builtins import Known, poll_facts
 from watcher.durations import format_duration, parse_duration
 from watcher.engine import evaluate_poll
@@ -35,7 +35,7 @@ from watcher.errors import (
     TransportError,
 )
 from watcher.history import History
-from watcher.models import WALLETS, Overview
+from watcher.models import WALLETS, Overview, combine
 from watcher.replay import build_overview
 from watcher.rules import load_rules
 from watcher.ruleset import RuleSet
@@ -47,10 +47,10 @@ DEFAULT_INTERVAL = timedelta(seconds=60)  # the daemon's default WATCHER_INTERVA
 DEFAULT_STALE_AFTER = timedelta(minutes=5)  # and WATCHER_STALE_AFTER
 TOP_KEYS = ("rules", "interval", "stale_after", "cases")
 CASE_KEYS = ("name", "timeline", "expect")
-POINT_KEYS = ("at", "currencies", "totals", "is_testnet", "error")
+POINT_KEYS = ("at", "account", "currencies", "totals", "is_testnet", "error")
 EXPECT_KEYS = ("at", "alerts", "notifications")
-ALERT_FIELDS = ("rule", "currency", "state")
-NOTICE_FIELDS = ("channel", "rule", "currency", "kind")
+ALERT_FIELDS = ("rule", "currency", "state", "account")
+NOTICE_FIELDS = ("channel", "rule", "currency", "kind", "account")
 FAILURES: dict[str, tuple[type[ExchangeError], str]] = {
     "timeout": (TransportError, "cannot reach the exchange: timed out"),
     "unreachable": (TransportError, "cannot reach the exchange: connection refused"),
@@ -133,40 +133,87 @@ class Reader:
 
 
 class Case:
-    def __init__(self, name: str, points: dict[timedelta, Point], expects: list[Expect]) -> None:
+    """Timelines per account (a point without ``account`` is the first account's)."""
+
+    def __init__(
+        self, name: str, points: dict[str, dict[timedelta, Point]], expects: list[Expect]
+    ) -> None:
         self.name = name
         self.points = points
         self.expects = {e.at: e for e in expects}
 
     def run(self, rules: RuleSet, interval: timedelta, stale_after: timedelta) -> CaseResult:
         result = CaseResult(self.name)
-        held = Held([(START + at, point) for at, point in self.points.items()])
-        end = START + max([*self.expects, max(self.points)])
+        timelines = {
+            name: Held([(START + at, p) for at, p in points.items()])
+            for name, points in self.points.items()
+        }
+        first = min(h.first for h in timelines.values())
+        end = START + max([*self.expects, *(max(p) for p in self.points.values())])
         alerts: dict[Key, Alert] = {}
-        history = History()
-        known = Known(started=held.first, last_success=None, stale_after=stale_after)
-        for now in steps(held.first, end, interval):
-            point = held.at(now)
-            assert point is not None
-            overview = point.overview
-            if overview is not None:
-                overview = overview.model_copy(update={"fetched_at": now})
-            facts = poll_facts(point.error, now, known)
-            outcome, _ = evaluate_poll(rules, alerts, history, now, overview, facts)
+        histories = {name: History() for name in [*timelines, *rules.groups]}
+        known = {
+            n: Known(started=first, last_success=None, stale_after=stale_after) for n in timelines
+        }
+        for now in steps(first, end, interval):
+            outcome = Outcome(alerts=alerts)
+            current: dict[str, Overview | None] = {}
+            for name, held in timelines.items():
+                point = held.at(now)
+                if point is None:
+                    continue  # this account's timeline starts later
+                overview = point.overview
+                if overview is not None:
+                    overview = overview.model_copy(update={"fetched_at": now})
+                current[name] = overview
+                facts = poll_facts(point.error, now, known[name], name)
+                step = self.evaluate(rules, outcome, histories[name], now, overview, facts, name)
+                if point.error is None:
+                    known[name] = Known(first, now, stale_after)
+                outcome = step
+            for label, members in rules.groups.items():
+                parts = [current.get(m) for m in members]
+                if all(p is not None for p in parts):
+                    overview = combine(parts, now)  # type: ignore[arg-type]
+                    outcome = self.evaluate(
+                        rules, outcome, histories[label], now, overview, (), label
+                    )
             alerts = outcome.alerts
-            if point.error is None:
-                known = Known(known.started, now, stale_after)
             expect = self.expects.get(now - START)
             if expect is not None:
-                check(expect, outcome, result)
+                check(expect, outcome, result, rules.labelled)
         return result
 
+    @staticmethod
+    def evaluate(
+        rules: RuleSet,
+        before: Outcome,
+        history: History,
+        now: datetime,
+        overview: Overview | None,
+        facts: Any,
+        account: str,
+    ) -> Outcome:
+        """One account's step, added to what this step decided so far."""
+        label = account if rules.labelled else None
+        outcome, _ = evaluate_poll(
+            rules, before.alerts, history, now, overview, facts, account=account, label=label
+        )
+        outcome.notices = before.notices + outcome.notices
+        outcome.reports = before.reports + outcome.reports
+        return outcome
 
-def check(expect: Expect, outcome: Any, result: CaseResult) -> None:
+
+def check(expect: Expect, outcome: Any, result: CaseResult, labelled: bool = False) -> None:
     stamp = f"t+{format_duration(expect.at)}"
     if expect.alerts is not None:
-        actual = {(a.rule, a.currency, a.state) for a in outcome.alerts.values()}
-        actual |= {(r.rule, r.currency, r.state) for r in outcome.reports}
+        actual = {
+            (a.rule, a.currency, a.state, a.account if labelled else None)
+            for a in outcome.alerts.values()
+        }
+        actual |= {
+            (r.rule, r.currency, r.state, r.account if labelled else None) for r in outcome.reports
+        }
         if expect.alerts != actual:
             result.failures.append(
                 f"at {stamp}: alerts differ\n"
@@ -174,7 +221,9 @@ def check(expect: Expect, outcome: Any, result: CaseResult) -> None:
                 f"      actual:   {_show(actual, ALERT_FIELDS)}"
             )
     if expect.notifications is not None:
-        actual = {(c, n.rule, n.currency, n.kind) for n in outcome.notices for c in n.channels}
+        actual = {
+            (c, n.rule, n.currency, n.kind, n.account) for n in outcome.notices for c in n.channels
+        }
         if expect.notifications != actual:
             result.failures.append(
                 f"at {stamp}: notifications differ\n"
@@ -249,16 +298,20 @@ class Loader(Reader):
         if not self.mapping(spec, loc, CASE_KEYS, "a case"):
             return None
         name = str(spec.get("name") or f"case {index + 1}")
-        points: dict[timedelta, Point] = {}
+        points: dict[str, dict[timedelta, Point]] = {}
         timeline = spec.get("timeline")
         for item, where in self.items(timeline, spec.locs.get("timeline", loc), "'timeline'"):
             at, point = self.point(item, where, rules)
-            if at is not None and point is not None:
-                points[at] = point
+            account = str(item.get("account") or rules.account_names[0]) if item else ""
+            if account and account not in rules.account_names:
+                known = ", ".join(rules.account_names)
+                self.problem(where, f"no account named {account!r} (have: {known})")
+            elif at is not None and point is not None:
+                points.setdefault(account, {})[at] = point
         if not points:
             self.problem(spec.locs.get("timeline", loc), "the timeline is empty")
             return None
-        first = min(points)
+        first = min(min(p) for p in points.values())
         expects = []
         entries = spec.get("expect")
         where = spec.locs.get("expect", loc)
