@@ -188,6 +188,7 @@ def test_bad_settings_one_line_per_variable(monkeypatch, capsys) -> None:
 
 
 def test_missing_web_key_is_one_line(monkeypatch, capsys, tmp_path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULES.format(url="console://"))
     assert main(["once"]) == 2
     assert main(["run"]) == 2
     err = capsys.readouterr().err.splitlines()
@@ -196,6 +197,7 @@ def test_missing_web_key_is_one_line(monkeypatch, capsys, tmp_path) -> None:
 
 def test_bypass_source_needs_the_api_key_alone(monkeypatch, capsys, tmp_path) -> None:
     monkeypatch.setenv("WATCHER_SOURCE", "bypass")
+    (tmp_path / "rules.yaml").write_text(RULES.format(url="console://"))
     assert main(["once"]) == 2
     assert capsys.readouterr().err.startswith("watcher: WATCHER_API_KEY is not set")
 

@@ -75,8 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from watcher.daemon import run
 
     settings = _settings(args, one_shot=False)
-    settings.require_secrets()
-    return run(settings)
+    return run(settings)  # each account's source checks its own secrets
 
 
 @command(
@@ -91,8 +90,9 @@ def cmd_once(args: argparse.Namespace) -> int:
     from watcher.store.lock import StateLock
 
     settings = _settings(args)
-    settings.require_secrets()
     rules = _rules(settings)
+    if not rules.accounts:
+        settings.require_secrets()  # before the state is touched: one line, exit 2
     dry_run, note = args.dry_run, None
     lock = StateLock(settings.state)
     if not dry_run:
@@ -367,7 +367,6 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from watcher.app import Watcher, utcnow
 
     settings = _settings(args)
-    settings.require_secrets()
     rules = _rules(settings)
     if rules.digest is None:
         raise ConfigError(
