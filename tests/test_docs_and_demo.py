@@ -29,6 +29,9 @@ FAKE_SECRETS = {  # shaped like the real thing, so apprise accepts the URLs
     "SMTP_PASS": "app-password",
     "HC_URL": "https://hc-ping.com/0b1f5c6e-4a3b-4f6e-9d2a-1c2b3d4e5f60",
     "KUMA_URL": "https://kuma.example.org/api/push/Tk4mPushTok3n",
+    "MEXC_MAIN_WEB_KEY": "WEB-main-0123456789abcdef",
+    "MEXC_HEDGE_WEB_KEY": "WEB-hedge-0123456789abcdef",
+    "HEDGE_PROXY": "socks5://user:pass@127.0.0.1:1080",
 }
 
 
