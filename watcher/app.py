@@ -39,8 +39,9 @@ def utcnow() -> datetime:
 class Step:
     """One poll's evaluation across accounts: alerts chained, the rest collected."""
 
-    def __init__(self, alerts: Mapping[Key, Alert]) -> None:
+    def __init__(self, alerts: Mapping[Key, Alert], acked: set[Key] | None = None) -> None:
         self.outcome = Outcome(alerts=dict(alerts))
+        self.acked = acked or set()
         self.samples: dict[str, list[Sample]] = {}
         self.absent: dict[str, Callable[[str], bool]] = {}
         self.meta: dict[str, str] = {}
@@ -66,6 +67,7 @@ class Step:
             silenced_by(silences, now, account),
             account=account,
             label=account if rules.labelled else None,
+            acked=lambda rule, currency: (account, rule, currency) in self.acked,
         )
         self.outcome.alerts = outcome.alerts
         self.outcome.notices += outcome.notices
@@ -231,7 +233,8 @@ class Watcher:
         """Everything after the HTTP answers: each account's evaluation, the combined
         rules, then one transaction for all of it."""
         silences = self.store.silences(now)
-        step = Step(self.alerts)
+        acked = {(a.account, a.rule, a.currency) for a in self.store.acks()}
+        step = Step(self.alerts, acked)
         for name, answer in polled.items():
             account = self.accounts[name]
             if answer.overview is not None and answer.overview.problems:
@@ -328,6 +331,10 @@ class Watcher:
             books=tuple(books),
             alerts=tuple(self.alerts.values()),
             silences=tuple(self.store.silences(now)),
+            acks=tuple(
+                " ".join(x for x in (a.rule, a.currency, f"({a.account}) by {a.by}") if x)
+                for a in self.store.acks()
+            ),
             outbox=self.store.outbox_depth(),
             oldest=self.store.oldest(),
         )

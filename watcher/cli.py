@@ -241,6 +241,26 @@ def _silence_target(args: argparse.Namespace, settings: Any) -> str | None:
     return currency
 
 
+@command(
+    "ack",
+    "Acknowledge a firing alert: no repeats until it resolves (its RESOLVED still comes).",
+    "watcher ack usdt-spot-low --account hedge",
+)
+def cmd_ack(args: argparse.Namespace) -> int:
+    from watcher.acks import acknowledge
+
+    settings = _settings(args)
+    store = _store(settings)
+    try:
+        account = _account_of(args, settings)
+        currency = args.currency.upper() if args.currency else None
+        done = acknowledge(store, args.rule, currency, account, "cli")
+    finally:
+        store.close()
+    print(done)
+    return 0
+
+
 @command("unsilence", "End a silence early.", "watcher unsilence 3")
 def cmd_unsilence(args: argparse.Namespace) -> int:
     store = _store(_settings(args))
@@ -451,6 +471,10 @@ def _arguments(name: str, child: Parser) -> None:
         child.add_argument("--for", dest="duration", default="1h", metavar="DURATION")
         child.add_argument("--comment", default="", help="why, for whoever reads the list")
         child.add_argument("--list", action="store_true", help="list active silences")
+    elif name == "ack":
+        child.add_argument("rule", metavar="RULE")
+        child.add_argument("--currency", metavar="CODE", help="only this currency's instance")
+        child.add_argument("--account", metavar="NAME", help="only this account's instance")
     elif name == "unsilence":
         child.add_argument("id", type=int, metavar="ID")
     elif name == "test":

@@ -29,6 +29,7 @@ from watcher.errors import ConfigError, RulesError
 from watcher.heartbeat import Pinger
 from watcher.notify import Deliverer
 from watcher.rules import load_rules
+from watcher.ruleset import RuleSet
 from watcher.settings import Settings
 from watcher.store import Store
 from watcher.store.lock import StateLock
@@ -71,6 +72,8 @@ class Daemon:
         self.watcher = Watcher(settings, rules, self.store, deliverer=deliverer)
         self.pinger = Pinger(rules.heartbeats)
         self.results: dict[str, PollResult] = {}
+        self.bot: Any = None
+        self.start_bot(rules)
         self.cycle = threading.Lock()
         self.heartbeat = time.monotonic()
         self.notifier = Notifier()
@@ -119,6 +122,31 @@ class Daemon:
                 self.pinger.ping, args=[urls], id="heartbeat", replace_existing=True
             )
 
+    def start_bot(self, rules: RuleSet) -> None:
+        """Telegram commands, in their own thread with their own database connection."""
+        spec = rules.telegram
+        if self.bot is not None and self.bot.spec == spec:
+            return
+        if self.bot is not None:
+            self.bot.stop()
+            self.bot = None
+        if spec is None:
+            return
+        from watcher.bot import Bot
+        from watcher.commands import Context
+
+        context = Context(
+            store=Store(self.settings.state),
+            rules=lambda: self.watcher.rules,
+            balances=self.latest_balances,
+            clock=utcnow,
+        )
+        self.bot = Bot(spec, context).start()
+
+    def latest_balances(self) -> dict[str, Any]:
+        accounts = self.watcher.accounts
+        return {name: a.last_overview for name, a in accounts.items() if a.last_overview}
+
     def digest_job(self) -> None:
         """Queue the day's digest when it is due (checked every minute), then deliver it."""
         try:
@@ -153,6 +181,7 @@ class Daemon:
             self.watcher.announce_reload(None, None)
             self.pinger = Pinger(rules.heartbeats)
             self.results = {n: r for n, r in self.results.items() if n in self.watcher.accounts}
+            self.start_bot(rules)
         self.schedule_polls()
         log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
 
@@ -264,6 +293,8 @@ class Daemon:
     def finish(self) -> int:
         """Let a running cycle end, flush the outbox once, and leave within budget."""
         self.notifier.stopping()
+        if self.bot is not None:
+            self.bot.stop()
         deadline = time.monotonic() + STOP_BUDGET
         finished = self.cycle.acquire(timeout=STOP_BUDGET / 2)
         flusher = threading.Thread(target=self.deliver_job, daemon=True)

@@ -64,9 +64,11 @@ class Evaluation:
         silenced: Silenced = never,
         account: str = MAIN,
         label: str | None = None,
+        acked: Silenced = never,
     ) -> None:
         self.now = now
         self.silenced = silenced
+        self.acked = acked  # acknowledged: no repeats until it resolves
         self.account = account  # whose alerts this pass may change
         self.label = label  # the account as messages name it (None: a setup of one account)
         self.outcome = Outcome(alerts=dict(alerts))
@@ -200,6 +202,8 @@ class Evaluation:
             return None, after
         if kind == RESOLVED and before is not None and before.muted:
             return None, after  # its firing was never announced
+        if kind == "repeat" and self.acked(alert.rule, alert.currency):
+            return None, after  # someone said "on it": no repeats; its RESOLVED still goes
         if after is not None and after.muted and after.state == FIRING:
             return FIRING, replace(after, muted=False, last_notified=self.now)
         return kind, after
@@ -329,11 +333,12 @@ def evaluate_poll(
     silenced: Silenced = never,
     account: str = MAIN,
     label: str | None = None,
+    acked: Silenced = never,
 ) -> tuple[Outcome, list[Sample]]:
     """One account's poll, the one way: record history, evaluate its rules (if there is
     data), then the built-ins' facts. Used by the daemon, ``once``, ``replay`` and
     ``watcher test``; ``alerts`` holds every account's, and only this one's change."""
-    evaluation = Evaluation(alerts, now, silenced, account, label)
+    evaluation = Evaluation(alerts, now, silenced, account, label, acked)
     samples: list[Sample] = []
     if overview is not None:
         samples = record_history(rules, overview, history)

@@ -180,6 +180,11 @@ def status_json(store: Store) -> dict[str, Any]:
             }
             for s in store.silences(datetime.now().astimezone())
         ],
+        "acks": [
+            {"account": a.account, "rule": a.rule, "currency": a.currency, "by": a.by}
+            for a in store.acks()
+        ],
+        "telegram": meta.get("telegram_state"),
         "outbox": store.outbox_depth(),
     }
 
@@ -209,6 +214,12 @@ def status_text(data: dict[str, Any]) -> str:
     ]
     headers = ["state", "account", "rule", "currency", "since", "last notified"]
     lines += ["", table.render(headers, rows, right=set()) if rows else "no alerts"]
+    for a in data["acks"]:
+        lines.append(
+            f"acknowledged: {a['rule']} {a['currency'] or ''} ({a['account']}) by {a['by']}"
+        )
+    if data["telegram"]:
+        lines.append(f"telegram commands: {data['telegram']}")
     for s in data["silences"]:
         who = f" on {s['account']}" if s["account"] else ""
         lines.append(f"silence {s['id']}: {s['rule']} {s['currency'] or ''}{who} until {s['ends']}")

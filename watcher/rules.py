@@ -33,7 +33,7 @@ from watcher.yamlloc import Loc, LocList, LocMap, YamlProblem, load
 
 __all__ = ["BUILTIN_RULES", "Policy", "Rule", "RuleSet", "load_rules", "parse_rules"]
 
-TOP_KEYS = ("defaults", "accounts", "channels", "rules", "heartbeat", "digest")
+TOP_KEYS = ("defaults", "accounts", "channels", "rules", "heartbeat", "digest", "commands")
 POLICY_KEYS = ("for", "keep_firing_for", "repeat", "severity", "notify", "send_resolved")
 RULE_KEYS = (
     "name",
@@ -109,6 +109,9 @@ class Loader:
         beats = schedules.heartbeats(
             document.get("heartbeat"), document.locs.get("heartbeat", where), self.env, self.problem
         )
+        bot = schedules.telegram(
+            document.get("commands"), document.locs.get("commands", where), self.env, self.problem
+        )
         daily = schedules.digest(
             document.get("digest"),
             document.locs.get("digest", where),
@@ -134,6 +137,7 @@ class Loader:
             beats,
             daily,
             self.accounts,
+            bot,
         )
 
     def unknown_keys(

@@ -85,6 +85,16 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class TelegramCommands:
+    """A bot of watcher's own that answers commands from the listed chats (and users)."""
+
+    token: str
+    chats: tuple[int, ...]
+    users: tuple[int, ...] | None = None
+    api_url: str = "https://api.telegram.org"
+
+
+@dataclass(frozen=True)
 class RuleSet:
     path: str
     rules: tuple[Rule, ...]
@@ -94,6 +104,7 @@ class RuleSet:
     heartbeats: tuple[Heartbeat, ...] = ()
     digest: Digest | None = None
     accounts: tuple[AccountSpec, ...] = ()  # empty: one account, `main`, from the environment
+    telegram: TelegramCommands | None = None
 
     @property
     def account_names(self) -> tuple[str, ...]:

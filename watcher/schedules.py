@@ -101,3 +101,60 @@ def digest(section: Any, loc: Loc, channel_names: set[str], report: Report) -> D
         if name not in channel_names:
             report(section.locs.get("notify", loc), f"digest notify: no channel named '{name}'")
     return Digest(time(int(match[1]), int(match[2])), zone, tuple(str(n) for n in notify))
+
+
+COMMAND_KEYS = ("token", "chats", "users", "api_url")
+
+
+def telegram(section: Any, loc: Loc, env: Mapping[str, str] | None, report: Report) -> Any:
+    """``commands: {telegram: {token: "${VAR}", chats: [id], users: [id], api_url: ...}}``."""
+    from watcher.ruleset import TelegramCommands
+
+    if section is None:
+        return None
+    if not isinstance(section, LocMap) or set(section) - {"telegram"}:
+        report(loc, "commands: only 'telegram' is known, e.g. commands: {telegram: {...}}")
+        return None
+    spec = section.get("telegram")
+    where = section.locs.get("telegram", loc)
+    if not isinstance(spec, LocMap):
+        report(where, "commands telegram: a mapping with token and chats")
+        return None
+    for key in spec:
+        if key not in COMMAND_KEYS:
+            report(
+                spec.key_locs[key],
+                f"unknown telegram key '{key}' (keys: {', '.join(COMMAND_KEYS)})",
+            )
+    raw = str(spec.get("token", ""))
+    if "${" not in raw:
+        report(
+            spec.locs.get("token", where), 'telegram token must be "${VAR}", never the token itself'
+        )
+        return None
+    try:
+        token = expand(raw, env)
+    except ChannelError as exc:
+        report(spec.locs["token"], f"telegram token: {exc}")
+        return None
+    chats = _ids(spec, "chats", where, report, required=True)
+    users = _ids(spec, "users", where, report, required=False)
+    api = str(spec.get("api_url") or "https://api.telegram.org").rstrip("/")
+    if urlsplit(api).scheme not in ("http", "https"):
+        report(spec.locs.get("api_url", where), "telegram api_url must be http(s)://...")
+    return TelegramCommands(token, chats or (), users, api)
+
+
+def _ids(
+    spec: LocMap, key: str, loc: Loc, report: Report, required: bool
+) -> tuple[int, ...] | None:
+    value = spec.get(key)
+    if value is None:
+        if required:
+            report(loc, f"telegram {key}: required, e.g. {key}: [123456789]")
+        return None
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(i, int) and not isinstance(i, bool) for i in items):
+        report(spec.locs[key], f"telegram {key}: a non-empty list of numeric ids")
+        return None
+    return tuple(items)

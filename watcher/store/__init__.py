@@ -22,9 +22,10 @@ from watcher.store.alerts import AlertTable
 from watcher.store.db import SCHEMA_VERSION, Database
 from watcher.store.history import POLL_KEY, HistoryTable
 from watcher.store.outbox import OutboxRow, OutboxTable, notice_from_json, notice_to_json
-from watcher.store.silences import SilenceTable
+from watcher.store.silences import Ack, AckTable, SilenceTable
 
 __all__ = [
+    "Ack",
     "POLL_KEY",
     "SCHEMA_VERSION",
     "OutboxRow",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 
-class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable):
+class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTable):
     """The state database; every method is one short transaction."""
 
     def __init__(self, path: Path | str) -> None:
@@ -79,6 +80,7 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable):
         by_account = samples if isinstance(samples, Mapping) else {MAIN: list(samples)}
         with self.transaction():
             self._write_alerts(alerts)
+            self._end_acks({k for k, a in alerts.items() if a.state == "firing"})
             self._queue(outbox)
             for account, polled in by_account.items():
                 zero = absent_is_zero if callable(absent_is_zero) else absent_is_zero[account]

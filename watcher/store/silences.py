@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,3 +56,40 @@ class SilenceTable:
         with self.transaction():
             cursor = self.db.execute("DELETE FROM silences WHERE id=?", (silence_id,))
             return cursor.rowcount > 0
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Someone took a firing alert in hand: no repeats until it resolves."""
+
+    account: str
+    rule: str
+    currency: str | None
+    by: str
+    at: datetime
+
+
+class AckTable:
+    """Mixin for ``Store``: acknowledgements, next to silences."""
+
+    db: sqlite3.Connection
+
+    def add_ack(self, key: tuple[str, str, str | None], by: str, at: datetime) -> None:
+        with self.transaction():  # type: ignore[attr-defined]
+            self.db.execute(
+                "INSERT OR REPLACE INTO acks (account, rule, currency, by, at) VALUES (?,?,?,?,?)",
+                (key[0], key[1], key[2] or "", by[:64], at.timestamp()),
+            )
+
+    def acks(self) -> list[Ack]:
+        rows = self.db.execute("SELECT account, rule, currency, by, at FROM acks ORDER BY at")
+        return [Ack(a, r, c or None, by, stamp(t)) for a, r, c, by, t in rows]
+
+    def _end_acks(self, alive: set[tuple[str, str, str | None]]) -> None:
+        """An ack ends when its alert resolves (inside the poll's transaction)."""
+        for ack in self.acks():
+            if (ack.account, ack.rule, ack.currency) not in alive:
+                self.db.execute(
+                    "DELETE FROM acks WHERE account=? AND rule=? AND currency=?",
+                    (ack.account, ack.rule, ack.currency or ""),
+                )
