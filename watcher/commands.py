@@ -31,8 +31,9 @@ HELP = """watcher commands:
 /silence RULE DURATION [comment]: mute a rule, e.g. /silence usdt-spot-low 4h topping up
 /unsilence ID: end a silence
 /help: this list"""
-ALERT_LINE = re.compile(
-    r"^(?:STILL )?FIRING (?P<rule>[a-z0-9-]+)(?: (?P<cur>[A-Z0-9_-]+))?(?: \((?P<acct>[a-z0-9+-]+)\))?(?: for \S+)?:",
+ALERT_LINE = re.compile(  # the head of a FIRING line, as messages.line writes it
+    r"^(?:STILL )?FIRING (?P<rule>[a-z0-9-]+)(?: (?P<cur>[A-Z0-9_-]+))?"
+    r"(?: \((?P<acct>[a-z0-9+-]+)\))?(?: for \S+)?:",
     re.M,
 )
 TOP = 15
