@@ -39,6 +39,11 @@ ALERT_LINE = re.compile(  # the head of a FIRING line, as messages.line writes i
 TOP = 15
 
 
+def esc(text: str) -> str:
+    """Safe inside Telegram's HTML mode; quotes stay quotes."""
+    return html.escape(text, quote=False)
+
+
 @dataclass
 class Context:
     store: Store
@@ -57,7 +62,7 @@ def handle(text: str, replied: str | None, ctx: Context, who: str) -> str:
     args = words[1:]
     try:
         if name in ("help", "start"):
-            return html.escape(HELP)
+            return esc(HELP)
         if name == "status":
             return status(ctx)
         if name == "balances":
@@ -71,8 +76,8 @@ def handle(text: str, replied: str | None, ctx: Context, who: str) -> str:
         if name == "unsilence":
             return unsilence(ctx, args)
     except WatcherError as exc:
-        return html.escape(str(exc))
-    return f"unknown command /{html.escape(name[:30])}; try /help"
+        return esc(str(exc))
+    return f"unknown command /{esc(name[:30])}; try /help"
 
 
 def status(ctx: Context) -> str:
@@ -88,7 +93,7 @@ def status(ctx: Context) -> str:
         f"firing: {len(firing)}" + (": " + ", ".join(_who(a) for a in firing) if firing else "")
     )
     lines.append(f"outbox: {ctx.store.outbox_depth()} waiting")
-    return html.escape("\n".join(lines))
+    return esc("\n".join(lines))
 
 
 def balances(ctx: Context, args: list[str]) -> str:
@@ -110,7 +115,7 @@ def balances(ctx: Context, args: list[str]) -> str:
             for row in table
         )
         head = f"{name}:\n" if len(rules.account_names) > 1 else ""
-        shown.append(html.escape(head) + f"<pre>{html.escape(body)}</pre>")
+        shown.append(esc(head) + f"<pre>{esc(body)}</pre>")
     if not shown:
         return "no balances yet: the first poll has not finished"
     return "\n".join(shown)
@@ -130,7 +135,7 @@ def alerts(ctx: Context) -> str:
         + (" (acknowledged)" if a.key in acked else "")
         for a in active
     ]
-    return html.escape("\n".join(lines))
+    return esc("\n".join(lines))
 
 
 def ack(ctx: Context, args: list[str], replied: str | None, who: str) -> str:
@@ -139,13 +144,13 @@ def ack(ctx: Context, args: list[str], replied: str | None, who: str) -> str:
         if not found:
             return "that message names no firing alert; use /ack RULE"
         lines = [acknowledge(ctx.store, f["rule"], f["cur"], f["acct"], who) for f in found]
-        return html.escape("\n".join(lines))
+        return esc("\n".join(lines))
     if not args:
         return "usage: /ack RULE [CURRENCY] [account], or reply /ack to an alert"
     rules = ctx.rules()
     account = next((a for a in args[1:] if a in rules.account_names), None)
     currency = next((a.upper() for a in args[1:] if a != account), None)
-    return html.escape(acknowledge(ctx.store, args[0], currency, account, who))
+    return esc(acknowledge(ctx.store, args[0], currency, account, who))
 
 
 def silence(ctx: Context, args: list[str], who: str) -> str:
@@ -154,16 +159,16 @@ def silence(ctx: Context, args: list[str], who: str) -> str:
     rule, length = args[0], args[1]
     known = {r.name for r in ctx.rules().rules} | set(BUILTIN_RULES)
     if rule not in known:
-        return html.escape(f"no rule named {rule!r}; /alerts lists what fires")
+        return esc(f"no rule named {rule!r}; /alerts lists what fires")
     try:
         span = parse_duration(length)
     except ValueError as exc:
-        return html.escape(f"duration: {exc}")
+        return esc(f"duration: {exc}")
     if span.total_seconds() <= 0:
         return "the duration must be longer than 0s, e.g. 4h"
     comment = " ".join(args[2:])[:200] or f"from Telegram by {who}"
     ident = ctx.store.add_silence(rule, None, ctx.clock(), span, comment)
-    return html.escape(f"silence {ident}: {rule} muted for {format_duration(span)}")
+    return esc(f"silence {ident}: {rule} muted for {format_duration(span)}")
 
 
 def unsilence(ctx: Context, args: list[str]) -> str:
