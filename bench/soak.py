@@ -16,7 +16,6 @@ Run: .venv/bin/python bench/soak.py [--cycles 10000] [--seed 7]
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import sqlite3
@@ -33,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import fill_disk  # noqa: E402
 from tests.receivers import Receiver  # noqa: E402
 from watcher import logs  # noqa: E402
 from watcher.app import Watcher  # noqa: E402
@@ -203,7 +203,7 @@ class Soak:
             self.filler.unlink()
             self.filler = None
         elif self.filler is None and self.random.random() < 0.005:
-            self.filler = fill(self.disk)
+            self.filler = fill_disk(self.disk)
             self.counts["disk-full phases"] += 1
 
     def outages(self, index: int) -> None:
@@ -226,7 +226,8 @@ class Soak:
         self.counts[f"crash {where}"] += 1
         old = self.watcher
         old.deliverer.wait_idle(5.0)  # the crash points lie between steps, not inside a send
-        old.source.close()
+        for account in old.accounts.values():
+            account.source.close()
         old.store.db.close()
         self.watcher = self.fresh()
 
@@ -299,20 +300,6 @@ def parse_line(text: str) -> list[tuple[str, str]]:
     if single is None:
         raise SystemExit(f"a delivered line the soak cannot read: {text}")
     return [(single["name"], _KINDS[single["word"]])]
-
-
-def fill(directory: Path) -> Path:
-    """Take every free byte of the small disk."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 65536)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def small_disk(base: Path) -> Path | None:

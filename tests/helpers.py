@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
 from watcher.rules import RuleSet, parse_rules
@@ -40,3 +42,17 @@ def overview(*rows: Balance, when: datetime = T0, testnet: bool = False, **total
 
 def ruleset(rules_yaml: str, extra: str = "") -> RuleSet:
     return parse_rules(CHANNELS + extra + "rules:\n" + rules_yaml, "rules.yaml", env={})
+
+
+def fill_disk(directory: Path) -> Path:
+    """Take every free byte of a small disk (a tmpfs the test mounted)."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler

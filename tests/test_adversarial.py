@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import sqlite3
 import subprocess
@@ -33,7 +32,7 @@ from watcher.store import Store
 
 from .conftest import WEB_KEY
 from .daemon_harness import DaemonProcess, wait_for
-from .helpers import at
+from .helpers import at, fill_disk
 from .receivers import Receiver
 from .test_notify import notice
 
@@ -180,25 +179,11 @@ def small_disk(tmp_path: Path):
     subprocess.run(["umount", "-l", str(mount)])
 
 
-def fill(directory: Path) -> Path:
-    """Take every free byte of the small disk."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_a_full_disk_sends_once_warns_once_and_recovers(small_disk: Path, receiver) -> None:
     channels = {"default": Channel("default", (receiver.url(),))}
     store = Store(small_disk / "w.db")
     store.commit({}, route([notice("a")], channels, at(0)))
-    filler = fill(small_disk)
+    filler = fill_disk(small_disk)
     deliverer = Deliverer(store, channels, name="vps-1")
     for second in range(6):  # every delivery cycle of half a minute
         deliverer.deliver(at(second))

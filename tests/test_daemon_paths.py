@@ -19,14 +19,7 @@ from .conftest import WEB_KEY
 from .daemon_harness import DaemonProcess, wait_for
 from .helpers import at, ruleset
 from .receivers import Receiver
-
-RULES = """
-channels:
-  default: "{url}"
-rules:
-  - name: usdt-spot-low
-    when: USDT.spot < 100
-"""
+from .test_daemon import RULES
 
 
 class Exploding:
