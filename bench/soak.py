@@ -229,6 +229,7 @@ class Soak:
         for account in old.accounts.values():
             account.source.close()
         old.store.db.close()
+        old.deliverer.store.db.close()
         self.watcher = self.fresh()
 
     def check_truth(self, notice: Any) -> None:

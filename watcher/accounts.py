@@ -7,6 +7,7 @@ refused, because rules files get copied, pasted and committed.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,10 +18,12 @@ from watcher.ruleset import AccountSpec
 from watcher.settings import is_loopback
 from watcher.yamlloc import Loc, LocMap
 
-SECRET_KEYS = ("web_key", "api_key", "proxy")
-PLAIN_KEYS = ("source", "mexc_url", "base_url", "network")
-ACCOUNT_KEYS = (*PLAIN_KEYS, *SECRET_KEYS)
-SOURCES = ("mexc", "bypass")
+SECRET_KEYS = ("web_key", "api_key", "proxy", "secret", "password")
+PLAIN_KEYS = ("source", "mexc_url", "base_url", "network", "exchange", "quote")
+LIST_KEYS = ("wallets", "pegged")
+ACCOUNT_KEYS = (*PLAIN_KEYS, *SECRET_KEYS, *LIST_KEYS)
+SOURCES = ("mexc", "bypass", "ccxt")
+NEEDS = {"mexc": ("web_key",), "bypass": ("api_key",), "ccxt": ("exchange", "api_key", "secret")}
 NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _VAR = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 Report = Callable[[Loc, str], None]
@@ -52,9 +55,16 @@ def one(
     if not isinstance(spec, LocMap):
         report(loc, f'account {name}: a mapping such as {{source: mexc, web_key: "${{VAR}}"}}')
         return None
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     for key, value in spec.items():
         where = spec.locs[key]
+        if key in LIST_KEYS:
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                report(where, f"account {name}: {key} must be a list of names")
+                continue
+            values[key] = tuple(i if key == "wallets" else i.upper() for i in items)
+            continue
         if key not in ACCOUNT_KEYS:
             report(
                 spec.key_locs[key],
@@ -78,14 +88,18 @@ def one(
         values[key] = text
     source = values.get("source", "mexc")
     if source not in SOURCES:
-        report(spec.locs.get("source", loc), f"account {name}: source must be mexc or bypass")
+        where = spec.locs.get("source", loc)
+        report(where, f"account {name}: source must be mexc, bypass or ccxt")
         return None
-    need = "web_key" if source == "mexc" else "api_key"
-    if need not in spec:
-        report(loc, f'account {name}: the {source} source needs {need}: "${{VAR}}"')
+    for need in NEEDS[source]:
+        if need not in spec:
+            example = "mexc" if need == "exchange" else '"${VAR}"'
+            report(loc, f"account {name}: the {source} source needs {need}: {example}")
+            return None
+        if need not in values:
+            return None  # its problem is reported above
+    if source == "ccxt" and not ccxt_ready(name, values["exchange"], spec, loc, report):
         return None
-    if need not in values:
-        return None  # its problem is reported above
     for key in ("mexc_url", "base_url"):
         if key in values and not _url_ok(values[key]):
             report(
@@ -97,6 +111,26 @@ def one(
         report(loc, f"account {name}: a key contains a character that cannot be sent")
         return None
     return AccountSpec(name=name, **values)
+
+
+def ccxt_ready(name: str, exchange: str, spec: LocMap, loc: Loc, report: Report) -> bool:
+    """ccxt is an optional extra: say how to install it, and whether it knows the exchange."""
+    try:
+        missing = importlib.util.find_spec("ccxt") is None
+    except (ValueError, ImportError):  # blocked or broken: as good as missing
+        missing = True
+    if missing:
+        report(
+            spec.locs.get("source", loc),
+            f"account {name}: the ccxt source needs the extra: pip install 'watcher[ccxt]'",
+        )
+        return False
+    import ccxt
+
+    if exchange not in ccxt.exchanges:
+        report(spec.locs["exchange"], f"account {name}: ccxt knows no exchange {exchange!r}")
+        return False
+    return True
 
 
 def _url_ok(url: str) -> bool:

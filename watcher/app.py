@@ -119,7 +119,7 @@ class Watcher:
         self.accounts = self.open_accounts(rules, source)
         self.groups: dict[str, History] = {}
         self.load_history()
-        self.deliverer = deliverer or Deliverer(store, rules.channels, name=settings.name)
+        self.deliverer = deliverer or Deliverer(store.sibling(), rules.channels, name=settings.name)
         self.last: PollResult | None = None
 
     def open_accounts(self, rules: RuleSet, source: Source | None = None) -> dict[str, Account]:

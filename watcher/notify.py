@@ -267,10 +267,11 @@ class Deliverer:
         report.sent += len(rows)
         try:
             self.store.delivered(r.id for r in rows)
-        except sqlite3.OperationalError as exc:  # disk full, I/O error: not a closed handle
+        except sqlite3.Error as exc:  # sent but not recorded: hold the URL back, never resend
             self.unrecorded[key] = [r.id for r in rows]
             log.error("a sent notification could not be recorded", channel=key[0], error=str(exc))
-            self.warn_disk(exc)
+            if "full" in str(exc) or "disk" in str(exc):
+                self.warn_disk(exc)
             return
         log.info("notification sent", channel=key[0], url=masked(url), alerts=len(rows))
 

@@ -61,9 +61,16 @@ class AccountSpec:
     mexc_url: str | None = None
     base_url: str | None = None
     network: str | None = None
+    exchange: str | None = None  # ccxt: the exchange id (mexc, binance, bybit, ...)
+    secret: str | None = None  # ccxt: the API secret
+    password: str | None = None  # ccxt: the passphrase some exchanges need
+    wallets: tuple[str, ...] | None = None  # ccxt: balance types to read
+    quote: str = "USDT"  # ccxt: what converted values are in
+    pegged: tuple[str, ...] = ("USDT", "USDC", "FDUSD", "DAI", "TUSD", "USD")
 
     def secrets(self) -> list[str]:
-        return [s for s in (self.web_key, self.api_key, self.proxy) if s]
+        found = (self.web_key, self.api_key, self.proxy, self.secret, self.password)
+        return [s for s in found if s]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from watcher.models import WALLETS
+from watcher.sim_official import official
 
 NATIVE_WALLETS = WALLETS[1:]
 MEXC_ROWS = "/api/platform/asset/api/asset/overview/convert/v2"
@@ -98,6 +99,10 @@ class SimExchange:
     ) -> None:
         self.api_key = api_key
         self.web_key = web_key
+        self.official_key = "mx0-sim-official-key"  # the official APIs' key and secret (ccxt)
+        self.official_secret = "sim-official-secret-0123456789"
+        self.key_can_trade = False
+        self.key_can_withdraw = False
         self.coins: dict[str, Coin] = {}
         self.faults: deque[Fault] = deque()
         self.requests: deque[dict[str, Any]] = deque(maxlen=256)  # the latest, for tests
@@ -267,6 +272,9 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/_sim/state":
                 state = {"rows": sim.rows(), "totals": sim.totals(), "faults": len(sim.faults)}
                 return self._send(200, json.dumps(state).encode(), "application/json")
+            answer = official(sim, self.path, self.headers)
+            if answer is not None:  # MEXC's and Binance's official APIs (the ccxt source)
+                return self._send(answer[0], json.dumps(answer[1]).encode(), "application/json")
             fault = sim._next_fault()
             if fault and fault.kind == "delay":
                 time.sleep(fault.delay)

@@ -46,6 +46,10 @@ def open_source(
     spec = account or spec_from(settings)
     timeout = settings.timeout.total_seconds()
     interval = settings.interval.total_seconds()
+    if spec.source == "ccxt":
+        from watcher.sources.ccxt_source import CcxtSource
+
+        return CcxtSource(spec, timeout, clock)
     if spec.source == "bypass":
         from watcher.sources.bypass import BypassSource
 

@@ -56,6 +56,11 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
                 raise StoreError(f"cannot read the state database {path}: {exc}") from None
         return store
 
+    def sibling(self) -> Store:
+        """Another connection to the same file, for delivery threads beside the poll (an
+        in-memory snapshot, which nothing delivers from, is its own sibling)."""
+        return self if str(self.path) == ":memory:" else Store(self.path)
+
     def announce(
         self, outbox: Iterable[tuple[str, str, Notice, datetime]], meta: Mapping[str, str]
     ) -> None:

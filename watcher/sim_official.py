@@ -1,0 +1,155 @@
+"""The simulator's official exchange APIs, for the ccxt source: MEXC's spot and contract
+endpoints and Binance's spot account, with their real signature checks.
+
+MEXC spot (and Binance) sign the query string with HMAC-SHA256 of the secret;
+MEXC's contract API signs ``apiKey + Request-Time + params``. A wrong key or
+signature is refused the way the exchange refuses it, so the ccxt source's
+auth errors are tested for real. Amounts come from the simulator's coins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+EMPTY_LISTS = {
+    "/api/v3/capital/config/getall",
+    "/sapi/v1/capital/config/getall",
+    "/sapi/v1/margin/allPairs",
+    "/sapi/v1/margin/isolated/allPairs",
+}
+EMPTY_SYMBOLS = {"/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo", "/eapi/v1/exchangeInfo"}
+
+
+def official(sim: Any, raw_path: str, headers: Any) -> tuple[int, Any] | None:
+    """(status, JSON body) for an official endpoint, or None when the path is not one."""
+    parts = urlsplit(raw_path)
+    path = parts.path
+    if path in EMPTY_LISTS:
+        return 200, []
+    if path in EMPTY_SYMBOLS:
+        return 200, {"timezone": "UTC", "serverTime": 1, "symbols": [], "rateLimits": []}
+    if path == "/api/v1/contract/detail":
+        return 200, {"success": True, "code": 0, "data": []}
+    if path == "/api/v3/exchangeInfo":
+        return 200, {"timezone": "UTC", "serverTime": 1, "symbols": markets(sim)}
+    if path == "/api/v3/ticker/24hr":
+        rows = tickers(sim)
+        wanted = parse_qs(parts.query).get("symbol")
+        if wanted:  # one symbol: one object, as the exchange answers
+            found = [r for r in rows if r["symbol"] == wanted[0]]
+            return (200, found[0]) if found else (400, {"code": -1121, "msg": "Invalid symbol."})
+        return 200, rows
+    if path == "/api/v3/account":
+        return spot_account(sim, parts.query, headers)
+    if path == "/api/v1/private/account/assets":
+        return contract_assets(sim, headers)
+    return None
+
+
+def markets(sim: Any) -> list[dict[str, Any]]:
+    with sim.lock:
+        codes = sorted(c for c in sim.coins if c != "USDT")
+    return [
+        {
+            "symbol": f"{code}USDT",
+            "status": "1",  # MEXC's "online"
+            "baseAsset": code,
+            "quoteAsset": "USDT",
+            "baseAssetPrecision": 8,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
+            "quoteCommissionPrecision": 8,
+            "orderTypes": ["LIMIT", "MARKET"],
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "permissions": ["SPOT"],
+            "baseSizePrecision": "0.0001",
+            "quoteAmountPrecision": "5",
+            "filters": [],
+        }
+        for code in codes
+    ]
+
+
+def tickers(sim: Any) -> list[dict[str, Any]]:
+    with sim.lock:
+        prices = {c: coin.price for c, coin in sim.coins.items() if c != "USDT"}
+    rows = []
+    for code, price in sorted(prices.items()):
+        text = str(price)
+        rows.append(
+            {
+                "symbol": f"{code}USDT",
+                "lastPrice": text,
+                "bidPrice": text,
+                "askPrice": text,
+                "openPrice": text,
+                "highPrice": text,
+                "lowPrice": text,
+                "volume": "1",
+                "quoteVolume": text,
+                "openTime": 1,
+                "closeTime": 2,
+                "prevClosePrice": text,
+                "priceChange": "0",
+                "priceChangePercent": "0",
+                "weightedAvgPrice": text,
+            }
+        )
+    return rows
+
+
+def signed(secret: str, text: str) -> str:
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def spot_account(sim: Any, query: str, headers: Any) -> tuple[int, Any]:
+    """``/api/v3/account``: the query string signed with HMAC-SHA256 (MEXC and Binance)."""
+    key = headers.get("X-MEXC-APIKEY") or headers.get("X-MBX-APIKEY")
+    unsigned, _, signature = query.rpartition("&signature=")
+    if key != sim.official_key or signature != signed(sim.official_secret, unsigned):
+        return 401, {"code": 700002, "msg": "Signature for this request is not valid."}
+    with sim.lock:
+        balances = [
+            {"asset": code, "free": str(coin.amounts.get("spot", Decimal(0))), "locked": "0"}
+            for code, coin in sorted(sim.coins.items())
+            if coin.amounts.get("spot")
+        ]
+    return 200, {
+        "canTrade": sim.key_can_trade,
+        "canWithdraw": sim.key_can_withdraw,
+        "canDeposit": False,
+        "accountType": "SPOT",
+        "balances": balances,
+        "permissions": ["SPOT"],
+    }
+
+
+def contract_assets(sim: Any, headers: Any) -> tuple[int, Any]:
+    """MEXC's contract signature: HMAC-SHA256 of apiKey + Request-Time + params."""
+    key, when = headers.get("ApiKey", ""), headers.get("Request-Time", "")
+    if key != sim.official_key or headers.get("Signature") != signed(
+        sim.official_secret, key + when
+    ):
+        return 401, {"success": False, "code": 602, "message": "Signature verification failed!"}
+    with sim.lock:
+        data = [
+            {
+                "currency": code,
+                "positionMargin": 0,
+                "availableBalance": float(coin.amounts.get("contract", Decimal(0))),
+                "cashBalance": float(coin.amounts.get("contract", Decimal(0))),
+                "frozenBalance": 0,
+                "equity": str(coin.amounts.get("contract", Decimal(0))),
+                "unrealized": 0,
+                "bonus": 0,
+            }
+            for code, coin in sorted(sim.coins.items())
+            if coin.amounts.get("contract")
+        ]
+    return 200, {"success": True, "code": 0, "data": data}

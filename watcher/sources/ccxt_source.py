@@ -1,0 +1,217 @@
+"""Any exchange's official, read-only API key, through ccxt (an optional extra).
+
+Each configured balance type (``wallets``) is one ``fetch_balance``; native
+amounts go to the ``origin*`` fields (spot to ``originSpot``; swap, future,
+contract and margin to ``originContract``, using the exchange's equity where it
+reports one; funding to ``originOtc``; anything else to ``originAlpha``), and
+the converted fields are their value in ``quote`` from the exchange's tickers
+(last price, or the bid/ask mid). Pegged stablecoins count as 1. A currency
+without a price is no data, never zero. Amounts are Decimals parsed from the
+exchange's own strings where ccxt keeps them in ``info``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from watcher import logs
+from watcher.errors import AuthError, ExchangeError, RateLimited, TransportError
+from watcher.models import ORIGIN_WALLETS, WALLETS, ZERO, Balance, Overview, Totals
+from watcher.ruleset import AccountSpec
+from watcher.sources.http import Scrubber
+
+DEFAULT_WALLETS = {"mexc": ("spot", "swap")}
+CONTRACT_TYPES = ("swap", "future", "futures", "contract", "margin", "linear", "inverse")
+ORIGIN_OF = {"spot": "originSpot", "funding": "originOtc"}
+log = logs.get("watcher.source")
+
+
+class CcxtSource:
+    def __init__(
+        self,
+        spec: AccountSpec,
+        timeout: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        import ccxt  # the optional extra, imported only when an account uses it
+
+        self.ccxt = ccxt
+        self.spec = spec
+        self.clock = clock
+        self.exchange_id = spec.exchange or "mexc"
+        config = {
+            "apiKey": spec.api_key,
+            "secret": spec.secret,
+            "timeout": int(timeout * 1000),
+            "enableRateLimit": True,  # ccxt's own rate limiter
+        }
+        if spec.password:
+            config["password"] = spec.password
+        self.exchange = getattr(ccxt, self.exchange_id)(config)
+        if spec.proxy:
+            self.exchange.proxies = {"http": spec.proxy, "https": spec.proxy}
+        if spec.base_url:  # tests and the simulator: every API URL on that host
+            self.exchange.urls["api"] = rehost(self.exchange.urls["api"], spec.base_url)
+        self.wallets = spec.wallets or DEFAULT_WALLETS.get(self.exchange_id, ("spot",))
+        self.scrub = Scrubber(spec.secrets())
+        self.warned = False
+
+    def describe(self) -> str:
+        return f"{self.exchange_id} official API (ccxt, {', '.join(self.wallets)})"
+
+    def close(self) -> None:
+        close = getattr(self.exchange, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception as exc:  # closing must never fail a stop
+                log.debug("ccxt close", error=type(exc).__name__)
+
+    def fetch(self, rows: bool, totals: bool) -> Overview:
+        native: dict[str, dict[str, Decimal]] = {}
+        try:
+            for wallet in self.wallets:
+                balance = self.exchange.fetch_balance({"type": wallet})
+                self.warn_permissions(balance.get("info"))
+                for code, amount in amounts(self.exchange_id, wallet, balance).items():
+                    field = origin_field(wallet)
+                    slot = native.setdefault(code, dict.fromkeys(ORIGIN_WALLETS, ZERO))
+                    slot[field] += amount
+            prices = self.prices(native)
+        except self.ccxt.BaseError as exc:
+            raise self.error(exc) from None
+        return overview(native, prices, self.clock())
+
+    def prices(self, native: dict[str, dict[str, Decimal]]) -> dict[str, Decimal]:
+        quote = self.spec.quote
+        wanted = [c for c in native if c != quote and c not in self.spec.pegged]
+        found = {c: Decimal(1) for c in native if c == quote or c in self.spec.pegged}
+        if not wanted:
+            return found
+        self.exchange.load_markets()
+        symbols = [f"{c}/{quote}" for c in wanted if f"{c}/{quote}" in self.exchange.markets]
+        tickers = self.exchange.fetch_tickers(symbols) if symbols else {}
+        for code in wanted:
+            price = ticker_price(tickers.get(f"{code}/{quote}"))
+            if price is not None:
+                found[code] = price
+        return found
+
+    def warn_permissions(self, info: Any) -> None:
+        """A key that can trade or withdraw is a risk watcher does not need: say so once."""
+        if self.warned or not isinstance(info, dict):
+            return
+        risky = [k for k in ("canTrade", "canWithdraw") if info.get(k) is True]
+        if risky:
+            self.warned = True
+            log.warning(
+                "this API key can trade or withdraw; watcher only reads: make a read-only key",
+                exchange=self.exchange_id,
+                permissions=", ".join(risky),
+            )
+
+    def error(self, exc: Exception) -> ExchangeError:
+        """ccxt's errors onto watcher's, with no secret in the message."""
+        text = self.scrub.short(f"{type(exc).__name__}: {exc}")
+        name = self.exchange_id
+        ccxt = self.ccxt
+        if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied):
+            return AuthError(
+                f"{name} refused the API key ({text}): check the key and secret, and that the "
+                "key may read balances"
+            )
+        if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+            return RateLimited(f"{name} asked us to slow down ({text})")
+        if isinstance(exc, ccxt.NetworkError | ccxt.ExchangeNotAvailable | ccxt.RequestTimeout):
+            return TransportError(f"cannot reach {name}: {text}")
+        return ExchangeError(f"{name} error: {text}")
+
+
+def rehost(urls: Any, base: str) -> Any:
+    """Every URL in ccxt's (nested) ``urls['api']`` moved to ``base``'s scheme and host."""
+    if isinstance(urls, dict):
+        return {k: rehost(v, base) for k, v in urls.items()}
+    if isinstance(urls, str) and urls.startswith("http"):
+        target, parts = urlsplit(base), urlsplit(urls)
+        return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
+    return urls
+
+
+def origin_field(wallet: str) -> str:
+    if wallet in ORIGIN_OF:
+        return ORIGIN_OF[wallet]
+    if wallet in CONTRACT_TYPES:
+        return "originContract"
+    return "originAlpha"  # documented: other balance types
+
+
+def exact(value: Any) -> Decimal | None:
+    """A Decimal from the exchange's string (or ccxt's float, by its shortest repr)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def amounts(exchange: str, wallet: str, balance: dict[str, Any]) -> dict[str, Decimal]:
+    """Native amounts per currency for one balance type, exact where ``info`` has strings."""
+    info = balance.get("info")
+    if exchange in ("mexc", "binance") and wallet == "spot" and isinstance(info, dict):
+        found = {}
+        for row in info.get("balances") or []:
+            free, locked = exact(row.get("free")), exact(row.get("locked"))
+            if row.get("asset") and free is not None and locked is not None and free + locked:
+                found[str(row["asset"]).upper()] = free + locked
+        return found
+    if exchange == "mexc" and wallet in CONTRACT_TYPES and isinstance(info, dict):
+        found = {}
+        for row in info.get("data") or []:
+            equity = exact(row.get("equity"))  # MEXC reports equity: margin plus unrealized
+            if row.get("currency") and equity is not None and equity:
+                found[str(row["currency"]).upper()] = equity
+        return found
+    totals = balance.get("total") or {}
+    return {c.upper(): v for c, t in totals.items() if (v := exact(t)) is not None and v}
+
+
+def ticker_price(ticker: dict[str, Any] | None) -> Decimal | None:
+    if not ticker:
+        return None
+    info = ticker.get("info") or {}
+    last = exact(info.get("lastPrice")) if isinstance(info, dict) else None
+    last = last or exact(ticker.get("last"))
+    if last:
+        return last
+    bid, ask = exact(ticker.get("bid")), exact(ticker.get("ask"))
+    return (bid + ask) / 2 if bid and ask else None
+
+
+def overview(
+    native: dict[str, dict[str, Decimal]], prices: dict[str, Decimal], at: datetime
+) -> Overview:
+    """Rows from native amounts and prices; totals are the sum of the rows."""
+    rows, nodata, problems = {}, set(), []
+    for code, origin in sorted(native.items()):
+        origin["originTotal"] = sum((origin[o] for o in ORIGIN_WALLETS[1:]), ZERO)
+        price = prices.get(code)
+        if price is None:
+            nodata.add(code)
+            problems.append(f"{code}: no price in the quote currency; no data this poll")
+            continue
+        converted = {w: origin[o] * price for w, o in zip(WALLETS, ORIGIN_WALLETS, strict=True)}
+        rows[code] = Balance(currency=code, **converted, **origin)
+    totals = Totals(**{w: sum((getattr(r, w) for r in rows.values()), ZERO) for w in WALLETS})
+    return Overview(
+        fetched_at=at,
+        currencies=rows,
+        totals=totals,
+        nodata=frozenset(nodata),
+        problems=tuple(problems),
+    )
