@@ -32,6 +32,8 @@ FAKE_SECRETS = {  # shaped like the real thing, so apprise accepts the URLs
     "MEXC_MAIN_WEB_KEY": "WEB-main-0123456789abcdef",
     "MEXC_HEDGE_WEB_KEY": "WEB-hedge-0123456789abcdef",
     "HEDGE_PROXY": "socks5://user:pass@127.0.0.1:1080",
+    "MEXC_API_KEY": "mx0vglSIMULATED",
+    "MEXC_API_SECRET": "sim-secret-0123456789",
 }
 
 
