@@ -72,6 +72,7 @@ class Daemon:
         self.watcher = Watcher(settings, rules, self.store, deliverer=deliverer)
         self.pinger = Pinger(rules.heartbeats)
         self.results: dict[str, PollResult] = {}
+        self.stopping = False
         self.bot: Any = None
         self.start_bot(rules)
         self.cycle = threading.Lock()
@@ -97,6 +98,8 @@ class Daemon:
         now = utcnow()
         answer = self.watcher.try_fetch(account)
         with self.cycle:
+            if self.stopping:
+                return  # the stop has the database now; this poll's answer is dropped
             try:
                 result = self.watcher.process_accounts(now, {name: AccountPoll(*answer)})
             except Exception:
@@ -293,6 +296,7 @@ class Daemon:
     def finish(self) -> int:
         """Let a running cycle end, flush the outbox once, and leave within budget."""
         self.notifier.stopping()
+        self.stopping = True
         if self.bot is not None:
             self.bot.stop()
         deadline = time.monotonic() + STOP_BUDGET
