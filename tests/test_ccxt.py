@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,16 +90,22 @@ def test_ccxt_a_second_exchange_maps_the_same_way(env: Path, sim, capsys) -> Non
     assert rows["BTC"]["spot"] == "3000.00" and rows["BTC"]["originSpot"] == "0.05"
 
 
-def test_ccxt_a_key_that_can_trade_is_warned_about_once(sim) -> None:
-    sim.key_can_trade = sim.key_can_withdraw = True
-    spec = AccountSpec(
+def official(sim: SimExchange, **extra: Any) -> AccountSpec:
+    """A ccxt account on the simulator's official MEXC API, with its read-only key."""
+    return AccountSpec(
         name="o",
         source="ccxt",
         exchange="mexc",
         api_key=sim.official_key,
         secret=sim.official_secret,
         base_url=sim.mexc_url,
+        **extra,
     )
+
+
+def test_ccxt_a_key_that_can_trade_is_warned_about_once(sim) -> None:
+    sim.key_can_trade = sim.key_can_withdraw = True
+    spec = official(sim)
     stream = io.StringIO()
     logs.configure("INFO", "json", stream=stream)
     source = CcxtSource(spec, 5, lambda: datetime.now(UTC))
@@ -111,16 +118,7 @@ def test_ccxt_a_key_that_can_trade_is_warned_about_once(sim) -> None:
 
 def test_ccxt_a_price_that_is_missing_is_no_data(sim) -> None:
     sim.set_coin("ODD", "1", spot="5")
-    spec = AccountSpec(
-        name="o",
-        source="ccxt",
-        exchange="mexc",
-        api_key=sim.official_key,
-        secret=sim.official_secret,
-        base_url=sim.mexc_url,
-        quote="EUR",  # nothing is priced in EUR here
-        pegged=("USDT",),
-    )
+    spec = official(sim, quote="EUR", pegged=("USDT",))  # nothing is priced in EUR here
     overview = CcxtSource(spec, 5, lambda: datetime.now(UTC)).fetch(True, True)
     assert overview.nodata == {"BTC", "ODD"} and overview.currencies["USDT"].spot == Decimal(1500)
     with pytest.raises(Exception) as caught:
