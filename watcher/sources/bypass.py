@@ -25,7 +25,15 @@ from watcher.errors import (
 )
 from watcher.models import Overview
 from watcher.sources.http import BACKOFF, Answer, HttpClient, Scrubber, decode_json
-from watcher.sources.parse import AUTH_CODES, RATE_CODES, code_error, merge, overview_from
+from watcher.sources.parse import (
+    AUTH_CODES,
+    RATE_CODES,
+    code_error,
+    integer,
+    merge,
+    message_of,
+    overview_from,
+)
 
 PATH = "/getAssetsOverview"
 WEB_KEY_HINT = (
@@ -119,9 +127,9 @@ class BypassSource:
     def refused(self, answer: Answer, document: dict[str, Any]) -> ExchangeError:
         """``success:false`` or an HTTP error: MEXC codes first, then the HTTP status."""
         status = answer.status
-        raw = document.get("code")
-        code = raw if isinstance(raw, int) and not isinstance(raw, bool) else status
-        message = self.scrub.short(document.get("message") or document.get("msg") or "no message")
+        code = integer(document.get("code"))
+        code = status if code is None else code
+        message = message_of(document, self.scrub.short)
         if code == 0:
             return TransportError(f"the gateway could not reach MEXC: {message}", 0)
         if code in AUTH_CODES - {401} or code in RATE_CODES:
@@ -137,12 +145,12 @@ class BypassSource:
 
     def check_code(self, document: dict[str, Any]) -> None:
         """MEXC's envelope: code 0 is success, and so is ``success:true`` with code 200."""
-        code = document.get("code")
-        if not isinstance(code, int) or isinstance(code, bool):
+        code = integer(document.get("code"))
+        if code is None:
             raise BadResponse("field 'code' is missing or not a number")
         if code == 0 or (code == 200 and document.get("success") is True):
             return
-        message = self.scrub.short(document.get("msg") or document.get("message") or "no message")
+        message = message_of(document, self.scrub.short)
         hint = WEB_KEY_HINT if code in AUTH_CODES else API_KEY_HINT
         raise code_error(code, message, hint)
 

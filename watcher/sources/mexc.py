@@ -25,7 +25,14 @@ from watcher.errors import (
 )
 from watcher.models import Overview
 from watcher.sources.http import BACKOFF, Answer, HttpClient, Scrubber, decode_json
-from watcher.sources.parse import code_error, merge, overview_from, unknown_keys
+from watcher.sources.parse import (
+    code_error,
+    integer,
+    merge,
+    message_of,
+    overview_from,
+    unknown_keys,
+)
 
 ROWS_PATH = "/api/platform/asset/api/asset/overview/convert/v2"
 TOTALS_PATH = "/api/platform/asset/api/asset/overview/v2"
@@ -139,7 +146,7 @@ class MexcWebSource:
     def check(self, answer: Answer, document: dict[str, Any]) -> None:
         """An absent ``code`` or code 0 is success; HTTP errors and MEXC codes are not."""
         status, code = answer.status, document.get("code")
-        message = self.scrub.short(document.get("msg") or document.get("message") or "no message")
+        message = message_of(document, self.scrub.short)
         if status == 401 or status == 403:
             raise AuthError(f"MEXC refused the web key (HTTP {status}: {message}): {WEB_KEY_HINT}")
         if status == 429:
@@ -150,7 +157,7 @@ class MexcWebSource:
             raise ExchangeError(f"MEXC returned HTTP {status}: {message}", status)
         if code is None or code == 0:
             return
-        if not isinstance(code, int) or isinstance(code, bool):
+        if integer(code) is None:
             raise BadResponse("field 'code' is not a number")
         raise code_error(code, message, WEB_KEY_HINT)
 

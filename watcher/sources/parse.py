@@ -9,6 +9,7 @@ envelope that cannot be read fails the whole poll.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -31,6 +32,17 @@ def code_error(code: int, message: str, auth_hint: str) -> ExchangeError:
     if code in RATE_CODES:
         return RateLimited(f"exchange asked us to slow down ({code}: {message})", code)
     return ExchangeError(f"exchange error {code}: {message}", code)
+
+
+def integer(value: Any) -> int | None:
+    """A JSON integer, or None: ``true`` is an int to Python but never a code or a time."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def message_of(document: dict[str, Any], scrub: Callable[[str], str]) -> str:
+    """The exchange's own words (``msg`` in MEXC's envelope, ``message`` in a gateway's),
+    scrubbed and shortened by the source's ``Scrubber.short``."""
+    return scrub(document.get("msg") or document.get("message") or "no message")
 
 
 def field_error(exc: ValidationError, prefix: str = "data") -> str:
@@ -138,7 +150,7 @@ def overview_from(
     timestamp: Any,
 ) -> Overview:
     """Rows when ``data`` is a list, totals when it is an object; anything else is an error."""
-    stamp = timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None
+    stamp = integer(timestamp)
     if isinstance(data, list):
         rows = parse_rows(data)
         return Overview(
