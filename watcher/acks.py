@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from watcher.alerts import FIRING
+from watcher.alerts import FIRING, describe
 from watcher.errors import ConfigError
 from watcher.store import Store
 
@@ -25,7 +25,5 @@ def acknowledge(store: Store, rule: str, currency: str | None, account: str | No
     now = datetime.now(UTC)
     for alert in firing:
         store.add_ack(alert.key, by, now)
-    names = ", ".join(
-        " ".join(x for x in (a.rule, a.currency, f"({a.account})") if x) for a in firing
-    )
+    names = ", ".join(describe(a.key) for a in firing)
     return f"acknowledged: {names}; no repeats until it resolves"

@@ -15,6 +15,12 @@ PENDING, FIRING, RESOLVED = "pending", "firing", "resolved"
 MAIN = "main"  # the account of a setup without an `accounts:` section
 
 
+def describe(key: Key) -> str:
+    """An instance as a person names it: ``low USDT (main)``, the same in every reply."""
+    account, rule, currency = key
+    return " ".join(x for x in (rule, currency, f"({account})") if x)
+
+
 @dataclass(frozen=True)
 class Alert:
     """One alert instance (rule, currency) as stored between evaluations."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from watcher.acks import acknowledge
-from watcher.alerts import FIRING, PENDING
+from watcher.alerts import FIRING, PENDING, describe
 from watcher.durations import format_duration, parse_duration
 from watcher.errors import WatcherError
 from watcher.messages import human
@@ -89,9 +89,8 @@ def status(ctx: Context) -> str:
         when = meta.get(f"{name}/last_poll") or "never"
         lines.append(f"{name}: last poll {when[:19].replace('T', ' ')} UTC ({result})")
     firing = [a for a in ctx.store.load_alerts().values() if a.state == FIRING]
-    lines.append(
-        f"firing: {len(firing)}" + (": " + ", ".join(_who(a) for a in firing) if firing else "")
-    )
+    named = ", ".join(describe(a.key) for a in firing)
+    lines.append(f"firing: {len(firing)}" + (f": {named}" if firing else ""))
     lines.append(f"outbox: {ctx.store.outbox_depth()} waiting")
     return esc("\n".join(lines))
 
@@ -129,9 +128,9 @@ def alerts(ctx: Context) -> str:
     )
     if not active:
         return "nothing pending or firing"
-    acked = {(a.account, a.rule, a.currency) for a in ctx.store.acks()}
+    acked = {a.key for a in ctx.store.acks()}
     lines = [
-        f"{a.state.upper()} {_who(a)} since {format_duration(now - a.since)}"
+        f"{a.state.upper()} {describe(a.key)} since {format_duration(now - a.since)}"
         + (" (acknowledged)" if a.key in acked else "")
         for a in active
     ]
@@ -177,8 +176,3 @@ def unsilence(ctx: Context, args: list[str]) -> str:
     if not ctx.store.remove_silence(int(args[0])):
         return f"no silence with id {args[0]}"
     return f"silence {args[0]} removed"
-
-
-def _who(alert: object) -> str:
-    rule, currency, account = (getattr(alert, k) for k in ("rule", "currency", "account"))
-    return " ".join(x for x in (rule, currency, f"({account})") if x)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from watcher import table
-from watcher.alerts import MAIN
+from watcher.alerts import MAIN, describe
 from watcher.app import PollResult
 from watcher.engine import Report
 from watcher.messages import human
@@ -215,9 +215,8 @@ def status_text(data: dict[str, Any]) -> str:
     headers = ["state", "account", "rule", "currency", "since", "last notified"]
     lines += ["", table.render(headers, rows, right=set()) if rows else "no alerts"]
     for a in data["acks"]:
-        lines.append(
-            f"acknowledged: {a['rule']} {a['currency'] or ''} ({a['account']}) by {a['by']}"
-        )
+        key = (a["account"], a["rule"], a["currency"])
+        lines.append(f"acknowledged: {describe(key)} by {a['by']}")
     if data["telegram"]:
         lines.append(f"telegram commands: {data['telegram']}")
     for s in data["silences"]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from watcher.alerts import Silence
+from watcher.alerts import Key, Silence
 from watcher.store.db import stamp
 
 
@@ -68,6 +68,10 @@ class Ack:
     by: str
     at: datetime
 
+    @property
+    def key(self) -> Key:
+        return (self.account, self.rule, self.currency)
+
 
 class AckTable:
     """Mixin for ``Store``: acknowledgements, next to silences."""
@@ -88,7 +92,7 @@ class AckTable:
     def _end_acks(self, alive: set[tuple[str, str, str | None]]) -> None:
         """An ack ends when its alert resolves (inside the poll's transaction)."""
         for ack in self.acks():
-            if (ack.account, ack.rule, ack.currency) not in alive:
+            if ack.key not in alive:
                 self.db.execute(
                     "DELETE FROM acks WHERE account=? AND rule=? AND currency=?",
                     (ack.account, ack.rule, ack.currency or ""),
