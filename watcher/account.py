@@ -71,7 +71,9 @@ class Account:
     def fetch(self, rows: bool, totals: bool) -> Overview:
         return self.source.fetch(rows=rows, totals=totals)
 
-    def polled(self, now: datetime, overview: Overview | None, error: ExchangeError | None):
+    def polled(
+        self, now: datetime, overview: Overview | None, error: ExchangeError | None
+    ) -> dict[str, str]:
         """Record a poll's result; the meta rows it leaves for the commit."""
         self.last_error = error
         if error is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from watcher import digest, logs
 from watcher.account import Account
-from watcher.alerts import FIRING, Alert, Key, Notice, Outcome, Silence
+from watcher.alerts import FIRING, Alert, Key, Notice, Outcome, Silence, describe
 from watcher.builtins import WEB_KEY_LIFE, Fact, poll_facts
 from watcher.digest import Book, Facts
 from watcher.engine import evaluate_poll, silenced_by
@@ -233,7 +233,7 @@ class Watcher:
         """Everything after the HTTP answers: each account's evaluation, the combined
         rules, then one transaction for all of it."""
         silences = self.store.silences(now)
-        acked = {(a.account, a.rule, a.currency) for a in self.store.acks()}
+        acked = {a.key for a in self.store.acks()}
         step = Step(self.alerts, acked)
         for name, answer in polled.items():
             account = self.accounts[name]
@@ -246,7 +246,6 @@ class Watcher:
             facts = poll_facts(answer.error, now, account.known(self.settings.stale_after), name)
             step.run(self, name, account.history, now, answer.overview, facts, silences)
             step.meta.update(account.polled(now, answer.overview, answer.error))
-            account.web_key_meta = {} if dry_run else account.web_key_meta
         for label, members in self.rules.groups.items():
             within = 2 * self.settings.interval
             parts = [self.accounts[m].fresh(now, within) for m in members if m in self.accounts]
@@ -331,10 +330,7 @@ class Watcher:
             books=tuple(books),
             alerts=tuple(self.alerts.values()),
             silences=tuple(self.store.silences(now)),
-            acks=tuple(
-                " ".join(x for x in (a.rule, a.currency, f"({a.account}) by {a.by}") if x)
-                for a in self.store.acks()
-            ),
+            acks=tuple(f"{describe(a.key)} by {a.by}" for a in self.store.acks()),
             outbox=self.store.outbox_depth(),
             oldest=self.store.oldest(),
         )
