@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 import sqlite3
 import subprocess
@@ -226,6 +227,31 @@ def test_every_part_of_a_url_that_can_be_a_secret_is_masked(url: str, secret: st
     logs.get("t").info("sending", url=url)
     assert secret not in stream.getvalue()
     logs.MASKER.clear()
+
+
+def test_a_record_is_masked_before_any_handler_sees_it() -> None:
+    """Not only our handler: anything else on the root logger (a journald handler, pytest's
+    capture) receives the event already masked, its traceback included."""
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(str(record.msg) + (str(record.exc_info) if record.exc_info else ""))
+
+    logs.configure("DEBUG", "json", secrets=["hunter2-key"], stream=io.StringIO())
+    other = Collect()
+    logging.getLogger().addHandler(other)
+    try:
+        logs.get("t").info("sending", url="json://u:hunter2-key@127.0.0.1:9/")
+        try:
+            raise RuntimeError("echoed hunter2-key")
+        except RuntimeError:
+            logs.get("t").exception("boom")
+    finally:
+        logging.getLogger().removeHandler(other)
+        logs.MASKER.clear()
+    assert len(seen) == 2 and "***" in seen[0] and "RuntimeError" in seen[1]
+    assert not any("hunter2-key" in line for line in seen)
 
 
 def test_test_notify_prints_no_header_value(tmp_path: Path, receiver, capsys) -> None:

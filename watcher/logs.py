@@ -119,11 +119,25 @@ def configure(
     for name, quiet in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(max(quiet, logging.getLevelName(level)))
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[  # masked here too, so no other handler on the root logger sees a secret
+            *shared,
+            structlog.processors.format_exc_info,
+            MASKER,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        wrapper_class=MaskedBoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+class MaskedBoundLogger(structlog.stdlib.BoundLogger):
+    """``exception`` as ``error`` with ``exc_info``: the traceback is rendered and masked in
+    the chain, never handed raw to stdlib, where any other handler would print it as is."""
+
+    def exception(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        kw.setdefault("exc_info", True)
+        return self._proxy_to_logger("error", event, *args, **kw)
 
 
 def reset() -> None:
