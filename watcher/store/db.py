@@ -15,14 +15,16 @@ from pathlib import Path
 from watcher.errors import StoreError
 
 SCHEMA_VERSION = 2  # 2: several accounts (an `account` on alerts and silences, key prefixes)
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alerts (
+# Written once: the fresh schema and the upgrade both create this table.
+ALERTS_TABLE = """(
     rule TEXT NOT NULL, currency TEXT NOT NULL, state TEXT NOT NULL, since TEXT NOT NULL,
     fired_at TEXT, last_notified TEXT, cleared_since TEXT, value TEXT, threshold TEXT,
     muted INTEGER NOT NULL DEFAULT 0, severity TEXT NOT NULL DEFAULT 'warning',
     account TEXT NOT NULL DEFAULT 'main',
-    PRIMARY KEY (account, rule, currency));
+    PRIMARY KEY (account, rule, currency))"""
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts {ALERTS_TABLE};
 CREATE TABLE IF NOT EXISTS history (
     key TEXT NOT NULL, ts REAL NOT NULL, value TEXT NOT NULL, PRIMARY KEY (key, ts)
 ) WITHOUT ROWID;
@@ -40,14 +42,9 @@ CREATE TABLE IF NOT EXISTS acks (
     at REAL NOT NULL, PRIMARY KEY (account, rule, currency));
 """
 # From the single-account schema: everything it held becomes account `main`.
-UPGRADE_1_TO_2 = """
+UPGRADE_1_TO_2 = f"""
 ALTER TABLE alerts RENAME TO alerts_v1;
-CREATE TABLE alerts (
-    rule TEXT NOT NULL, currency TEXT NOT NULL, state TEXT NOT NULL, since TEXT NOT NULL,
-    fired_at TEXT, last_notified TEXT, cleared_since TEXT, value TEXT, threshold TEXT,
-    muted INTEGER NOT NULL DEFAULT 0, severity TEXT NOT NULL DEFAULT 'warning',
-    account TEXT NOT NULL DEFAULT 'main',
-    PRIMARY KEY (account, rule, currency));
+CREATE TABLE alerts {ALERTS_TABLE};
 INSERT INTO alerts SELECT *, 'main' FROM alerts_v1;
 DROP TABLE alerts_v1;
 ALTER TABLE silences ADD COLUMN account TEXT;
