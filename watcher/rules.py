@@ -416,15 +416,18 @@ def parse_rules(
 
 def load_rules(path: Path | str, env: Mapping[str, str] | None = None) -> RuleSet:
     """Read and compile a rules file; raises ``RulesError`` listing every problem."""
-    path = Path(path)
+    return parse_rules(read_rules_file(Path(path)), str(path), env)
+
+
+def read_rules_file(path: Path) -> str:
+    """The file's text, or a ``RulesError`` that says how to get one."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         message = "rules file not found; copy rules.example.yaml there or set WATCHER_RULES"
         raise RulesError([Problem(str(path), 1, 1, message)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError([Problem(str(path), 1, 1, f"cannot read: {exc}")]) from None
-    return parse_rules(text, str(path), env)
 
 
 def rule_index(path: Path | str) -> dict[str, bool]:
@@ -432,13 +435,9 @@ def rule_index(path: Path | str) -> dict[str, bool]:
     expanding a channel's ``${VAR}``: what ``silence`` and ``status`` need on a server
     where the channel variables live only in the service's environment file."""
     path = Path(path)
+    text = read_rules_file(path)
     try:
-        document = load(path.read_text(encoding="utf-8"), str(path))
-    except FileNotFoundError:
-        message = "rules file not found; copy rules.example.yaml there or set WATCHER_RULES"
-        raise RulesError([Problem(str(path), 1, 1, message)]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError([Problem(str(path), 1, 1, f"cannot read: {exc}")]) from None
+        document = load(text, str(path))
     except YamlProblem as exc:
         raise RulesError([exc.problem]) from None
     rules = document.get("rules") if isinstance(document, dict) else None
