@@ -33,6 +33,7 @@ from watcher.sources.parse import (
     merge,
     message_of,
     overview_from,
+    plan,
 )
 
 PATH = "/getAssetsOverview"
@@ -83,9 +84,7 @@ class BypassSource:
 
     def fetch(self, rows: bool, totals: bool) -> Overview:
         deadline = self.http.deadline()
-        asks: list[dict[str, str] | None] = ([{"convert": "1"}] if rows else []) + (
-            [None] if totals or not rows else []
-        )
+        asks: list[dict[str, str] | None] = plan(rows, totals, {"convert": "1"}, None)
         return merge([self.parse(self.http.get(self.url, ask, deadline)) for ask in asks])
 
     def parse(self, answer: Answer) -> Overview:

@@ -31,6 +31,7 @@ from watcher.sources.parse import (
     merge,
     message_of,
     overview_from,
+    plan,
     unknown_keys,
 )
 
@@ -110,9 +111,8 @@ class MexcWebSource:
 
     def fetch(self, rows: bool, totals: bool) -> Overview:
         deadline = self.http.deadline()
-        paths = ([ROWS_PATH] if rows else []) + ([TOTALS_PATH] if totals or not rows else [])
-        parts = [self.parse(self.http.get(self.url + p, None, deadline)) for p in paths]
-        return merge(parts)
+        paths = plan(rows, totals, ROWS_PATH, TOTALS_PATH)
+        return merge([self.parse(self.http.get(self.url + p, None, deadline)) for p in paths])
 
     def parse(self, answer: Answer) -> Overview:
         """One answer to an overview, or the precise error class."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -22,6 +22,7 @@ from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
 
 AUTH_CODES = frozenset({401, 402, 602})
 RATE_CODES = frozenset({510})
+T = TypeVar("T")
 KNOWN_ROW_KEYS = frozenset({"currency", "coinId", *WALLETS, *ORIGIN_WALLETS})
 
 
@@ -171,6 +172,11 @@ def overview_from(
             fetched_at=fetched_at, is_testnet=is_testnet, timestamp=stamp, totals=totals
         )
     raise BadResponse("field 'data' should be a list of currencies or an object of totals")
+
+
+def plan(rows: bool, totals: bool, for_rows: T, for_totals: T) -> list[T]:
+    """The requests of one poll: rows if asked, totals if asked (or if nothing was)."""
+    return ([for_rows] if rows else []) + ([for_totals] if totals or not rows else [])
 
 
 def merge(parts: list[Overview]) -> Overview:
