@@ -215,17 +215,19 @@ class Deliverer:
         """A URL that is no longer configured: its rows move to the channel's current URLs."""
         channel = self.channels.get(key[0])
         if channel is None:
-            log.error(
-                "notifications dropped",
-                channel=key[0],
-                count=len(rows),
-                reason="the channel is no longer configured",
-            )
-            self.store.drop(r.id for r in rows)
-            report.dropped += len(rows)
+            self.drop(key, rows, "the channel is no longer configured", report)
             return
         self.store.move(rows, [url_key(u) for u in channel.urls])
         log.info("waiting notifications follow the channel's new URL", channel=key[0])
+
+    def drop(
+        self, key: tuple[str, str], rows: list[OutboxRow], reason: str, report: DeliveryReport
+    ) -> None:
+        """Give rows up, loudly: the one way a decided notification leaves unsent."""
+        log.error("notifications dropped", channel=key[0], count=len(rows), reason=reason)
+        with self.write:
+            self.store.drop(r.id for r in rows)
+            report.dropped += len(rows)
 
     def deliver_group(
         self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, report: DeliveryReport
@@ -233,10 +235,7 @@ class Deliverer:
         url = self.urls[key]
         expired = [r for r in rows if too_old(r, now, self.max_age)]
         if expired:
-            log.error("notifications dropped", channel=key[0], count=len(expired), reason="too old")
-            with self.write:
-                self.store.drop(r.id for r in expired)
-                report.dropped += len(expired)
+            self.drop(key, expired, "too old", report)
             rows = [r for r in rows if r not in expired]
         if not rows:
             return
