@@ -14,14 +14,11 @@ from watcher.messages import human
 from watcher.models import ORIGIN_WALLETS, WALLETS, Overview
 from watcher.settings import Settings
 from watcher.store import Store
+from watcher.store.db import iso
 
 
 def _dec(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def alert_json(report: Report) -> dict[str, Any]:
@@ -33,7 +30,7 @@ def alert_json(report: Report) -> dict[str, Any]:
         "value": _dec(report.value),
         "threshold": _dec(report.threshold),
         "severity": report.severity,
-        "since": _iso(report.since),
+        "since": iso(report.since),
     }
 
 
@@ -59,7 +56,7 @@ def once_json(settings: Settings, result: PollResult) -> dict[str, Any]:
     return {
         "source": settings.source,
         "network": settings.network if settings.source == "bypass" else None,
-        "fetched_at": _iso(result.overview.fetched_at if result.overview else result.at),
+        "fetched_at": iso(result.overview.fetched_at if result.overview else result.at),
         "error": None if result.error is None else str(result.error),
         "balances": balances_json(result.overview),
         "accounts": accounts,
@@ -162,8 +159,8 @@ def status_json(store: Store) -> dict[str, Any]:
                 "rule": a.rule,
                 "currency": a.currency,
                 "state": a.state,
-                "since": _iso(a.since),
-                "last_notified": _iso(a.last_notified),
+                "since": iso(a.since),
+                "last_notified": iso(a.last_notified),
                 "value": _dec(a.value),
                 "threshold": _dec(a.threshold),
             }
@@ -175,7 +172,7 @@ def status_json(store: Store) -> dict[str, Any]:
                 "account": s.account,
                 "rule": s.rule,
                 "currency": s.currency,
-                "ends": _iso(s.ends),
+                "ends": iso(s.ends),
                 "comment": s.comment,
             }
             for s in store.silences(datetime.now().astimezone())
