@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,14 +123,14 @@ def rules_text(count: int) -> str:
 def cpu_per_cycle(tmp: Path, count: int) -> float:
     """CPU of one poll after the HTTP answer: evaluation plus the SQLite transaction."""
     rules = parse_rules(rules_text(count), "bench.yaml", env={})
-    settings = Settings(web_key=KEY, state=tmp / f"cpu{count}.db", _env_file=None)
+    settings = Settings(web_key=KEY, state=tmp / f"cpu{count}.db")
     watcher = Watcher(settings, rules, Store(settings.state))
     overview = account(500)
     now = overview.fetched_at
     samples = []
     for index in range(60):
         now += timedelta(minutes=1)
-        snapshot = overview.model_copy(update={"fetched_at": now})
+        snapshot = replace(overview, **{"fetched_at": now})
         started = time.process_time()
         watcher.process(now, snapshot, None)
         if index >= 10:

@@ -25,7 +25,7 @@ def main() -> dict[str, str]:
     body = json.dumps({"data": raw_rows(500), "code": 0, "msg": "success", "timestamp": 1})
     answer = Answer(200, body.encode(), {})
     now = datetime.now(UTC)
-    source = open_source(Settings(web_key="WEB-bench", _env_file=None), lambda: now)
+    source = open_source(Settings(web_key="WEB-bench"), lambda: now)
 
     def parse() -> object:
         return source.parse(answer)  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -120,7 +121,6 @@ class Soak:
             timeout="0.15s",
             stale_after="5m",
             state=db,
-            _env_file=None,
         )
         self.truth = _overview(self.clock.now, {})
         self.decided: Counter[tuple[str, str]] = Counter()
@@ -169,9 +169,9 @@ class Soak:
             self.sim.inject(kind, times=1, **params)
             self.counts[f"fault {kind}"] += 1
             if kind == "negative":  # a real negative amount: it is what the account holds
-                btc = self.truth.currencies["BTC"].model_copy(update={"spot": Decimal(-5)})
+                btc = replace(self.truth.currencies["BTC"], **{"spot": Decimal(-5)})
                 rows = {**self.truth.currencies, "BTC": btc}
-                self.truth = self.truth.model_copy(update={"currencies": rows})
+                self.truth = replace(self.truth, **{"currencies": rows})
         self.outages(index)
         self.disk_phases(index)
         crash = self.random.random() < 0.02 and self.random.choice("ABC")
@@ -314,9 +314,9 @@ def small_disk(base: Path) -> Path | None:
 
 
 def _rows(sim: SimExchange) -> dict[str, Any]:
-    from watcher.models import Balance
+    from watcher.sources.parse import balance_from
 
-    return {row["currency"]: Balance(**row) for row in sim.rows()}
+    return {row["currency"]: balance_from(row, row["currency"]) for row in sim.rows()}
 
 
 def _overview(when: datetime, rows: dict[str, Any]) -> Overview:

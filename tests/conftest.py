@@ -47,7 +47,6 @@ def settings(sim: SimExchange, tmp_path) -> Settings:
         interval="5s",
         timeout="1s",
         state=tmp_path / "watcher.db",
-        _env_file=None,
     )
 
 
@@ -62,7 +61,6 @@ def bypass_settings(sim: SimExchange, tmp_path) -> Settings:
         interval="5s",
         timeout="1s",
         state=tmp_path / "watcher.db",
-        _env_file=None,
     )
 
 

@@ -249,7 +249,7 @@ def test_a_single_account_database_upgrades_in_place(tmp_path: Path, receiver) -
     }
     assert [s.account for s in store.silences()] == [None]
     assert [v for _, v in store.polls()] == [{"USDT.spot": Decimal("50")}]
-    settings = Settings(web_key=WEB_KEY, state=path, _env_file=None)
+    settings = Settings(web_key=WEB_KEY, state=path)
     clock = [at(minutes=2)]
     w = Watcher(settings, rules, store, source=Fixed(), clock=lambda: clock[0])
     result = w.process(clock[0], build_overview(clock[0], {"USDT": {"spot": "50"}}, None), None)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from watcher import errors
 from watcher.cli import main
+from watcher.models import MAX_AMOUNT, WALLETS
 from watcher.settings import Settings
 from watcher.sim import SimExchange
 from watcher.sources import open_source
 from watcher.sources.http import Answer
+from watcher.sources.parse import BadField, amount, amounts
 
 from .conftest import API_KEY
 
@@ -44,7 +50,7 @@ def case(path: Path) -> dict:
 @pytest.mark.parametrize("path", RESPONSES, ids=lambda p: p.stem)
 def test_bad_answer_gives_its_error_class_and_message(path: Path) -> None:
     spec = case(path)
-    settings = Settings(source="bypass", api_key=API_KEY, _env_file=None)
+    settings = Settings(source="bypass", api_key=API_KEY)
     source = open_source(settings, lambda: datetime.now(UTC))
     with pytest.raises(errors.ExchangeError) as caught:
         source.parse(Answer(spec["status"], spec["body"].encode(), {}))  # type: ignore[attr-defined]
@@ -58,7 +64,7 @@ def test_bad_rows_are_no_data_for_their_currency_alone(path: Path, sim: SimExcha
     """Over real HTTP: the poll succeeds, the bad row's currency is no data, each says why."""
     spec = case(path)
     sim.inject("raw", times=None, status=spec["status"], body=spec["body"])
-    settings = Settings(source="bypass", api_key=API_KEY, base_url=sim.url, _env_file=None)
+    settings = Settings(source="bypass", api_key=API_KEY, base_url=sim.url)
     convert = spec["convert"]
     overview = open_source(settings, lambda: datetime.now(UTC)).fetch(
         rows=convert, totals=not convert
@@ -79,7 +85,6 @@ def test_bad_answer_over_http_through_the_client(path: Path, sim: SimExchange) -
         base_url=sim.url,
         interval="1s",
         timeout="1s",
-        _env_file=None,
     )
     convert = spec["convert"]
     with pytest.raises(errors.ExchangeError) as caught:
@@ -107,3 +112,47 @@ def test_bad_answer_in_the_cli_is_one_line_exit_3(path: Path, sim, monkeypatch, 
     assert main(["once", "--dry-run"]) == 3
     err = capsys.readouterr().err
     assert err == f"watcher: {spec['message']}\n"
+
+
+AMOUNT_TEXT = st.one_of(
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["1_000", " 5 ", "1e18", "-1e18", "9.99e17", "lots", "", "0x10", "-0"]),
+)
+AMOUNT_VALUE = st.one_of(
+    AMOUNT_TEXT, st.integers(), st.booleans(), st.none(), st.decimals(allow_nan=False)
+)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@given(st.lists(AMOUNT_VALUE, min_size=7, max_size=7), st.integers(0, 7))
+def test_the_fast_path_and_the_careful_path_agree(values: list, drop: int) -> None:
+    """`amounts` takes a C-speed shortcut for the usual row; whatever it returns must be
+    what the field-by-field check returns, and whatever that refuses, it refuses too."""
+    item = dict(zip(WALLETS, values, strict=True))
+    if drop < 7:
+        del item[WALLETS[drop]]
+    try:
+        careful = [amount(item[name]) for name in WALLETS]
+    except (KeyError, ValueError):
+        careful = None
+    if careful is None:
+        with pytest.raises(BadField, match=r"^field data\.\w+: "):
+            amounts(item, WALLETS, "data")
+    else:
+        assert amounts(item, WALLETS, "data") == careful
+        assert all(-MAX_AMOUNT < n < MAX_AMOUNT and n.is_finite() for n in careful)
+
+
+def test_amounts_are_exact_and_refuse_what_is_not_money() -> None:
+    assert amount("0.1") + amount("0.2") == Decimal("0.3") and amount(7) == Decimal(7)
+    for bad, why in [
+        (True, "not true"),
+        (None, "not null"),
+        (1.5, "not a float"),
+        ({"a": 1}, "not an object"),
+        ("1_000", "not text"),
+        ("1e18", "between"),
+        ("-Infinity", "finite"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            amount(bad)

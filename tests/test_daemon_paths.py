@@ -39,7 +39,7 @@ class Exploding:
 
 def test_whatever_a_fetch_raises_is_a_failed_poll(tmp_path: Path) -> None:
     clock = [at(0)]
-    settings = Settings(web_key=WEB_KEY, state=tmp_path / "w.db", _env_file=None)
+    settings = Settings(web_key=WEB_KEY, state=tmp_path / "w.db")
     rules = ruleset("  - name: low\n    when: USDT.spot < 100\n")
     for exc in (
         RecursionError("deep"),
@@ -66,7 +66,6 @@ def daemon_for(tmp_path: Path, sim: SimExchange, receiver: Receiver, **extra) ->
         state=tmp_path / "w.db",
         interval="1s",
         timeout="1s",
-        _env_file=None,
         **extra,
     )
     return Daemon(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from watcher.engine import FIRING, PENDING, RESOLVED, Alert, History, evaluate, record_history
@@ -20,7 +21,7 @@ class Clocked:
         self.silenced: set = set()
 
     def step(self, when, snapshot: Overview):
-        snapshot = snapshot.model_copy(update={"fetched_at": when})
+        snapshot = replace(snapshot, **{"fetched_at": when})
         record_history(self.rules, snapshot, self.history)
         outcome = evaluate(
             self.rules,

@@ -141,7 +141,6 @@ def watcher_at(tmp_path: Path, when: datetime) -> Watcher:
         web_key_issued=datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
         state=tmp_path / "w.db",
         name="vps-1",
-        _env_file=None,
     )
     rules = parse_rules(DIGEST, env={})
     return Watcher(settings, rules, Store(tmp_path / "w.db"), source=Source(), clock=lambda: when)

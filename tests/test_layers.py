@@ -16,7 +16,7 @@ from watcher.app import AccountPoll, PollResult, Watcher
 from watcher.builtins import Known, poll_facts, web_key_fact
 from watcher.errors import AuthError, NetworkMismatch, TransportError
 from watcher.metrics import Metrics
-from watcher.models import Balance, Overview
+from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview
 from watcher.settings import Settings
 from watcher.store import Store
 
@@ -26,7 +26,7 @@ from .helpers import at, ruleset
 def test_the_pure_core_loads_no_loader_settings_or_apprise() -> None:
     code = (
         "import sys, watcher.engine, watcher.builtins, watcher.history;"
-        "print(sorted(m for m in ('yaml', 'pydantic_settings', 'apprise', 'requests')"
+        "print(sorted(m for m in ('yaml', 'dotenv', 'pydantic', 'apprise', 'requests')"
         " if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -111,7 +111,7 @@ def test_dry_run_writes_nothing_and_the_key_is_seen_in_the_commit(tmp_path: Path
             return "test"
 
     db = tmp_path / "w.db"
-    settings = Settings(web_key="WEB-first-key-123", state=db, _env_file=None)
+    settings = Settings(web_key="WEB-first-key-123", state=db)
     rules = ruleset("  - name: low\n    when: USDT.spot < 100\n")
     store = Store(db)
     before = store.meta()
@@ -125,7 +125,7 @@ def test_dry_run_writes_nothing_and_the_key_is_seen_in_the_commit(tmp_path: Path
 
 
 def big_result(count: int, value: str) -> PollResult:
-    fields = {f: Decimal(value) for f in Balance.model_fields if f not in ("currency", "coinId")}
+    fields = {f: Decimal(value) for f in WALLETS + ORIGIN_WALLETS}
     rows = {f"C{i:03d}": Balance(currency=f"C{i:03d}", **fields) for i in range(count)}
     overview = Overview(fetched_at=at(0), currencies=rows)
     return PollResult(

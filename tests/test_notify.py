@@ -327,7 +327,7 @@ def test_after_an_outage_the_last_word_is_the_state_now(tmp_path: Path, receiver
     channels = {"default": Channel("default", (receiver.url(),))}
     rules = replace(rules, channels=channels)
     clock = [at(0)]
-    settings = Settings(web_key="WEB-x-123456", state=tmp_path / "w.db", _env_file=None)
+    settings = Settings(web_key="WEB-x-123456", state=tmp_path / "w.db")
     w = Watcher(settings, rules, Store(tmp_path / "w.db"), clock=lambda: clock[0])
     receiver.fail = 10**6  # Telegram is down
     for minute, spot in [(0, "500"), (1, "50"), (5, "500"), (9, "50"), (10, "40")]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from watcher.errors import ConfigError
-from watcher.settings import load_settings
+from watcher.secret import Secret
+from watcher.settings import Settings, load_settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +59,7 @@ def test_dotenv_file(tmp_path: Path) -> None:
     [
         ("WATCHER_BASE_URL", "http://api.example.com/v1", "plain http would send the key"),
         ("WATCHER_BASE_URL", "ftp://x", "must be an http(s) URL"),
-        ("WATCHER_NETWORK", "moon", "WATCHER_NETWORK: Input should be 'MAINNET' or 'TESTNET'"),
+        ("WATCHER_NETWORK", "moon", "WATCHER_NETWORK: must be MAINNET or TESTNET, not 'moon'"),
         ("WATCHER_INTERVAL", "0s", "WATCHER_INTERVAL: must be longer than 0s"),
         ("WATCHER_METRICS_ADDR", "9108", "WATCHER_METRICS_ADDR: expected HOST:PORT"),
         ("WATCHER_LOG_FORMAT", "xml", "WATCHER_LOG_FORMAT"),
@@ -79,7 +81,7 @@ def test_loopback_http_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_secrets_stay_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCHER_API_KEY", "very-secret-key")
     s = load_settings()
-    assert "very-secret-key" not in repr(s) and "very-secret-key" not in str(s.model_dump())
+    assert "very-secret-key" not in repr(s) and "very-secret-key" not in str(asdict(s))
 
 
 def test_source_and_mexc_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,3 +118,82 @@ def test_proxy_urls_and_their_password_is_a_secret(monkeypatch, proxy: str, ok: 
     assert proxy in secrets
     if "pw-secret" in proxy:
         assert "pw-secret" in secrets
+
+
+def test_precedence_environment_over_dotenv_over_credentials(monkeypatch, tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "web_key").write_text("WEB-from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert load_settings().require_web_key() == "WEB-from-credential"
+    (tmp_path / ".env").write_text("WATCHER_WEB_KEY=WEB-from-dotenv\n")
+    assert load_settings().require_web_key() == "WEB-from-dotenv"
+    monkeypatch.setenv("WATCHER_WEB_KEY", "WEB-from-env")
+    assert load_settings().require_web_key() == "WEB-from-env"
+    assert load_settings(web_key="WEB-from-code").require_web_key() == "WEB-from-code"
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch, tmp_path: Path) -> None:
+    """`WATCHER_PROXY=` in an EnvironmentFile means no proxy, not a broken one."""
+    (tmp_path / ".env").write_text("WATCHER_INTERVAL=2m\n")
+    for name in ("WATCHER_PROXY", "WATCHER_METRICS_ADDR", "WATCHER_INTERVAL", "WATCHER_NAME"):
+        monkeypatch.setenv(name, "")
+    s = load_settings()
+    assert s.proxy is None and s.metrics_addr is None and s.name
+    assert s.interval == timedelta(minutes=2)  # the empty variable does not hide .env
+    assert s.given == frozenset({"interval"})
+
+
+def test_names_are_case_insensitive_and_strangers_ignored(monkeypatch) -> None:
+    monkeypatch.setenv("watcher_interval", "7s")
+    monkeypatch.setenv("WATCHER_NO_SUCH_THING", "whatever")
+    s = load_settings()
+    assert s.interval == timedelta(seconds=7) and s.given == frozenset({"interval"})
+
+
+def test_given_tells_a_command_what_the_user_set(monkeypatch) -> None:
+    assert "log_level" not in load_settings().given
+    monkeypatch.setenv("WATCHER_LOG_LEVEL", "debug")
+    s = load_settings()
+    assert s.log_level == "DEBUG" and "log_level" in s.given
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-26T08:00:00+00:00", datetime(2026, 11, 26, 8, tzinfo=UTC)),
+        ("2026-11-26T08:00:00Z", datetime(2026, 11, 26, 8, tzinfo=UTC)),
+        ("1795680000", datetime(2026, 11, 26, 8, tzinfo=UTC)),
+    ],
+)
+def test_login_time_as_iso_or_unix_seconds(monkeypatch, text: str, expected: datetime) -> None:
+    monkeypatch.setenv("WATCHER_WEB_KEY_ISSUED", text)
+    assert load_settings().web_key_issued == expected
+
+
+def test_every_bad_variable_is_named_on_its_own_line(monkeypatch) -> None:
+    monkeypatch.setenv("WATCHER_WEB_KEY_ISSUED", "last tuesday")
+    monkeypatch.setenv("WATCHER_TIMEOUT", "soon")
+    monkeypatch.setenv("WATCHER_SOURCE", "kraken")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).splitlines() == [
+        "WATCHER_SOURCE: must be mexc or bypass, not 'kraken'",
+        "WATCHER_WEB_KEY_ISSUED: must be a time such as 2026-11-26T08:00:00+00:00",
+        "WATCHER_TIMEOUT: expected a duration like 30s, 5m or 1h, got 'soon'",
+    ]
+
+
+def test_settings_built_in_code_are_checked_and_replace_checks_again() -> None:
+    s = Settings(web_key="WEB-in-code", interval="5s", state="w.db")
+    assert s.web_key == Secret("WEB-in-code") and s.interval == timedelta(seconds=5)
+    assert s.state == Path("w.db") and s.given == frozenset()
+    with pytest.raises(ConfigError, match="WATCHER_INTERVAL: must be longer than 0s"):
+        replace(s, interval=timedelta(0))
+
+
+def test_a_secret_never_prints() -> None:
+    secret = Secret("very-secret-key")
+    shown = f"{secret} {secret!r} {[secret]} {Settings(api_key=secret)}"
+    assert "very-secret-key" not in shown and "**********" in shown
+    assert secret.get_secret_value() == "very-secret-key" and not Secret("")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from pydantic import SecretStr
 
 from watcher import logs
 from watcher.errors import (
@@ -19,6 +19,7 @@ from watcher.errors import (
     RateLimited,
     TransportError,
 )
+from watcher.secret import Secret
 from watcher.settings import Settings
 from watcher.sim import MEXC_ROWS, MEXC_TOTALS, SimExchange
 from watcher.sources import open_source
@@ -71,7 +72,7 @@ def test_every_sign_of_a_dead_key_is_the_auth_error(
     sim: SimExchange, settings: Settings, how: str, text: str
 ) -> None:
     if how == "missing cookie":
-        settings = settings.model_copy(update={"web_key": SecretStr("WEB-someone-else")})
+        settings = replace(settings, **{"web_key": Secret("WEB-someone-else")})
     elif how.startswith("code"):
         code = int(how.split()[1])
         message = "expired" if code == 402 else "signature"
@@ -142,7 +143,7 @@ def test_negative_malformed_and_duplicate_rows_leave_the_rest(
     bad = source(settings).fetch(rows=True, totals=False)
     assert bad.nodata == {"BTC"} and set(bad.currencies) == {"ETH", "USDT"}
     assert bad.problems == (
-        "BTC: field data[0].originSpot: Input should be a valid decimal; no data this poll",
+        "BTC: field data[0].originSpot: should be a number, not text; no data this poll",
     )
     sim.inject("duplicate")
     dup = source(settings).fetch(rows=True, totals=False)
@@ -180,11 +181,12 @@ def test_deep_json_is_a_bad_answer_not_a_crash(sim: SimExchange, settings: Setti
 
 def test_proxy_routes_the_request(sim: SimExchange, settings: Settings) -> None:
     """Nothing listens on port 9: the answer can only come through the proxy (the simulator)."""
-    proxied = settings.model_copy(
-        update={
-            "proxy": SecretStr(f"http://127.0.0.1:{sim.port}"),
+    proxied = replace(
+        settings,
+        **{
+            "proxy": Secret(f"http://127.0.0.1:{sim.port}"),
             "mexc_url": "http://127.0.0.1:9",
-        }
+        },
     )
     overview = source(proxied).fetch(rows=True, totals=False)
     assert overview.currencies["USDT"].spot == Decimal("1500")
@@ -207,7 +209,7 @@ def test_a_person_drives_the_simulator_from_another_terminal(settings: Settings)
     )
     try:
         assert b"simulated MEXC at http://127.0.0.1:" in server.stdout.readline()
-        local = settings.model_copy(update={"mexc_url": f"http://127.0.0.1:{port}"})
+        local = replace(settings, mexc_url=f"http://127.0.0.1:{port}")
 
         def cli(*args: str) -> str:
             done = subprocess.run([*sim, *args, "--port", str(port)], capture_output=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class Clock:
 
 
 def watcher(path: Path, clock: Clock) -> Watcher:
-    settings = Settings(web_key="WEB-k-123456", state=path, _env_file=None)
+    settings = Settings(web_key="WEB-k-123456", state=path)
     return Watcher(settings, ruleset(RULES), Store(path), clock=clock)
 
 
@@ -102,7 +103,7 @@ def test_reload_to_rules_that_do_not_read_a_series_writes_no_zeros(tmp_path: Pat
     a = ruleset("  - name: btc-up\n    when: delta(BTC.total, 10m) > 1000\n")
     b = ruleset("  - name: usdt-low\n    when: USDT.spot < 100\n")
     w = Watcher(
-        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db", _env_file=None),
+        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db"),
         a,
         Store(tmp_path / "w.db"),
         clock=clock,
@@ -124,7 +125,7 @@ def test_an_unreadable_row_keeps_its_rules_state_and_history(tmp_path: Path) -> 
     clock = Clock()
     rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
     w = Watcher(
-        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db", _env_file=None),
+        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db"),
         rules,
         Store(tmp_path / "w.db"),
         clock=clock,
@@ -133,7 +134,7 @@ def test_an_unreadable_row_keeps_its_rules_state_and_history(tmp_path: Path) -> 
     assert [n.kind for n in w.process(clock.now, first, None).outcome.notices] == ["firing"]
     clock.now = at(minutes=1)
     blind = build_overview(clock.now, {"ETH": {"spot": "5"}}, None)
-    blind = blind.model_copy(update={"nodata": frozenset({"BTC"})})
+    blind = replace(blind, nodata=frozenset({"BTC"}))
     result = w.process(clock.now, blind, None)
     assert [(n.currency, n.kind) for n in result.outcome.notices] == [("ETH", "firing")]
     assert result.outcome.alerts[("main", "low", "BTC")].state == FIRING

@@ -49,7 +49,7 @@ def _settings(args: argparse.Namespace, one_shot: bool = True) -> Any:
     }
     settings = load_settings(**overrides)
     level = settings.log_level
-    if one_shot and "log_level" not in settings.model_fields_set:
+    if one_shot and "log_level" not in settings.given:
         level = "ERROR"
     logs.configure(level, settings.log_format, settings.secret_values())
     return settings

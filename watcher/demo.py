@@ -126,7 +126,7 @@ class Show:
         }
 
     def balances(self) -> str:
-        settings = Settings(web_key=WEB_KEY, mexc_url=self.sim.mexc_url, _env_file=None)
+        settings = Settings(web_key=WEB_KEY, mexc_url=self.sim.mexc_url)
         source = open_source(settings, utcnow)
         try:
             return table.balances(source.fetch(rows=True, totals=True))

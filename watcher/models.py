@@ -7,17 +7,13 @@ amounts are real (futures equity, debts) and kept as reported.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field
 
 WALLETS = ("total", "spot", "otc", "contract", "strategy", "robot", "alpha")
 ORIGIN_WALLETS = tuple("origin" + w.capitalize() for w in WALLETS)
 MAX_AMOUNT = Decimal("1e18")
-
-Amount = Annotated[Decimal, Field(gt=-MAX_AMOUNT, lt=MAX_AMOUNT, allow_inf_nan=False)]
 ZERO = Decimal(0)
 
 
@@ -25,32 +21,40 @@ class NoData(Exception):
     """A value that cannot be known this evaluation (missing history, an unreadable row)."""
 
 
-class Totals(BaseModel):
-    """Account totals (``convert=false``), converted to the quote currency."""
+@dataclass(slots=True)
+class Totals:
+    """Account totals (``convert=false``), converted to the quote currency.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Plain dataclasses: the sources check what arrives from outside
+    (``sources.parse``), and code that builds one passes ``Decimal`` amounts. Never
+    assigned to once built (``dataclasses.replace`` makes a changed copy); not
+    ``frozen`` only because a frozen ``__init__`` would cost five times as much on
+    a 500-currency answer.
+    """
 
-    total: Amount
-    spot: Amount
-    otc: Amount
-    contract: Amount
-    strategy: Amount
-    robot: Amount
-    alpha: Amount
+    total: Decimal
+    spot: Decimal
+    otc: Decimal
+    contract: Decimal
+    strategy: Decimal
+    robot: Decimal
+    alpha: Decimal
 
 
+@dataclass(slots=True)
 class Balance(Totals):
-    """One currency row (``convert=true``): converted amounts plus native ``origin*``."""
+    """One currency row (``convert=true``): converted amounts plus native ``origin*``,
+    in ``WALLETS + ORIGIN_WALLETS`` order, so a row can be built from one list."""
 
-    currency: Annotated[str, Field(min_length=1, max_length=32)]
-    coinId: str | None = None
-    originTotal: Amount
-    originSpot: Amount
-    originOtc: Amount
-    originContract: Amount
-    originStrategy: Amount
-    originRobot: Amount
-    originAlpha: Amount
+    originTotal: Decimal  # MEXC's own field names, kept so rows read like the API
+    originSpot: Decimal
+    originOtc: Decimal
+    originContract: Decimal
+    originStrategy: Decimal
+    originRobot: Decimal
+    originAlpha: Decimal
+    currency: str = field(kw_only=True)
+    coinId: str | None = field(default=None, kw_only=True)
 
 
 def zero_balance(currency: str) -> Balance:
@@ -58,10 +62,9 @@ def zero_balance(currency: str) -> Balance:
     return Balance(currency=currency, **dict.fromkeys(WALLETS + ORIGIN_WALLETS, ZERO))
 
 
-class Overview(BaseModel):
+@dataclass(frozen=True)
+class Overview:
     """One poll's view of the account: rows and/or totals, whichever the rules need."""
-
-    model_config = ConfigDict(frozen=True)
 
     fetched_at: datetime
     is_testnet: bool | None = None  # only a Bypass gateway says; MEXC itself is always live

@@ -164,7 +164,7 @@ def stepped(overviews: list[Overview], interval: timedelta) -> Iterator[tuple[da
     for now in steps(held.first, held.last, interval):
         overview = held.at(now)
         assert overview is not None
-        yield now, overview.model_copy(update={"fetched_at": now})
+        yield now, replace(overview, **{"fetched_at": now})
 
 
 def _close(stats: Stats, episode: timedelta) -> None:

@@ -14,7 +14,7 @@ of a test file: they mute messages, and a test checks what was decided.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -164,7 +164,7 @@ class Case:
                     continue  # this account's timeline starts later
                 overview = point.overview
                 if overview is not None:
-                    overview = overview.model_copy(update={"fetched_at": now})
+                    overview = replace(overview, **{"fetched_at": now})
                 current[name] = overview
                 facts = poll_facts(point.error, now, known[name], name)
                 step = self.evaluate(rules, outcome, histories[name], now, overview, facts, name)

@@ -86,12 +86,12 @@ class Wizard:
                 self.say("Paste the u_id cookie of a logged-in mexc.com session (starts with WEB).")
                 key = self.secret("MEXC web key (not shown): ").strip()
             try:
-                settings = Settings(web_key=key, _env_file=None, **source_overrides())
+                settings = Settings(web_key=key, **source_overrides())
                 source = open_source(settings, lambda: datetime.now(UTC))
                 overview = source.fetch(rows=True, totals=True)
                 source.close()
                 return key, overview
-            except (ValueError, ExchangeError) as exc:
+            except (ValueError, ConfigError, ExchangeError) as exc:
                 self.say(f"That did not work: {first_line(exc)}")
                 if self.answers.web_key_file:
                     raise ConfigError("the web key in --web-key-file does not work") from None
