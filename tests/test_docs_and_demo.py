@@ -136,7 +136,7 @@ def test_every_readme_rules_example_checks(block: str, tmp_path: Path, monkeypat
 def test_demo_plays_its_script_and_exits_0() -> None:
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "watcher", "demo", "--step", "1"],
+        [sys.executable, "-m", "watcher", "demo", "--step", "0.5"],
         capture_output=True,
         text=True,
         timeout=90,

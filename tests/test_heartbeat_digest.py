@@ -69,13 +69,13 @@ def test_pings_after_good_polls_at_most_once_per_every_then_the_failure_form(
     tmp_path: Path, sim: SimExchange, receiver: Receiver
 ) -> None:
     pings = PingServer()
-    beat = f'heartbeat:\n  - {{url: "{pings.url("/ping/abc123token")}", every: 2s}}\n'
+    beat = f'heartbeat:\n  - {{url: "{pings.url("/ping/abc123token")}", every: 1s}}\n'
     daemon = DaemonProcess(tmp_path, sim, rules_with(receiver, beat), WATCHER_INTERVAL="0.3s")
     try:
         daemon.start()
         wait_for(lambda: len(pings.hits) >= 3, timeout=20, what="three pings")
         times = [t for t, _ in pings.hits]
-        assert all(b - a >= 1.9 for a, b in zip(times, times[1:], strict=False))
+        assert all(b - a >= 0.9 for a, b in zip(times, times[1:], strict=False))
         assert {p for _, p in pings.hits} == {"/ping/abc123token"}
         sim.inject("disconnect", times=None)
         wait_for(lambda: pings.hits[-1][1] == "/ping/abc123token/fail", timeout=20, what="/fail")
@@ -100,12 +100,17 @@ def test_kuma_style_and_a_hanging_service_that_does_not_delay_polls(
         daemon.start()
         wait_for(lambda: kuma.hits, what="a kuma ping")
         assert kuma.hits[0][1].startswith("/api/push/kumaTOKEN42?status=up&msg=OK")
-        served = sim.served
+        served, pinged = sim.served, len(kuma.hits)
         time.sleep(3)
         assert sim.served - served >= 6  # one poll every 0.3 s, the hanging ping or not
+        assert len(kuma.hits) - pinged >= 2  # and kuma every second beside it
+        assert len(hanging.hits) == 1  # still waiting: skipped, never stacked
+        assert "heartbeat ping skipped: the last one is still waiting" in daemon.output()
         sim.inject("disconnect", times=None)
         wait_for(lambda: "status=down" in kuma.hits[-1][1], timeout=20, what="status=down")
+        started = time.monotonic()
         assert daemon.stop()[0] == 0
+        assert time.monotonic() - started < 3  # the hanging ping does not hold the stop
     finally:
         daemon.close()
         kuma.stop()

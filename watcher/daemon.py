@@ -120,10 +120,7 @@ class Daemon:
             self.scheduler.add_job(self.deliver_job, id="deliver-now", replace_existing=True)
         error = "" if result.error is None else str(result.error)
         urls = self.pinger.due(result.at, self.watcher.last_success, error)
-        if urls:  # its own job: a heartbeat service that hangs never delays a poll
-            self.scheduler.add_job(
-                self.pinger.ping, args=[urls], id="heartbeat", replace_existing=True
-            )
+        self.pinger.ping(urls)  # a thread per URL: returns at once
 
     def start_bot(self, rules: RuleSet) -> None:
         """Telegram commands, in their own thread with their own database connection."""

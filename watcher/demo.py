@@ -29,7 +29,6 @@ from watcher.sim import SimExchange, sample_portfolio
 from watcher.sources import open_source
 
 WEB_KEY = "WEB-demo-web-key"  # the simulator's; a real one is the u_id cookie of MEXC
-SHORT = "4s"
 EXAMPLE = "rules.example.yaml"
 
 
@@ -44,15 +43,21 @@ def example_rules() -> Path:
     raise DemoFailed(f"cannot find {EXAMPLE} (run the demo from the repository)")
 
 
-def demo_rules(source: Path, target: Path) -> None:
-    """The example rules with a console channel and durations a demo can wait for."""
+def short(step: float) -> str:
+    """What a long ``for`` or ``keep_firing_for`` becomes: two polls (4s at the default)."""
+    return f"{2 * step:g}s"
+
+
+def demo_rules(source: Path, target: Path, step: float) -> None:
+    """The example rules with a console channel and durations a demo can wait for:
+    anything over 10s holds for two polls instead."""
     document = yaml.safe_load(source.read_text())
     document["channels"] = {"default": "console://"}
     for block in [document.get("defaults") or {}, *document["rules"]]:
         block.pop("notify", None)
         for key in ("for", "keep_firing_for"):
             if key in block and parse_duration(block[key]).total_seconds() > 10:
-                block[key] = SHORT
+                block[key] = short(step)
     target.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
@@ -134,7 +139,7 @@ class Show:
             source.close()
 
     def play(self, forever: bool) -> int:
-        demo_rules(example_rules(), self.tmp / "rules.yaml")
+        demo_rules(example_rules(), self.tmp / "rules.yaml", self.step)
         say(1, self.TOTAL, f"simulated MEXC up at {self.sim.mexc_url}; the account holds:")
         print(self.balances(), flush=True)
         self.process = subprocess.Popen(
@@ -162,7 +167,7 @@ class Show:
         for spot in ("1000", "400", "80"):
             sim.set_coin("USDT", "1", spot=spot, contract="800")
             time.sleep(self.step)
-        print(f"    usdt-spot-low is pending: it must hold for {SHORT} (5m in the file)")
+        print(f"    usdt-spot-low is pending: it must hold for {short(self.step)} (5m in the file)")
         console.wait(lambda s: "USDT spot is 80" in s, "usdt-spot-low FIRING")
         say(3, total, "a big futures position: contract share of the account crosses 60%")
         sim.set_coin("USDT", "1", spot="80", contract="30000")

@@ -1,8 +1,8 @@
 """Silence means healthy: pings to an outside service that alerts when they stop.
 
 After each poll the daemon asks ``Pinger.due``; at most once per ``every`` a
-URL is requested, in its own scheduler job with a short timeout, so a service
-that hangs never delays a poll or a delivery. The success form goes out when
+URL is requested, on a thread of its own with a short timeout, so a service
+that hangs never delays a poll, a delivery, another URL or a stop. The success form goes out when
 every account polled successfully within ``every``; otherwise the failure form
 where the service has one (healthchecks.io ``/fail``, Uptime Kuma
 ``status=down``), or nothing. A failed ping is logged and counted, never
@@ -11,6 +11,7 @@ alerted in a loop. The URL is a secret: only its masked form is shown.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -49,6 +50,8 @@ class Pinger:
         self.clock = clock
         self.last: dict[str, float] = {}
         self.failures = 0
+        self.busy: set[str] = set()  # URLs (without their query) whose ping still waits
+        self.lock = threading.Lock()
         for beat in self.beats:
             for secret in secrets_of(beat.url):
                 logs.MASKER.add(secret)
@@ -70,18 +73,36 @@ class Pinger:
         return urls
 
     def ping(self, urls: Iterable[str]) -> None:
+        """Each URL on a daemon thread of its own: a service that hangs delays no other
+        URL and no stop, and a URL whose last ping still waits is skipped, not stacked."""
         for url in urls:
-            try:
-                answer = requests.get(url, timeout=TIMEOUT)
-                fine = answer.status_code < 400
-            except requests.RequestException as exc:
-                fine, answer = False, exc
-            if not fine:
+            target = url.split("?", 1)[0]
+            with self.lock:
+                if target in self.busy:
+                    log.warning(
+                        "heartbeat ping skipped: the last one is still waiting",
+                        host=urlsplit(url).hostname or "?",
+                    )
+                    continue
+                self.busy.add(target)
+            threading.Thread(target=self._ping, args=(url, target), daemon=True).start()
+
+    def _ping(self, url: str, target: str) -> None:
+        try:
+            answer = requests.get(url, timeout=TIMEOUT)
+            fine = answer.status_code < 400
+        except requests.RequestException as exc:
+            fine, answer = False, exc
+        finally:
+            with self.lock:
+                self.busy.discard(target)
+        if not fine:
+            with self.lock:
                 self.failures += 1
-                host = urlsplit(url).hostname or "?"  # the path and query hold the token
-                said = (
-                    f"HTTP {answer.status_code}"
-                    if isinstance(answer, requests.Response)
-                    else type(answer).__name__
-                )
-                log.warning("heartbeat ping failed", host=host, answer=said)
+            host = urlsplit(url).hostname or "?"  # the path and query hold the token
+            said = (
+                f"HTTP {answer.status_code}"
+                if isinstance(answer, requests.Response)
+                else type(answer).__name__
+            )
+            log.warning("heartbeat ping failed", host=host, answer=said)
