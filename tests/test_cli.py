@@ -79,6 +79,18 @@ def test_once_json_shows_an_unreadable_row_as_no_data(env, capsys, sim: SimExcha
     assert data["balances"]["rows"]["USDT"]["spot"] == "1500"
 
 
+def test_once_json_keeps_stdout_for_json_when_a_channel_prints(env, capsys, sim) -> None:
+    """A script pipes `once --json` into jq: console:// messages go to stderr instead."""
+    Path(env["WATCHER_RULES"]).write_text(
+        "channels:\n  default: console://\nrules:\n  - name: low\n    when: USDT.spot < 100\n"
+    )
+    sim.set_coin("USDT", "1", spot="50")
+    assert main(["once", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert [a["rule"] for a in json.loads(captured.out)["alerts"]] == ["low"]
+    assert "FIRING low" in captured.err
+
+
 def test_once_json_fires_persists_and_notifies(env, capsys, sim, receiver) -> None:
     sim.set_coin("USDT", "1", spot="50", contract="9000")
     code, data = once(capsys)

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 alerts firing (``once``) or a failed check of channels,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sqlite3
 import sys
@@ -105,11 +106,14 @@ def cmd_once(args: argparse.Namespace) -> int:
                 "this was a dry run: nothing written, nothing sent"
             )
     store = _store(settings, snapshot=dry_run)
+    # With --json, stdout is for the JSON alone: a console:// channel prints to stderr.
+    console = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
         watcher = Watcher(settings, rules, store)
-        result = watcher.poll(dry_run=dry_run)
-        if not dry_run:
-            watcher.deliver()
+        with console:
+            result = watcher.poll(dry_run=dry_run)
+            if not dry_run:
+                watcher.deliver()
     finally:
         store.close()
         lock.release()
