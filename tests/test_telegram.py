@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from watcher.bot import Bot
+from watcher.commands import Context
+from watcher.errors import WatcherError
+from watcher.rules import parse_rules
+from watcher.ruleset import TelegramCommands
 from watcher.sim import SimExchange
+from watcher.store import Store
 
 from .daemon_harness import DaemonProcess, wait_for
 from .receivers import Receiver
@@ -22,12 +30,14 @@ TOKEN = "123456789:AAF-fake-bot-token-0123456789abcdef"
 
 class FakeTelegram:
     """getUpdates serves queued updates by offset (holding the request open like Telegram's
-    long polling); sendMessage is recorded. A wrong token gets 401, as the real one."""
+    long polling); sendMessage is recorded. A wrong token gets 401, as the real one; ``junk``
+    answers are served as they are, before any real one."""
 
     def __init__(self) -> None:
         self.updates: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.offsets: list[int] = []
+        self.junk: list[tuple[bytes, dict[str, str]]] = []  # raw answers served first
         self.ready = threading.Condition()
         self.next_id = 1000
         owner = self
@@ -53,6 +63,14 @@ class FakeTelegram:
 
             def do_GET(self) -> None:
                 if self.method() != "getUpdates":
+                    return
+                if owner.junk:
+                    body, headers = owner.junk.pop(0)
+                    self.send_response(200)
+                    for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(body)
                     return
                 query = parse_qs(urlsplit(self.path).query)
                 offset = int(query.get("offset", ["0"])[0])
@@ -211,6 +229,52 @@ def test_telegram_down_does_not_stop_polls_or_alerts(tmp_path: Path, sim, receiv
         assert daemon.stop()[0] == 0
     finally:
         daemon.close()
+
+
+def bot_on(telegram: FakeTelegram, tmp_path: Path) -> Bot:
+    rules = parse_rules('channels: {default: "console://"}\nrules: []\n', env={})
+    context = Context(Store(tmp_path / "w.db"), lambda: rules, dict, lambda: datetime.now(UTC))
+    return Bot(TelegramCommands(TOKEN, (111,), api_url=telegram.url), context, long_poll=0)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "error"),
+    [
+        (b'{"ok": true, "result": [' + b'{"update_id": 1},' * 150_000 + b"{}]}", {}, "larger"),
+        (gzip.compress(b" " * 40_000_000), {"Content-Encoding": "gzip"}, "larger than 2 MB"),
+        (b"[" * 100_000, {}, "nests deeper"),
+        (b"<html>502 Bad Gateway</html>", {}, "Telegram said 200"),
+        (b'{"ok": true, "result": {"update_id": 5}}', {}, None),
+    ],
+    ids=["huge", "gzip-bomb", "deep", "html", "odd-result"],
+)
+def test_a_broken_telegram_answer_is_one_error_and_the_next_reads_fine(
+    tmp_path: Path, telegram: FakeTelegram, body: bytes, headers: dict, error: str | None
+) -> None:
+    """Read like an exchange's answer: bounded in size, depth and time; never a dead bot."""
+    bot = bot_on(telegram, tmp_path)
+    telegram.junk.append((body, headers))
+    if error is None:
+        assert bot.updates() == []
+    else:
+        with pytest.raises((WatcherError, ValueError), match=error):
+            bot.updates()
+    ident = telegram.say("/help")
+    assert [u["update_id"] for u in bot.updates()] == [ident]
+
+
+def test_the_bot_thread_outlives_an_answer_that_would_overflow_the_parser(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    bot = bot_on(telegram, tmp_path)
+    telegram.junk.append((b"[" * 100_000, {}))
+    bot.start()
+    try:
+        telegram.say("/help")
+        wait_for(lambda: telegram.replies(), what="/help answered after the junk")
+        assert bot.thread.is_alive() and "/status" in telegram.replies()[0]
+    finally:
+        bot.stop()
 
 
 def _telegram_state(path: Path) -> str:

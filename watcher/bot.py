@@ -12,6 +12,7 @@ nothing. The token is a secret: it is in every URL, so no URL is ever logged.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,11 +20,14 @@ import requests
 
 from watcher import logs
 from watcher.commands import Context, handle
+from watcher.errors import WatcherError
 from watcher.ruleset import TelegramCommands
+from watcher.sources.http import Answer, decode_json, read_body
 
 LONG_POLL = 20  # seconds Telegram may hold getUpdates open
 TOO_OLD = timedelta(minutes=10)
 MAX_TEXT = 4096
+MAX_ANSWER = 2 * 1024 * 1024  # getUpdates gives at most 100 updates of a few KB each
 log = logs.get("watcher.telegram")
 
 
@@ -52,7 +56,7 @@ class Bot:
         while not self.stop_event.is_set():
             try:
                 updates = self.updates()
-            except (requests.RequestException, ValueError, KeyError) as exc:
+            except (requests.RequestException, WatcherError, ValueError, KeyError) as exc:
                 self.set_state(f"not connected ({type(exc).__name__}); retrying")
                 self.stop_event.wait(wait)
                 wait = min(wait * 2, 60.0)
@@ -63,16 +67,26 @@ class Bot:
                 self.handle(update)
 
     def updates(self) -> list[dict[str, Any]]:
+        """One long poll. The answer is read like an exchange's: within its deadline, at
+        most ``MAX_ANSWER`` bytes, nested no deeper than JSON answers need, so a broken
+        endpoint can neither fill the memory nor stop this thread."""
         offset = int(self.context.store.meta().get("telegram_offset", "0") or 0)
-        answer = self.session.get(
+        read_timeout = self.long_poll + 10
+        response = self.session.get(
             self.url("getUpdates"),
             params={"offset": offset, "timeout": self.long_poll},
-            timeout=(5, self.long_poll + 10),
+            timeout=(5, read_timeout),
+            stream=True,
         )
-        data = answer.json()
-        if not data.get("ok"):
-            raise ValueError(f"Telegram said {answer.status_code}")
-        return [u for u in data.get("result", []) if isinstance(u, dict)]
+        try:
+            body = read_body(response, time.monotonic() + read_timeout, MAX_ANSWER)
+        finally:
+            response.close()
+        data, _ = decode_json(Answer(response.status_code, body, response.headers))
+        if not isinstance(data, dict) or not data.get("ok"):
+            raise ValueError(f"Telegram said {response.status_code}")
+        result = data.get("result")
+        return [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
 
     def handle(self, update: dict[str, Any]) -> None:
         """One update: checked, answered once, and its offset stored, whatever happens."""
@@ -119,10 +133,16 @@ class Bot:
         payload = {"chat_id": chat, "text": text[:MAX_TEXT], "parse_mode": "HTML"}
         if isinstance(reply_to, int):
             payload["reply_to_message_id"] = reply_to
-        try:
-            self.session.post(self.url("sendMessage"), json=payload, timeout=(5, 15))
+        try:  # the answer is not needed, so it is never read: only its status
+            answer = self.session.post(
+                self.url("sendMessage"), json=payload, timeout=(5, 15), stream=True
+            )
+            answer.close()
         except requests.RequestException as exc:
             log.warning("a Telegram reply could not be sent", error=type(exc).__name__)
+            return
+        if answer.status_code >= 400:
+            log.warning("a Telegram reply was refused", status=answer.status_code)
 
     def url(self, method: str) -> str:
         return f"{self.spec.api_url}/bot{self.spec.token}/{method}"

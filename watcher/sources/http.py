@@ -261,24 +261,30 @@ class HttpClient:
         return Answer(response.status_code, body, response.headers)
 
     def _read(self, response: requests.Response, deadline: float) -> bytes:
-        """The whole (decompressed) body, or an error once it is too slow or too large."""
-        body = bytearray()
-        inflate = _inflater(response.headers.get("Content-Encoding", ""))
-        raw = response.raw
-        try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise TransportError("the answer arrived too slowly (total read deadline)")
-                piece = raw.read1(CHUNK, decode_content=False)
-                if not piece:
-                    return bytes(body)
-                for data in _unfold(inflate, piece):  # a bomb unfolds a chunk at a time
-                    if len(body) + len(data) > self.max_body:
-                        limit = self.max_body // (1024 * 1024)
-                        raise BadResponse(f"the answer is larger than {limit} MB once decompressed")
-                    body += data
-        except (OSError, ValueError, EOFError) as exc:  # urllib3 decode and socket errors
-            raise TransportError(f"the answer could not be read: {type(exc).__name__}") from None
+        return read_body(response, deadline, self.max_body)
+
+
+def read_body(response: requests.Response, deadline: float, max_body: int = MAX_BODY) -> bytes:
+    """The whole (decompressed) body of a ``stream=True`` response, or an error once it
+    is too slow or too large: a dripping or bloated answer cannot hold a thread or fill
+    the memory. A gzip bomb unfolds a chunk at a time and stops at ``max_body``."""
+    body = bytearray()
+    inflate = _inflater(response.headers.get("Content-Encoding", ""))
+    raw = response.raw
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise TransportError("the answer arrived too slowly (total read deadline)")
+            piece = raw.read1(CHUNK, decode_content=False)
+            if not piece:
+                return bytes(body)
+            for data in _unfold(inflate, piece):
+                if len(body) + len(data) > max_body:
+                    limit = max_body / (1024 * 1024)
+                    raise BadResponse(f"the answer is larger than {limit:g} MB once decompressed")
+                body += data
+    except (OSError, ValueError, EOFError) as exc:  # urllib3 decode and socket errors
+        raise TransportError(f"the answer could not be read: {type(exc).__name__}") from None
 
 
 def _unfold(inflate: Any, piece: bytes) -> Iterator[bytes]:
