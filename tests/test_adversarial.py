@@ -36,6 +36,7 @@ from .conftest import WEB_KEY
 from .daemon_harness import DaemonProcess, wait_for
 from .helpers import at, fill_disk
 from .receivers import Receiver
+from .socks import Socks5Proxy
 from .test_notify import notice
 
 RULES = 'channels:\n  default: "{url}"\nrules:\n  - name: low\n    when: USDT.spot < 100\n'
@@ -97,6 +98,22 @@ def test_answers_are_bounded_in_depth_size_and_time(
     with pytest.raises(error, match=text):
         fetch(quick)
     assert time.monotonic() - started < 5
+
+
+def test_dripping_headers_through_a_socks_proxy_are_cut_at_the_deadline(
+    sim: SimExchange, settings: Settings
+) -> None:
+    """PySocks has connection classes of its own; the watchdog watches them too."""
+    proxy = Socks5Proxy("me", "pw-socks")
+    try:
+        quick = replace(settings, interval=timedelta(seconds=3), proxy=proxy.url())
+        sim.inject("driphead", times=None, delay=0.2)
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="too slowly"):
+            fetch(quick)
+        assert time.monotonic() - started < 5 and proxy.connects
+    finally:
+        proxy.stop()
 
 
 def test_a_key_with_a_bad_byte_given_directly_is_a_failed_poll_not_a_crash(

@@ -26,6 +26,7 @@ from watcher.sources import open_source
 from watcher.sources.http import MAX_DEPTH
 
 from .conftest import API_KEY, WEB_KEY
+from .socks import Socks5Proxy
 
 
 def source(settings: Settings):
@@ -182,15 +183,28 @@ def test_deep_json_is_a_bad_answer_not_a_crash(sim: SimExchange, settings: Setti
 def test_proxy_routes_the_request(sim: SimExchange, settings: Settings) -> None:
     """Nothing listens on port 9: the answer can only come through the proxy (the simulator)."""
     proxied = replace(
-        settings,
-        **{
-            "proxy": Secret(f"http://127.0.0.1:{sim.port}"),
-            "mexc_url": "http://127.0.0.1:9",
-        },
+        settings, proxy=Secret(f"http://127.0.0.1:{sim.port}"), mexc_url="http://127.0.0.1:9"
     )
     overview = source(proxied).fetch(rows=True, totals=False)
     assert overview.currencies["USDT"].spot == Decimal("1500")
     assert len(sim.requests) == 1 and "via a proxy" in source(proxied).describe()
+
+
+def test_a_socks_proxy_with_a_password_carries_the_request(
+    sim: SimExchange, settings: Settings
+) -> None:
+    """What the README suggests when Akamai blocks the VPS: socks5h:// with a password."""
+    proxy = Socks5Proxy("me", "hunter2-socks")
+    try:
+        overview = source(replace(settings, proxy=proxy.url())).fetch(rows=True, totals=True)
+        assert overview.currencies["USDT"].spot == Decimal("1500")
+        assert set(proxy.connects) == {("127.0.0.1", sim.port)} and len(sim.requests) == 2
+        with pytest.raises(TransportError) as caught:
+            source(replace(settings, proxy=proxy.url("wrong-pass"))).fetch(True, False)
+        assert proxy.refused >= 1 and "wrong-pass" not in str(caught.value)
+        assert len(str(caught.value).splitlines()) == 1
+    finally:
+        proxy.stop()
 
 
 def test_a_person_drives_the_simulator_from_another_terminal(settings: Settings) -> None:

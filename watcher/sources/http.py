@@ -13,6 +13,7 @@ before it is cut short.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import threading
@@ -87,8 +88,34 @@ class _HTTPSPool(HTTPSConnectionPool):
 WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
+@functools.cache
+def watched_socks_pools() -> dict[str, type]:
+    """The same watch on connections through a SOCKS proxy, whose pools are PySocks'
+    own classes; imported only when a SOCKS proxy is configured."""
+    from urllib3.contrib.socks import (
+        SOCKSConnection,
+        SOCKSHTTPConnectionPool,
+        SOCKSHTTPSConnection,
+        SOCKSHTTPSConnectionPool,
+    )
+
+    class WatchedSOCKS(_Watched, SOCKSConnection):
+        pass
+
+    class WatchedSOCKSS(_Watched, SOCKSHTTPSConnection):
+        pass
+
+    class Pool(SOCKSHTTPConnectionPool):
+        ConnectionCls = WatchedSOCKS
+
+    class PoolS(SOCKSHTTPSConnectionPool):
+        ConnectionCls = WatchedSOCKSS
+
+    return {"http": Pool, "https": PoolS}
+
+
 class WatchedAdapter(HTTPAdapter):
-    """requests' adapter with watched connections, direct or through an http(s) proxy."""
+    """requests' adapter with watched connections: direct, or through any proxy."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -96,8 +123,8 @@ class WatchedAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS pools are their own classes
-            manager.pool_classes_by_scheme = WATCHED_POOLS
+        socks = proxy.lower().startswith("socks")
+        manager.pool_classes_by_scheme = watched_socks_pools() if socks else WATCHED_POOLS
         return manager
 
 
