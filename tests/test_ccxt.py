@@ -116,7 +116,15 @@ def test_ccxt_a_key_that_can_trade_is_warned_about_once(sim) -> None:
     assert sim.official_secret not in stream.getvalue()
 
 
-def test_ccxt_a_price_that_is_missing_is_no_data(sim) -> None:
+def test_ccxt_a_price_that_is_missing_or_an_absurd_amount_is_no_data(sim) -> None:
+    sim.set_coin("HUGE", "1", spot="1e30")
+    spec = official(sim)
+    overview = CcxtSource(spec, 5, lambda: datetime.now(UTC)).fetch(True, True)
+    assert overview.nodata == {"HUGE"} and "HUGE: an amount beyond 1e18" in overview.problems[0]
+    assert (
+        overview.totals.spot == overview.currencies["USDT"].spot + overview.currencies["BTC"].spot
+    )
+    sim.remove_coin("HUGE")
     sim.set_coin("ODD", "1", spot="5")
     spec = official(sim, quote="EUR", pegged=("USDT",))  # nothing is priced in EUR here
     overview = CcxtSource(spec, 5, lambda: datetime.now(UTC)).fetch(True, True)

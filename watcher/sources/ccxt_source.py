@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from watcher import logs
 from watcher.errors import AuthError, ExchangeError, RateLimited, TransportError
-from watcher.models import ORIGIN_WALLETS, WALLETS, ZERO, Balance, Overview, Totals
+from watcher.models import MAX_AMOUNT, ORIGIN_WALLETS, WALLETS, ZERO, Balance, Overview, Totals
 from watcher.ruleset import AccountSpec
 from watcher.sources.http import Scrubber
 
@@ -206,6 +206,10 @@ def overview(
             problems.append(f"{code}: no price in the quote currency; no data this poll")
             continue
         converted = {w: origin[o] * price for w, o in zip(WALLETS, ORIGIN_WALLETS, strict=True)}
+        if not all(-MAX_AMOUNT < v < MAX_AMOUNT for v in [*converted.values(), *origin.values()]):
+            nodata.add(code)  # the same bound as the web sources' rows
+            problems.append(f"{code}: an amount beyond 1e18; no data this poll")
+            continue
         rows[code] = Balance(currency=code, **converted, **origin)
     totals = Totals(**{w: sum((getattr(r, w) for r in rows.values()), ZERO) for w in WALLETS})
     return Overview(
