@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
+from watcher.errors import ConfigError
 from watcher.history import History, record_history
 from watcher.replay import LEAVES_OUT, build_overview, from_file, from_polls, replay
 from watcher.rules import parse_rules
@@ -126,6 +127,22 @@ def test_replay_from_stored_history_matches_the_file(tmp_path: Path) -> None:
     from_db = replay(rules, from_polls(store.polls()))[0]["low"]
     from_rec = replay(rules, from_file(recorded(tmp_path)))[0]["low"]
     assert from_db == from_rec and from_db.fired == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ('"lots"', "should be a number, not text"),
+        ('"NaN"', "should be a finite"),
+        ("1e30", "should be between"),
+    ],
+)
+def test_a_recorded_amount_that_is_not_money_names_its_line(tmp_path, value, why) -> None:
+    path = tmp_path / "bad.jsonl"
+    line = '{"fetched_at": "2026-01-01T00:00:00+00:00", "currencies": {"USDT": {"spot": %s}}}'
+    path.write_text(line % "1" + "\n" + line % value + "\n")
+    with pytest.raises(ConfigError, match=rf"bad.jsonl:2: not a recorded overview: spot: {why}"):
+        list(from_file(path))
 
 
 def test_bad_recording_names_the_line(tmp_path: Path) -> None:
@@ -273,6 +290,14 @@ def test_an_auth_failure_in_a_timeline_fires_auth_failed(tmp_path: Path, capsys)
             "t.test.yaml:6:26: error: unknown kind 'boom' (kinds: timeout, unreachable,",
         ),
         ("interval: 0s\n" + TIMELINE, "t.test.yaml:2:11: interval must be longer than 0s"),
+        (
+            TIMELINE.replace("{spot: 150}", "{spot: .nan}") + "      - {at: 1m}\n",
+            "t.test.yaml:6:9: spot: should be a finite number",
+        ),
+        (
+            TIMELINE.replace("{spot: 150}", "{spot: lots}") + "      - {at: 1m}\n",
+            "t.test.yaml:6:9: spot: should be a number, not text",
+        ),
     ],
 )
 def test_every_mistake_in_a_test_file_is_located(tmp_path: Path, capsys, body, line) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 WALLETS = ("total", "spot", "otc", "contract", "strategy", "robot", "alpha")
 ORIGIN_WALLETS = tuple("origin" + w.capitalize() for w in WALLETS)
@@ -19,6 +20,36 @@ ZERO = Decimal(0)
 
 class NoData(Exception):
     """A value that cannot be known this evaluation (missing history, an unreadable row)."""
+
+
+def amount(value: Any) -> Decimal:
+    """An amount as the API writes it (a string or a JSON number), exact and bounded.
+
+    A float never gets here (JSON is decoded with ``parse_float=Decimal``), and a
+    ``true`` is an int to Python but never an amount."""
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, str) and "_" not in value:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ValueError("should be a number, not text") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = Decimal(value)
+    else:
+        raise ValueError(f"should be a number, not {_json_kind(value)}")
+    if not number.is_finite():
+        raise ValueError("should be a finite number")
+    if not -MAX_AMOUNT < number < MAX_AMOUNT:
+        raise ValueError("should be between -1e18 and 1e18")
+    return number
+
+
+def _json_kind(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    kinds = {dict: "an object", list: "a list", str: "text", float: "a float"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 @dataclass(slots=True)

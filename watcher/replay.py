@@ -23,7 +23,7 @@ from watcher.alerts import FIRING, MAIN, RESOLVED, Alert, Key
 from watcher.engine import evaluate_poll
 from watcher.errors import ConfigError
 from watcher.history import History
-from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
+from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals, amount
 from watcher.ruleset import RuleSet
 from watcher.timeline import Held, steps
 
@@ -72,12 +72,20 @@ def _fields(values: dict[str, Any], origin: bool) -> dict[str, Decimal]:
     unknown = [k for k in values if k not in allowed]
     if unknown:
         raise ValueError(f"unknown field '{unknown[0]}' (fields: {', '.join(allowed)})")
-    out = {f: Decimal(str(values.get(f, 0))) for f in allowed}
+    out = {f: _amount(f, values.get(f, 0)) for f in allowed}
     if "total" not in values:
         out["total"] = sum((out[w] for w in WALLETS[1:]), ZERO)
     if origin and "originTotal" not in values:
         out["originTotal"] = sum((out[o] for o in ORIGIN_WALLETS[1:]), ZERO)
     return out
+
+
+def _amount(name: str, value: Any) -> Decimal:
+    """A hand-written or recorded amount; YAML and JSON give floats, taken by their text."""
+    try:
+        return amount(str(value) if isinstance(value, float) else value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def from_file(path: Path, account: str = MAIN) -> Iterator[Overview]:

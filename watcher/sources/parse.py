@@ -12,12 +12,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from watcher.errors import AuthError, BadResponse, ExchangeError, RateLimited
-from watcher.models import MAX_AMOUNT, ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
+from watcher.models import MAX_AMOUNT, ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals, amount
 
 AUTH_CODES = frozenset({401, 402, 602})
 RATE_CODES = frozenset({510})
@@ -47,36 +47,6 @@ def message_of(document: dict[str, Any], scrub: Callable[[str], str]) -> str:
 
 class BadField(ValueError):
     """Fields of one row or object that cannot be read: the first named, the rest counted."""
-
-
-def amount(value: Any) -> Decimal:
-    """An amount as the API writes it (a string or a JSON number), exact and bounded.
-
-    A float never gets here (JSON is decoded with ``parse_float=Decimal``), and a
-    ``true`` is an int to Python but never an amount."""
-    if isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, str) and "_" not in value:
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise ValueError("should be a number, not text") from None
-    elif isinstance(value, int) and not isinstance(value, bool):
-        number = Decimal(value)
-    else:
-        raise ValueError(f"should be a number, not {_json_kind(value)}")
-    if not number.is_finite():
-        raise ValueError("should be a finite number")
-    if not -MAX_AMOUNT < number < MAX_AMOUNT:
-        raise ValueError("should be between -1e18 and 1e18")
-    return number
-
-
-def _json_kind(value: Any) -> str:
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    kinds = {dict: "an object", list: "a list", str: "text", float: "a float"}
-    return kinds.get(type(value), type(value).__name__)
 
 
 def amounts(item: dict[str, Any], names: tuple[str, ...], where: str) -> list[Decimal]:
