@@ -6,6 +6,7 @@ import gzip
 import json
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +38,7 @@ class FakeTelegram:
         self.updates: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.offsets: list[int] = []
-        self.junk: list[tuple[bytes, dict[str, str]]] = []  # raw answers served first
+        self.junk: list[tuple[int, bytes, dict[str, str]]] = []  # raw answers served first
         self.ready = threading.Condition()
         self.next_id = 1000
         owner = self
@@ -65,8 +66,8 @@ class FakeTelegram:
                 if self.method() != "getUpdates":
                     return
                 if owner.junk:
-                    body, headers = owner.junk.pop(0)
-                    self.send_response(200)
+                    status, body, headers = owner.junk.pop(0)
+                    self.send_response(status)
                     for name, value in {**headers, "Content-Length": str(len(body))}.items():
                         self.send_header(name, value)
                     self.end_headers()
@@ -253,7 +254,7 @@ def test_a_broken_telegram_answer_is_one_error_and_the_next_reads_fine(
 ) -> None:
     """Read like an exchange's answer: bounded in size, depth and time; never a dead bot."""
     bot = bot_on(telegram, tmp_path)
-    telegram.junk.append((body, headers))
+    telegram.junk.append((200, body, headers))
     if error is None:
         assert bot.updates() == []
     else:
@@ -263,11 +264,37 @@ def test_a_broken_telegram_answer_is_one_error_and_the_next_reads_fine(
     assert [u["update_id"] for u in bot.updates()] == [ident]
 
 
+def test_telegram_refusals_are_reported_in_its_own_words_never_with_the_token(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    """409 (another instance or a webhook holds the updates) is what a trader must fix."""
+    conflict = (
+        "Conflict: terminated by other getUpdates request; "
+        "make sure that only one bot instance is running"
+    )
+    bot = bot_on(telegram, tmp_path)
+    body = json.dumps({"ok": False, "error_code": 409, "description": conflict}).encode()
+    telegram.junk.append((409, body, {"Content-Type": "application/json"}))
+    bot.start()
+    try:
+        wait_for(lambda: "409" in _telegram_state(tmp_path / "w.db"), what="the state")
+        state = _telegram_state(tmp_path / "w.db")
+        assert state == f"not connected (Telegram said 409: {conflict}); retrying"
+        telegram.say("/help")
+        wait_for(lambda: telegram.replies(), what="/help answered once the conflict ends")
+    finally:
+        bot.stop()
+    wrong = Bot(replace(bot.spec, token="987654:wrong-token-abcdef"), bot.context, long_poll=0)
+    with pytest.raises(ValueError, match="Telegram said 401: Unauthorized") as caught:
+        wrong.updates()
+    assert "wrong-token" not in str(caught.value)
+
+
 def test_the_bot_thread_outlives_an_answer_that_would_overflow_the_parser(
     tmp_path: Path, telegram: FakeTelegram
 ) -> None:
     bot = bot_on(telegram, tmp_path)
-    telegram.junk.append((b"[" * 100_000, {}))
+    telegram.junk.append((200, b"[" * 100_000, {}))
     bot.start()
     try:
         telegram.say("/help")

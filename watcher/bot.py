@@ -57,7 +57,9 @@ class Bot:
             try:
                 updates = self.updates()
             except (requests.RequestException, WatcherError, ValueError, KeyError) as exc:
-                self.set_state(f"not connected ({type(exc).__name__}); retrying")
+                # requests' own messages carry the URL, and so the token: only their name
+                said = type(exc).__name__ if isinstance(exc, requests.RequestException) else exc
+                self.set_state(f"not connected ({said}); retrying")
                 self.stop_event.wait(wait)
                 wait = min(wait * 2, 60.0)
                 continue
@@ -84,7 +86,7 @@ class Bot:
             response.close()
         data, _ = decode_json(Answer(response.status_code, body, response.headers))
         if not isinstance(data, dict) or not data.get("ok"):
-            raise ValueError(f"Telegram said {response.status_code}")
+            raise ValueError(telegram_said(response.status_code, data))
         result = data.get("result")
         return [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
 
@@ -152,3 +154,11 @@ class Bot:
             self.state = state
             self.context.store.set_meta({"telegram_state": state})
             log.info("telegram commands", state=state)
+
+
+def telegram_said(status: int, data: Any) -> str:
+    """Telegram's refusal in its own words (409: another instance or a webhook holds the
+    updates; 401: a wrong token), shortened and masked, for the log and ``status``."""
+    described = data.get("description") if isinstance(data, dict) else None
+    words = logs.MASKER.mask(str(described))[:200] if described else "no description"
+    return f"Telegram said {status}: {words}"
