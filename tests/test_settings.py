@@ -171,6 +171,16 @@ def test_login_time_as_iso_or_unix_seconds(monkeypatch, text: str, expected: dat
     assert load_settings().web_key_issued == expected
 
 
+@pytest.mark.parametrize("text", ["99999999999999999999", "99999999999", "0"])
+def test_a_unix_time_outside_reason_is_refused_in_words(monkeypatch, text: str) -> None:
+    monkeypatch.setenv("WATCHER_WEB_KEY_ISSUED", text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "WATCHER_WEB_KEY_ISSUED: must be a login time between the years 2000 and 2100"
+    )
+
+
 def test_every_bad_variable_is_named_on_its_own_line(monkeypatch) -> None:
     monkeypatch.setenv("WATCHER_WEB_KEY_ISSUED", "last tuesday")
     monkeypatch.setenv("WATCHER_TIMEOUT", "soon")

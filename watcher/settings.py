@@ -230,17 +230,21 @@ def _https_unless_loopback(value: Any) -> str:
 def _login_time(value: Any) -> datetime | None:
     """When the web key's session began; a date the expiry arithmetic could overflow on
     can never be right."""
+    years = "must be a login time between the years 2000 and 2100"
     if value is None or isinstance(value, datetime):
         when = value
-    elif str(value).strip().isdigit():
-        when = datetime.fromtimestamp(int(str(value).strip()), UTC)
+    elif str(value).strip().isdigit():  # Unix seconds
+        try:
+            when = datetime.fromtimestamp(int(str(value).strip()), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(years) from None
     else:
         try:
             when = datetime.fromisoformat(str(value).strip())
         except ValueError:
             raise ValueError("must be a time such as 2026-11-26T08:00:00+00:00") from None
     if when is not None and not 2000 <= when.year <= 2100:
-        raise ValueError("must be a login time between the years 2000 and 2100")
+        raise ValueError(years)
     return when
 
 
