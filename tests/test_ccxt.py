@@ -151,6 +151,14 @@ def test_ccxt_check_names_the_extra_when_it_is_missing(tmp_path: Path, sim) -> N
     assert "the ccxt source needs the extra: pip install 'watcher[ccxt]'" in done.stderr
 
 
+def test_ccxt_check_names_an_exchange_ccxt_does_not_know(env: Path, sim, capsys) -> None:
+    env.write_text(rules(sim, exchange="mexcc"))
+    assert main(["check", "--rules", str(env)]) == 2
+    assert capsys.readouterr().err == (
+        f"watcher: {env}:3:38: account official: ccxt knows no exchange 'mexcc'\n"
+    )
+
+
 def test_ccxt_and_mexc_web_accounts_side_by_side_in_one_daemon(tmp_path: Path, sim, receiver):
     keys = 'api_key: "${K}", secret: "${S}"'
     text = f"""
