@@ -8,6 +8,8 @@ import io
 import json
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 
 from watcher import logs
 from watcher.cli import main
+from watcher.errors import AuthError, ExchangeError
 from watcher.ruleset import AccountSpec
 from watcher.sim import SimExchange
 
@@ -82,9 +85,11 @@ def test_ccxt_a_bad_signature_is_the_auth_error(env: Path, sim, capsys, monkeypa
     assert "may read balances" in err and "not-the-secret-000" not in err
 
 
-def test_ccxt_a_second_exchange_maps_the_same_way(env: Path, sim, capsys) -> None:
-    env.write_text(rules(sim, "binance", ", wallets: [spot]"))
-    main(["once", "--json"])
+@pytest.mark.parametrize("exchange", ["binance", "bybit"])
+def test_ccxt_other_exchanges_map_the_same_way(env: Path, sim, capsys, exchange: str) -> None:
+    """Binance's spot account, and Bybit's unified trading account (its v5 API)."""
+    env.write_text(rules(sim, exchange, ", wallets: [spot]"))
+    assert main(["once", "--json"]) == 1  # usdt-low fires on either
     rows = json.loads(capsys.readouterr().out)["accounts"]["official"]["balances"]["rows"]
     assert rows["USDT"]["originSpot"] == "1500" and rows["USDT"]["originContract"] == "0"
     assert rows["BTC"]["spot"] == "3000.00" and rows["BTC"]["originSpot"] == "0.05"
@@ -100,6 +105,24 @@ def official(sim: SimExchange, **extra: Any) -> AccountSpec:
         secret=sim.official_secret,
         base_url=sim.mexc_url,
         **extra,
+    )
+
+
+@pytest.mark.parametrize(
+    ("secret", "when", "code"),
+    [("not-the-secret-000", 0, "10004"), (None, -60_000, "10002")],
+    ids=["signature", "stale-timestamp"],
+)
+def test_ccxt_bybit_checks_signature_and_timestamp_as_bybit_does(
+    sim, monkeypatch, secret: str | None, when: int, code: str
+) -> None:
+    spec = replace(official(sim), exchange="bybit", secret=secret or sim.official_secret)
+    source = CcxtSource(spec, 5, lambda: datetime.now(UTC))
+    monkeypatch.setattr(source.exchange, "nonce", lambda: int(time.time() * 1000) + when)
+    with pytest.raises(AuthError if code == "10004" else ExchangeError) as caught:
+        source.fetch(True, True)
+    assert f'"retCode": {code}' in str(caught.value) and sim.official_secret not in str(
+        caught.value
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from watcher.models import WALLETS
+from watcher.sim_bybit import bybit
 from watcher.sim_official import official
 
 NATIVE_WALLETS = WALLETS[1:]
@@ -272,8 +273,11 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/_sim/state":
                 state = {"rows": sim.rows(), "totals": sim.totals(), "faults": len(sim.faults)}
                 return self._send(200, json.dumps(state).encode(), "application/json")
-            answer = official(sim, self.path, self.headers)
-            if answer is not None:  # MEXC's and Binance's official APIs (the ccxt source)
+            if parts.path.startswith("/v5/"):  # Bybit's official API (the ccxt source)
+                answer: tuple[int, Any] | None = bybit(sim, parts, self.headers)
+            else:  # MEXC's and Binance's, or None: not an official endpoint
+                answer = official(sim, self.path, self.headers)
+            if answer is not None:
                 return self._send(answer[0], json.dumps(answer[1]).encode(), "application/json")
             fault = sim._next_fault()
             if fault and fault.kind == "delay":

@@ -1,5 +1,6 @@
 """The simulator's official exchange APIs, for the ccxt source: MEXC's spot and contract
-endpoints and Binance's spot account, with their real signature checks.
+endpoints and Binance's spot account, with their real signature checks (Bybit's v5
+is ``sim_bybit``).
 
 MEXC spot (and Binance) sign the query string with HMAC-SHA256 of the secret;
 MEXC's contract API signs ``apiKey + Request-Time + params``. A wrong key or

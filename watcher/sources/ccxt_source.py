@@ -7,7 +7,7 @@ reports one; funding to ``originOtc``; anything else to ``originAlpha``), and
 the converted fields are their value in ``quote`` from the exchange's tickers
 (last price, or the bid/ask mid). Pegged stablecoins count as 1. A currency
 without a price is no data, never zero. Amounts are Decimals parsed from the
-exchange's own strings where ccxt keeps them in ``info``.
+exchange's own strings where ccxt keeps them in ``info`` (MEXC, Binance, Bybit).
 """
 
 from __future__ import annotations
@@ -177,8 +177,23 @@ def amounts(exchange: str, wallet: str, balance: dict[str, Any]) -> dict[str, De
             if row.get("currency") and equity is not None and equity:
                 found[str(row["currency"]).upper()] = equity
         return found
+    if exchange == "bybit" and isinstance(info, dict):
+        return bybit_amounts(info)
     totals = balance.get("total") or {}
     return {c.upper(): v for c, t in totals.items() if (v := exact(t)) is not None and v}
+
+
+def bybit_amounts(info: dict[str, Any]) -> dict[str, Decimal]:
+    """Bybit's wallet balance per coin, from its own strings (ccxt's ``total``)."""
+    found: dict[str, Decimal] = {}
+    result = info.get("result")
+    for account in (result.get("list") if isinstance(result, dict) else None) or []:
+        for row in (account.get("coin") if isinstance(account, dict) else None) or []:
+            amount = exact(row.get("walletBalance")) if isinstance(row, dict) else None
+            if amount and row.get("coin"):
+                code = str(row["coin"]).upper()
+                found[code] = found.get(code, ZERO) + amount
+    return found
 
 
 def ticker_price(ticker: dict[str, Any] | None) -> Decimal | None:
