@@ -126,17 +126,28 @@ def test_ccxt_bybit_checks_signature_and_timestamp_as_bybit_does(
     )
 
 
-def test_ccxt_a_key_that_can_trade_is_warned_about_once(sim) -> None:
+@pytest.mark.parametrize(
+    ("exchange", "said"), [("mexc", "canTrade, canWithdraw"), ("bybit", "not readOnly")]
+)
+def test_ccxt_a_key_that_can_trade_is_warned_about_once(sim, exchange: str, said: str) -> None:
     sim.key_can_trade = sim.key_can_withdraw = True
-    spec = official(sim)
+    spec = replace(official(sim), exchange=exchange)
     stream = io.StringIO()
     logs.configure("INFO", "json", stream=stream)
     source = CcxtSource(spec, 5, lambda: datetime.now(UTC))
     source.fetch(True, True)
     source.fetch(True, True)
     warnings = [x for x in stream.getvalue().splitlines() if "can trade or withdraw" in x]
-    assert len(warnings) == 1 and "canTrade, canWithdraw" in warnings[0]
+    assert len(warnings) == 1 and said in warnings[0]
     assert sim.official_secret not in stream.getvalue()
+
+
+def test_ccxt_a_read_only_bybit_key_is_not_warned_about(sim) -> None:
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream=stream)
+    spec = replace(official(sim), exchange="bybit")
+    CcxtSource(spec, 5, lambda: datetime.now(UTC)).fetch(True, True)
+    assert "can trade or withdraw" not in stream.getvalue()
 
 
 def test_ccxt_a_price_that_is_missing_or_an_absurd_amount_is_no_data(sim) -> None:

@@ -102,10 +102,15 @@ class CcxtSource:
         return found
 
     def warn_permissions(self, info: Any) -> None:
-        """A key that can trade or withdraw is a risk watcher does not need: say so once."""
+        """A key that can trade or withdraw is a risk watcher does not need: say so once.
+        MEXC and Binance say so in the account answer; Bybit in its key's own info."""
         if self.warned or not isinstance(info, dict):
             return
         risky = [k for k in ("canTrade", "canWithdraw") if info.get(k) is True]
+        if self.exchange_id == "bybit":
+            key = self.exchange.privateGetV5UserQueryApi().get("result") or {}
+            self.warned = True  # asked once, whatever it says
+            risky = ["not readOnly"] if str(key.get("readOnly")) == "0" else []
         if risky:
             self.warned = True
             log.warning(
