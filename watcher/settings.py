@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from watcher.durations import parse_duration
@@ -61,11 +61,11 @@ class Settings:
     """
 
     name: str = field(default_factory=socket.gethostname)
-    source: str = "mexc"
+    source: Literal["mexc", "bypass"] = "mexc"
     api_key: Secret | None = None
     web_key: Secret | None = None
     web_key_issued: datetime | None = None
-    network: str = "MAINNET"
+    network: Literal["MAINNET", "TESTNET"] = "MAINNET"
     mexc_url: str = "https://www.mexc.com"
     base_url: str = "https://api.mexc-bypass.xyz/v1"
     proxy: Secret | None = None
@@ -75,8 +75,8 @@ class Settings:
     timeout: timedelta = timedelta(seconds=10)
     stale_after: timedelta = timedelta(minutes=5)
     history_keep: timedelta = timedelta(days=7)
-    log_format: str = "auto"
-    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     metrics_addr: str | None = None
     given: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     """The fields set explicitly (not left at their default), for commands that pick
