@@ -69,29 +69,29 @@ class _Watched:
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTP(_Watched, HTTPConnection):
-    pass
+def watched_pools(conn: type, tls_conn: type, pool: type, tls_pool: type) -> dict[str, type]:
+    """urllib3 pool classes (plain and TLS) whose connections report to the ``Watch``."""
+
+    def watched(base: type) -> type:
+        return type(f"Watched{base.__name__}", (_Watched, base), {})
+
+    return {
+        "http": type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": watched(conn)}),
+        "https": type(
+            f"Watched{tls_pool.__name__}", (tls_pool,), {"ConnectionCls": watched(tls_conn)}
+        ),
+    }
 
 
-class _WatchedHTTPS(_Watched, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTP
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPS
-
-
-WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+WATCHED_POOLS = watched_pools(
+    HTTPConnection, HTTPSConnection, HTTPConnectionPool, HTTPSConnectionPool
+)
 
 
 @functools.cache
 def watched_socks_pools() -> dict[str, type]:
-    """The same watch on connections through a SOCKS proxy, whose pools are PySocks'
-    own classes; imported only when a SOCKS proxy is configured."""
+    """The same watch through a SOCKS proxy, whose pools are PySocks' own classes;
+    imported only when a SOCKS proxy is configured."""
     from urllib3.contrib.socks import (
         SOCKSConnection,
         SOCKSHTTPConnectionPool,
@@ -99,19 +99,9 @@ def watched_socks_pools() -> dict[str, type]:
         SOCKSHTTPSConnectionPool,
     )
 
-    class WatchedSOCKS(_Watched, SOCKSConnection):
-        pass
-
-    class WatchedSOCKSS(_Watched, SOCKSHTTPSConnection):
-        pass
-
-    class Pool(SOCKSHTTPConnectionPool):
-        ConnectionCls = WatchedSOCKS
-
-    class PoolS(SOCKSHTTPSConnectionPool):
-        ConnectionCls = WatchedSOCKSS
-
-    return {"http": Pool, "https": PoolS}
+    return watched_pools(
+        SOCKSConnection, SOCKSHTTPSConnection, SOCKSHTTPConnectionPool, SOCKSHTTPSConnectionPool
+    )
 
 
 class WatchedAdapter(HTTPAdapter):
