@@ -19,13 +19,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Four workers, and an idle one steals queued tests (the daemon tests are long): most
-# tests wait on sockets and subprocesses, not the CPU. Coverage follows every
+# Six workers on two cores, and an idle one steals queued tests (the daemon tests are
+# long): most tests wait on sockets and subprocesses, not the CPU. Coverage follows every
 # subprocess (the daemon, the demo, the simulator), so the figure printed last
 # includes them.
 test: lint
 	rm -f .coverage .coverage.*
-	$(BIN)/python -m coverage run -m pytest -q -n 4 --dist worksteal
+	$(BIN)/python -m coverage run -m pytest -q -n 6 --dist worksteal
 	@$(BIN)/python -m coverage combine -q
 	@$(BIN)/python -m coverage report --format=total | sed 's/^/coverage (with subprocesses): /; s/$$/%/'
 
