@@ -20,11 +20,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from watcher.durations import parse_duration
-from watcher.models import ORIGIN_WALLETS, WALLETS, NoData  # noqa: F401  (re-exported)
+from watcher.models import ORIGIN_WALLETS, ROW_FIELDS, WALLETS, NoData  # noqa: F401  (re-exported)
 
 NUM, BOOL, TEXT, DUR = "number", "true/false", "text", "duration"
 FUNCTIONS = ("abs", "min", "max", "change", "delta")
-ROW_FIELDS = WALLETS + ORIGIN_WALLETS
 ACCOUNT = "ACCOUNT"
 KEYWORDS = ("and", "or", "not")
 _CURRENCY = re.compile(r"[A-Z0-9][A-Z0-9_-]*")

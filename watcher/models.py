@@ -14,6 +14,7 @@ from typing import Any
 
 WALLETS = ("total", "spot", "otc", "contract", "strategy", "robot", "alpha")
 ORIGIN_WALLETS = tuple("origin" + w.capitalize() for w in WALLETS)
+ROW_FIELDS = WALLETS + ORIGIN_WALLETS  # every amount of a currency row, in Balance order
 MAX_AMOUNT = Decimal("1e18")
 ZERO = Decimal(0)
 
@@ -75,7 +76,7 @@ class Totals:
 @dataclass(slots=True)
 class Balance(Totals):
     """One currency row (``convert=true``): converted amounts plus native ``origin*``,
-    in ``WALLETS + ORIGIN_WALLETS`` order, so a row can be built from one list."""
+    in ``ROW_FIELDS`` order, so a row can be built from one list."""
 
     originTotal: Decimal  # MEXC's own field names, kept so rows read like the API
     originSpot: Decimal
@@ -90,7 +91,7 @@ class Balance(Totals):
 
 def zero_balance(currency: str) -> Balance:
     """A currency the API did not list holds nothing."""
-    return Balance(currency=currency, **dict.fromkeys(WALLETS + ORIGIN_WALLETS, ZERO))
+    return Balance(currency=currency, **dict.fromkeys(ROW_FIELDS, ZERO))
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ def combine(parts: list[Overview], at: datetime) -> Overview:
     rows: dict[str, dict[str, Decimal]] = {}
     for part in parts:
         for code, row in (part.currencies or {}).items():
-            sums = rows.setdefault(code, dict.fromkeys(WALLETS + ORIGIN_WALLETS, ZERO))
-            for name in WALLETS + ORIGIN_WALLETS:
+            sums = rows.setdefault(code, dict.fromkeys(ROW_FIELDS, ZERO))
+            for name in ROW_FIELDS:
                 sums[name] += getattr(row, name)
     totals = None
     if all(p.totals is not None for p in parts):

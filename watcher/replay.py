@@ -23,7 +23,7 @@ from watcher.alerts import FIRING, MAIN, RESOLVED, Alert, Key
 from watcher.engine import evaluate_poll
 from watcher.errors import ConfigError
 from watcher.history import History
-from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals, amount
+from watcher.models import ORIGIN_WALLETS, ROW_FIELDS, WALLETS, Balance, Overview, Totals, amount
 from watcher.ruleset import RuleSet
 from watcher.timeline import Held, steps
 
@@ -41,7 +41,7 @@ def overview_to_json(overview: Overview, account: str = MAIN) -> str:
     }
     if overview.currencies is not None:
         data["currencies"] = {
-            code: {f: str(getattr(row, f)) for f in WALLETS + ORIGIN_WALLETS}
+            code: {f: str(getattr(row, f)) for f in ROW_FIELDS}
             for code, row in overview.currencies.items()
         }
     if overview.totals is not None:
@@ -68,7 +68,7 @@ def build_overview(
 
 
 def _fields(values: dict[str, Any], origin: bool) -> dict[str, Decimal]:
-    allowed = WALLETS + ORIGIN_WALLETS if origin else WALLETS
+    allowed = ROW_FIELDS if origin else WALLETS
     unknown = [k for k in values if k not in allowed]
     if unknown:
         raise ValueError(f"unknown field '{unknown[0]}' (fields: {', '.join(allowed)})")
@@ -120,7 +120,7 @@ def from_polls(polls: Iterable[tuple[datetime, dict[str, Decimal]]]) -> Iterator
             code, _, name = key.rpartition(".")
             codes[code][name] = value
         account = codes.pop("ACCOUNT", None)
-        rows = {c: {**dict.fromkeys(WALLETS + ORIGIN_WALLETS, ZERO), **v} for c, v in codes.items()}
+        rows = {c: {**dict.fromkeys(ROW_FIELDS, ZERO), **v} for c, v in codes.items()}
         totals = {**dict.fromkeys(WALLETS, ZERO), **account} if account else None
         yield build_overview(when, rows or None, totals)
 

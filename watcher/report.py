@@ -11,7 +11,7 @@ from watcher.alerts import MAIN, describe
 from watcher.app import PollResult
 from watcher.engine import Report
 from watcher.messages import human
-from watcher.models import ORIGIN_WALLETS, WALLETS, Overview
+from watcher.models import ROW_FIELDS, WALLETS, Overview
 from watcher.settings import Settings
 from watcher.store import Store
 from watcher.store.db import iso
@@ -72,7 +72,7 @@ def balances_json(overview: Overview | None) -> dict[str, Any] | None:
     rows: dict[str, Any] | None = None
     if overview.currencies is not None:
         rows = {
-            code: {**_amounts(row, WALLETS + ORIGIN_WALLETS), "no_data": False}
+            code: {**_amounts(row, ROW_FIELDS), "no_data": False}
             for code, row in sorted(overview.currencies.items())
         }
         rows |= {code: {"no_data": True} for code in sorted(overview.nodata)}

@@ -17,12 +17,12 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 from watcher.errors import AuthError, BadResponse, ExchangeError, RateLimited
-from watcher.models import MAX_AMOUNT, ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals, amount
+from watcher.models import MAX_AMOUNT, ROW_FIELDS, WALLETS, Balance, Overview, Totals, amount
 
 AUTH_CODES = frozenset({401, 402, 602})
 RATE_CODES = frozenset({510})
 T = TypeVar("T")
-KNOWN_ROW_KEYS = frozenset({"currency", "coinId", *WALLETS, *ORIGIN_WALLETS})
+KNOWN_ROW_KEYS = frozenset({"currency", "coinId", *ROW_FIELDS})
 
 
 def code_error(code: int, message: str, auth_hint: str) -> ExchangeError:
@@ -85,11 +85,8 @@ def _checked_amounts(item: dict[str, Any], names: tuple[str, ...], where: str) -
 def balance_from(item: dict[str, Any], code: str, where: str = "data") -> Balance:
     """One currency row, its code already read (and upper-cased) by the caller."""
     coin = item.get("coinId")
-    values = amounts(item, ROW_AMOUNTS, where)
+    values = amounts(item, ROW_FIELDS, where)
     return Balance(*values, currency=code, coinId=coin if isinstance(coin, str) else None)
-
-
-ROW_AMOUNTS = WALLETS + ORIGIN_WALLETS
 
 
 @dataclass(frozen=True)
