@@ -221,7 +221,7 @@ class HttpClient:
         self.session.mount("http://", self.adapter)
         self.session.mount("https://", self.adapter)
         self.session.headers.update(headers)
-        self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what _read can bound
+        self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what read_body can bound
         if proxy:
             self.session.proxies = {"http": proxy, "https": proxy}
         self.timeout = (min(3.0, timeout), timeout)
@@ -270,15 +270,12 @@ class HttpClient:
         except (requests.RequestException, HTTPError) as exc:
             raise TransportError(f"cannot reach the exchange at {host}: {reason(exc)}") from None
         try:  # the body gets one read timeout in all, however it trickles in
-            body = self._read(response, time.monotonic() + self.timeout[1])
+            body = read_body(response, time.monotonic() + self.timeout[1], self.max_body)
         except (requests.RequestException, HTTPError) as exc:
             raise TransportError(f"answer from {host} broke off: {reason(exc)}") from None
         finally:
             response.close()
         return Answer(response.status_code, body, response.headers)
-
-    def _read(self, response: requests.Response, deadline: float) -> bytes:
-        return read_body(response, deadline, self.max_body)
 
 
 def read_body(response: requests.Response, deadline: float, max_body: int = MAX_BODY) -> bytes:
