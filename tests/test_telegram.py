@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from watcher.bot import Bot
 from watcher.commands import Context
@@ -38,6 +39,7 @@ class FakeTelegram:
         self.updates: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.offsets: list[int] = []
+        self.encodings: list[str | None] = []  # Accept-Encoding of each getUpdates
         self.junk: list[tuple[int, bytes, dict[str, str]]] = []  # raw answers served first
         self.ready = threading.Condition()
         self.next_id = 1000
@@ -65,6 +67,7 @@ class FakeTelegram:
             def do_GET(self) -> None:
                 if self.method() != "getUpdates":
                     return
+                owner.encodings.append(self.headers.get("Accept-Encoding"))
                 if owner.junk:
                     status, body, headers = owner.junk.pop(0)
                     self.send_response(status)
@@ -250,9 +253,16 @@ def bot_on(telegram: FakeTelegram, tmp_path: Path) -> Bot:
     ids=["huge", "gzip-bomb", "deep", "html", "odd-result"],
 )
 def test_a_broken_telegram_answer_is_one_error_and_the_next_reads_fine(
-    tmp_path: Path, telegram: FakeTelegram, body: bytes, headers: dict, error: str | None
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    body: bytes,
+    headers: dict,
+    error: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Read like an exchange's answer: bounded in size, depth and time; never a dead bot."""
+    brotli_installed = {**requests.utils.default_headers(), "Accept-Encoding": "gzip, br"}
+    monkeypatch.setattr(requests.sessions, "default_headers", lambda: brotli_installed)
     bot = bot_on(telegram, tmp_path)
     telegram.junk.append((200, body, headers))
     if error is None:
@@ -262,6 +272,7 @@ def test_a_broken_telegram_answer_is_one_error_and_the_next_reads_fine(
             bot.updates()
     ident = telegram.say("/help")
     assert [u["update_id"] for u in bot.updates()] == [ident]
+    assert set(telegram.encodings) == {"gzip, deflate"}  # only what the reader can inflate
 
 
 def test_telegram_refusals_are_reported_in_its_own_words_never_with_the_token(

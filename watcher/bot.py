@@ -37,6 +37,7 @@ class Bot:
         self.context = context
         self.long_poll = long_poll
         self.session = requests.Session()
+        self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what read_body can inflate
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True, name="telegram")
         self.strangers: set[int] = set()
