@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,10 @@ import pytest
 from watcher.alerts import FIRING, Alert
 from watcher.app import Watcher
 from watcher.cli import main
+from watcher.heartbeat import Pinger
 from watcher.replay import build_overview
 from watcher.rules import parse_rules
+from watcher.ruleset import Heartbeat
 from watcher.settings import Settings
 from watcher.sim import SimExchange
 from watcher.store import Store
@@ -27,9 +30,10 @@ from .receivers import Receiver
 
 
 class PingServer:
-    """Records GETs (path and query) with their time; ``hang`` makes it never answer."""
+    """Records GETs (path and query) with their time; ``hang`` makes it never answer,
+    ``endless`` answers 200 with a body that never ends."""
 
-    def __init__(self, hang: bool = False) -> None:
+    def __init__(self, hang: bool = False, endless: bool = False) -> None:
         self.hits: list[tuple[float, str]] = []
         owner = self
 
@@ -41,6 +45,13 @@ class PingServer:
                 owner.hits.append((time.monotonic(), self.path))
                 if hang:
                     time.sleep(30)
+                if endless:
+                    self.send_response(200)
+                    self.end_headers()
+                    with contextlib.suppress(OSError):
+                        while True:
+                            self.wfile.write(b"x" * 65536)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -115,6 +126,20 @@ def test_kuma_style_and_a_hanging_service_that_does_not_delay_polls(
         daemon.close()
         kuma.stop()
         hanging.stop()
+
+
+def test_a_ping_answer_is_never_read_so_an_endless_one_costs_nothing() -> None:
+    """Only the status matters: a service that streams without end must not pin a thread
+    (and its memory) so that every later ping of that URL is skipped."""
+    endless = PingServer(endless=True)
+    url = endless.url("/ping/abc123token")
+    pinger = Pinger([Heartbeat(url, timedelta(seconds=1), "plain")])
+    try:
+        pinger.ping([url])
+        wait_for(lambda: not pinger.busy, timeout=5, what="the ping to finish")
+        assert len(endless.hits) == 1 and pinger.failures == 0
+    finally:
+        endless.stop()
 
 
 DIGEST = (

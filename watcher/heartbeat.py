@@ -88,8 +88,9 @@ class Pinger:
             threading.Thread(target=self._ping, args=(url, target), daemon=True).start()
 
     def _ping(self, url: str, target: str) -> None:
-        try:
-            answer = requests.get(url, timeout=TIMEOUT)
+        try:  # only the status counts: the body is never read, however long it is
+            answer = requests.get(url, timeout=TIMEOUT, stream=True)
+            answer.close()
             fine = answer.status_code < 400
         except requests.RequestException as exc:
             fine, answer = False, exc
