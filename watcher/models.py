@@ -7,6 +7,7 @@ amounts are real (futures equity, debts) and kept as reported.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -21,6 +22,12 @@ ZERO = Decimal(0)
 
 class NoData(Exception):
     """A value that cannot be known this evaluation (missing history, an unreadable row)."""
+
+
+def in_range(numbers: Sequence[Decimal]) -> bool:
+    """Every finite number within ±1e18, the most any real balance can hold; min and max
+    run in C, which matters on a 500-currency answer. A NaN raises InvalidOperation."""
+    return min(numbers) > -MAX_AMOUNT and max(numbers) < MAX_AMOUNT
 
 
 def amount(value: Any) -> Decimal:
@@ -41,7 +48,7 @@ def amount(value: Any) -> Decimal:
         raise ValueError(f"should be a number, not {_json_kind(value)}")
     if not number.is_finite():
         raise ValueError("should be a finite number")
-    if not -MAX_AMOUNT < number < MAX_AMOUNT:
+    if not in_range((number,)):
         raise ValueError("should be between -1e18 and 1e18")
     return number
 

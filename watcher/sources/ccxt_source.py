@@ -20,7 +20,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from watcher import logs
 from watcher.errors import AuthError, ExchangeError, RateLimited, TransportError
-from watcher.models import MAX_AMOUNT, ORIGIN_WALLETS, WALLETS, ZERO, Balance, Overview, Totals
+from watcher.models import (
+    ORIGIN_WALLETS,
+    WALLETS,
+    ZERO,
+    Balance,
+    Overview,
+    Totals,
+    in_range,
+)
 from watcher.ruleset import AccountSpec
 from watcher.sources.http import Scrubber
 
@@ -106,11 +114,12 @@ class CcxtSource:
         MEXC and Binance say so in the account answer; Bybit in its key's own info."""
         if self.warned or not isinstance(info, dict):
             return
-        risky = [k for k in ("canTrade", "canWithdraw") if info.get(k) is True]
-        if self.exchange_id == "bybit":
+        if self.exchange_id == "bybit":  # one request, once, whatever it says
+            self.warned = True
             key = self.exchange.privateGetV5UserQueryApi().get("result") or {}
-            self.warned = True  # asked once, whatever it says
             risky = ["not readOnly"] if str(key.get("readOnly")) == "0" else []
+        else:
+            risky = [k for k in ("canTrade", "canWithdraw") if info.get(k) is True]
         if risky:
             self.warned = True
             log.warning(
@@ -226,7 +235,7 @@ def overview(
             problems.append(f"{code}: no price in the quote currency; no data this poll")
             continue
         converted = {w: origin[o] * price for w, o in zip(WALLETS, ORIGIN_WALLETS, strict=True)}
-        if not all(-MAX_AMOUNT < v < MAX_AMOUNT for v in [*converted.values(), *origin.values()]):
+        if not in_range([*converted.values(), *origin.values()]):
             nodata.add(code)  # the same bound as the web sources' rows
             problems.append(f"{code}: an amount beyond 1e18; no data this poll")
             continue

@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 from watcher.errors import AuthError, BadResponse, ExchangeError, RateLimited
-from watcher.models import MAX_AMOUNT, ROW_FIELDS, WALLETS, Balance, Overview, Totals, amount
+from watcher.models import ROW_FIELDS, WALLETS, Balance, Overview, Totals, amount, in_range
 
 AUTH_CODES = frozenset({401, 402, 602})
 RATE_CODES = frozenset({510})
@@ -58,7 +58,7 @@ def amounts(item: dict[str, Any], names: tuple[str, ...], where: str) -> list[De
         values = itemgetter(*names)(item) if len(names) > 1 else (item[names[0]],)
         if "_" not in "".join(values):  # TypeError unless every value is text
             numbers = list(map(Decimal, values))
-            if min(numbers) > -MAX_AMOUNT and max(numbers) < MAX_AMOUNT:  # NaN raises
+            if in_range(numbers):  # a NaN raises
                 return numbers
     except (KeyError, TypeError, ArithmeticError):
         pass
