@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from watcher.models import WALLETS
 from watcher.sim_bybit import bybit
-from watcher.sim_official import official
+from watcher.sim_official import now_ms, official
 
 NATIVE_WALLETS = WALLETS[1:]
 MEXC_ROWS = "/api/platform/asset/api/asset/overview/convert/v2"
@@ -305,7 +305,7 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             if fault and fault.kind == "redirect":
                 return self._send(302, b"", "text/html", {"Location": fault.location})
             if any(k != sim.web_key for k in keys):
-                body = {"code": 401, "msg": "Unauthorized", "timestamp": _ms()}
+                body = {"code": 401, "msg": "Unauthorized", "timestamp": now_ms()}
                 return self._send(200, json.dumps(body).encode(), "application/json")
             self._answer(fault, rows, False, bypass=False)
 
@@ -326,7 +326,7 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
                 "data": data,
                 "code": fault.code if fault and kind == "code" else 0,
                 "msg": fault.message if fault and kind == "code" else "success",
-                "timestamp": _ms(),
+                "timestamp": now_ms(),
             }
             if kind == "nocode":
                 body.pop("code")
@@ -350,7 +350,7 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
                 "success": False,
                 "code": status,
                 "message": message,
-                "timestamp": _ms(),
+                "timestamp": now_ms(),
                 "is_testnet": testnet,
             }
             extra = {"Retry-After": retry_after} if retry_after else {}
@@ -421,10 +421,6 @@ def _bomb() -> bytes:
             out.write(chunk)
         out.write(b"]")
     return buffer.getvalue()
-
-
-def _ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _control(sim: SimExchange, path: str, payload: dict[str, Any]) -> dict[str, Any]:

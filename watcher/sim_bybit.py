@@ -11,12 +11,11 @@ spot amounts.
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import SplitResult, parse_qs
 
-from watcher.sim_official import signed
+from watcher.sim_official import now_ms, priced, signed
 
 PUBLIC = "/v5/market/"
 
@@ -52,10 +51,6 @@ def answer(result: Any, code: int = 0, message: str = "OK") -> tuple[int, Any]:
     return 200, {"retCode": code, "retMsg": message, "result": result, "time": now_ms()}
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def refusal(sim: Any, query: str, headers: Any) -> tuple[int, str] | None:
     """None for a request Bybit would accept; else its retCode and message."""
     key = headers.get("X-BAPI-API-KEY", "")
@@ -80,8 +75,6 @@ def key_info(sim: Any) -> dict[str, Any]:
 
 
 def instruments(sim: Any) -> list[dict[str, Any]]:
-    with sim.lock:
-        codes = sorted(c for c in sim.coins if c != "USDT")
     return [
         {
             "symbol": f"{code}USDT",
@@ -100,13 +93,11 @@ def instruments(sim: Any) -> list[dict[str, Any]]:
             },
             "priceFilter": {"tickSize": "0.01"},
         }
-        for code in codes
+        for code in priced(sim)
     ]
 
 
 def tickers(sim: Any) -> list[dict[str, Any]]:
-    with sim.lock:
-        prices = {c: str(coin.price) for c, coin in sim.coins.items() if c != "USDT"}
     return [
         {
             "symbol": f"{code}USDT",
@@ -119,7 +110,7 @@ def tickers(sim: Any) -> list[dict[str, Any]]:
             "volume24h": "1",
             "turnover24h": price,
         }
-        for code, price in sorted(prices.items())
+        for code, price in priced(sim).items()
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,9 +52,18 @@ def official(sim: Any, raw_path: str, headers: Any) -> tuple[int, Any] | None:
     return None
 
 
-def markets(sim: Any) -> list[dict[str, Any]]:
+def priced(sim: Any) -> dict[str, str]:
+    """Every coin but USDT with its price in USDT, by code: the spot markets every fake
+    exchange lists."""
     with sim.lock:
-        codes = sorted(c for c in sim.coins if c != "USDT")
+        return {c: str(sim.coins[c].price) for c in sorted(sim.coins) if c != "USDT"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def markets(sim: Any) -> list[dict[str, Any]]:
     return [
         {
             "symbol": f"{code}USDT",
@@ -73,16 +83,13 @@ def markets(sim: Any) -> list[dict[str, Any]]:
             "quoteAmountPrecision": "5",
             "filters": [],
         }
-        for code in codes
+        for code in priced(sim)
     ]
 
 
 def tickers(sim: Any) -> list[dict[str, Any]]:
-    with sim.lock:
-        prices = {c: coin.price for c, coin in sim.coins.items() if c != "USDT"}
     rows = []
-    for code, price in sorted(prices.items()):
-        text = str(price)
+    for code, text in priced(sim).items():
         rows.append(
             {
                 "symbol": f"{code}USDT",
