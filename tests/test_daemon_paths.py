@@ -99,6 +99,25 @@ def test_a_delivery_that_crashes_keeps_the_outbox(tmp_path, sim, receiver) -> No
     assert len(receiver.posts) == 1 and daemon.store.outbox_depth() == 0
 
 
+def test_a_reload_can_add_a_digest_and_keeps_the_heartbeat_count(tmp_path, sim, receiver):
+    """SIGHUP is how rules change under systemd: a digest added then must be checked for,
+    and the heartbeat failure counter (a Prometheus counter) must not start again at 0."""
+    daemon = daemon_for(tmp_path, sim, receiver)
+    daemon.schedule()
+    base = RULES.format(url=receiver.url())
+    beat = "heartbeat: {url: 'http://127.0.0.1:9/ping', every: 1s}\n"
+    (tmp_path / "rules.yaml").write_text(base.replace("rules:\n", beat + "rules:\n"))
+    daemon.reload_job()
+    daemon.poll_job()  # the ping to port 9 fails
+    wait_for(lambda: daemon.pinger.failures == 1, timeout=10, what="the failed ping")
+    digest = "digest: {at: '08:00'}\n"
+    (tmp_path / "rules.yaml").write_text(base.replace("rules:\n", beat + digest + "rules:\n"))
+    daemon.reload_job()
+    assert daemon.pinger.failures == 1 and daemon.scheduler.get_job("digest") is not None
+    daemon.digest_job()
+    assert "digest_last" in daemon.store.meta()  # counted from the next 08:00, as at a start
+
+
 def test_the_watchdog_withholds_its_ping_while_a_poll_is_wedged(tmp_path, sim, receiver) -> None:
     path = tmp_path / "notify.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

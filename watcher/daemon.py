@@ -179,7 +179,7 @@ class Daemon:
         with self.cycle:
             self.watcher.reload(rules)
             self.watcher.announce_reload(None, None)
-            self.pinger = Pinger(rules.heartbeats)
+            self.pinger.use(rules.heartbeats)
             self.results = {n: r for n, r in self.results.items() if n in self.watcher.accounts}
             self.start_bot(rules)
         self.schedule_polls()
@@ -238,13 +238,12 @@ class Daemon:
             id="deliver",
             next_run_time=now + timedelta(seconds=0.5),
         )
-        if self.watcher.rules.digest is not None:
-            self.scheduler.add_job(
-                self.digest_job,
-                IntervalTrigger(seconds=60, timezone=UTC),
-                id="digest",
-                next_run_time=now + timedelta(seconds=1),
-            )
+        self.scheduler.add_job(  # always: a reload may add or remove the digest
+            self.digest_job,
+            IntervalTrigger(seconds=60, timezone=UTC),
+            id="digest",
+            next_run_time=now + timedelta(seconds=1),
+        )
         period = watchdog_period()
         if period:
             seconds = period.total_seconds()

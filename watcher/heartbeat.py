@@ -46,12 +46,18 @@ class Pinger:
     """Which heartbeat URLs are due after a poll; the sending is ``ping``."""
 
     def __init__(self, beats: Iterable[Heartbeat], clock: Callable[[], float] = time.monotonic):
-        self.beats = tuple(beats)
         self.clock = clock
         self.last: dict[str, float] = {}
         self.failures = 0
         self.busy: set[str] = set()  # URLs (without their query) whose ping still waits
         self.lock = threading.Lock()
+        self.use(beats)
+
+    def use(self, beats: Iterable[Heartbeat]) -> None:
+        """The heartbeats of the rules now in force. A reload keeps what was learnt: the
+        failure count (a Prometheus counter never goes down), when each URL was last
+        pinged and which still wait."""
+        self.beats = tuple(beats)
         for beat in self.beats:
             for secret in secrets_of(beat.url):
                 logs.MASKER.add(secret)
