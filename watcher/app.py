@@ -122,12 +122,22 @@ class Watcher:
         self.deliverer = deliverer or Deliverer(store.sibling(), rules.channels, name=settings.name)
         self.last: PollResult | None = None
 
-    def open_accounts(self, rules: RuleSet, source: Source | None = None) -> dict[str, Account]:
-        """One ``Account`` per configured account, its memory restored from the database."""
+    def open_accounts(
+        self,
+        rules: RuleSet,
+        source: Source | None = None,
+        keep: Mapping[str, Account] | None = None,
+    ) -> dict[str, Account]:
+        """One ``Account`` per configured account, its memory restored from the database;
+        an account in ``keep`` whose settings are the same is kept as it is, source and all."""
         meta = self.store.meta()
         specs = rules.accounts or (spec_from(self.settings),)
         accounts = {}
         for spec in specs:
+            kept = (keep or {}).get(spec.name)
+            if kept is not None and kept.spec == spec:
+                accounts[spec.name] = kept
+                continue
             opened = source if source is not None and len(specs) == 1 else None
             opened = opened or open_source(self.settings, self.clock, account=spec)
             account = Account(spec, opened, self.started)
@@ -152,12 +162,7 @@ class Watcher:
         settings changed get a new source; the others keep theirs."""
         old = self.accounts
         self.rules = rules
-        fresh = self.open_accounts(rules, None) if rules.accounts or len(old) > 1 else old
-        for name, account in fresh.items():
-            kept = old.get(name)
-            if kept is not None and kept.spec == account.spec and account is not kept:
-                account.source.close()
-                fresh[name] = kept
+        fresh = self.open_accounts(rules, keep=old) if rules.accounts or len(old) > 1 else old
         for name, account in old.items():
             if fresh.get(name) is not account:
                 account.source.close()
