@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from watcher.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
+from watcher.core.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
 
 
 def median_seconds(fn: Callable[[], object], number: int, repeat: int = 7) -> float:

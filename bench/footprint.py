@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import account, milliseconds  # noqa: E402
 
-from watcher.app import Watcher  # noqa: E402
-from watcher.rules import parse_rules  # noqa: E402
-from watcher.settings import Settings  # noqa: E402
-from watcher.sim import SimExchange, sample_portfolio  # noqa: E402
+from watcher.app.watcher import Watcher  # noqa: E402
+from watcher.config.rules_file import parse_rules  # noqa: E402
+from watcher.config.settings import Settings  # noqa: E402
+from watcher.sim.exchange import SimExchange, sample_portfolio  # noqa: E402
 from watcher.store import Store  # noqa: E402
 
 KEY = "footprint-key-0123456789"
@@ -139,7 +139,7 @@ def cpu_per_cycle(tmp: Path, count: int) -> float:
 
 
 def main() -> dict[str, str]:
-    from watcher import logs
+    from watcher.core import logs
 
     logs.configure("CRITICAL", "json")
     with tempfile.TemporaryDirectory() as name:

@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import median_seconds, milliseconds, raw_rows
 
-from watcher.settings import Settings
+from watcher.config.settings import Settings
+from watcher.net.client import Answer
 from watcher.sources import open_source
-from watcher.sources.http import Answer
 
 GOAL = 0.005
 

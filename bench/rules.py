@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import account, median_seconds, microseconds, milliseconds
 from simpleeval import SimpleEval
 
-from watcher.engine import History, evaluate, evaluate_poll, run
-from watcher.expr import compile_expression
-from watcher.rules import parse_rules
+from watcher.config.expr import compile_expression
+from watcher.config.rules_file import parse_rules
+from watcher.engine.evaluate import History, evaluate, evaluate_poll, run
 
 EXPRESSION = "contract / total > 60% and spot < 2000"
 PLAIN = "contract / total > 0.6 and spot < 2000"  # simpleeval has no % suffix

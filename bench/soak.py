@@ -20,7 +20,6 @@ import random
 import re
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -30,22 +29,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from watcher.app.watcher import Watcher
+from watcher.config.rules_file import BUILTIN_RULES, parse_rules
+from watcher.config.settings import Settings
+from watcher.core import logs
+from watcher.core.models import Overview
+from watcher.daemon.service import keep_large_buffers_unmapped
+from watcher.engine.evaluate import FIRING, RESOLVED, History, run
+from watcher.notify.messages import WORDS
+from watcher.sim.exchange import FAULT_KINDS, SimExchange
+from watcher.sim.receiver import Receiver, fill_disk
+from watcher.store import Store
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.helpers import fill_disk  # noqa: E402
-from tests.receivers import Receiver  # noqa: E402
-from watcher import logs  # noqa: E402
-from watcher.app import Watcher  # noqa: E402
-from watcher.daemon import keep_large_buffers_unmapped  # noqa: E402
-from watcher.engine import FIRING, RESOLVED, History, run  # noqa: E402
-from watcher.messages import WORDS  # noqa: E402
-from watcher.models import Overview  # noqa: E402
-from watcher.rules import BUILTIN_RULES, parse_rules  # noqa: E402
-from watcher.settings import Settings  # noqa: E402
-from watcher.sim import FAULT_KINDS, SimExchange  # noqa: E402
-from watcher.store import Store  # noqa: E402
-
 KEY = "soak-api-key-0123456789"
 STEP = timedelta(seconds=60)
 RULES = """
@@ -320,7 +316,7 @@ def _rows(sim: SimExchange) -> dict[str, Any]:
 
 
 def _overview(when: datetime, rows: dict[str, Any]) -> Overview:
-    from watcher.models import WALLETS, Totals
+    from watcher.core.models import WALLETS, Totals
 
     totals = Totals(**{w: sum(getattr(r, w) for r in rows.values()) for w in WALLETS})
     return Overview(fetched_at=when, is_testnet=False, currencies=rows, totals=totals)

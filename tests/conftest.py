@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from watcher import logs
-from watcher.settings import Settings
-from watcher.sim import SimExchange
-
-from .receivers import Mailbox, Receiver
+from tests.support.receivers import Mailbox, Receiver
+from watcher.config.settings import Settings
+from watcher.core import logs
+from watcher.sim.exchange import SimExchange
 
 API_KEY = "sim-api-key-0123456789abcdef"
 WEB_KEY = "WEB0123456789abcdefSECRETWEBKEY"

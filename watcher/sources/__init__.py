@@ -11,11 +11,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from watcher.alerts import MAIN
-from watcher.models import Overview
-from watcher.ruleset import AccountSpec
-from watcher.settings import Settings
-from watcher.sources.http import BACKOFF
+from watcher.config.model import AccountSpec
+from watcher.config.settings import Settings
+from watcher.core.alerts import MAIN
+from watcher.core.models import Overview
+from watcher.net.client import BACKOFF
 
 
 class Source(Protocol):

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from watcher.errors import (
+from watcher.core.errors import (
     AuthError,
     BadResponse,
     ExchangeError,
@@ -23,8 +23,8 @@ from watcher.errors import (
     RateLimited,
     TransportError,
 )
-from watcher.models import Overview
-from watcher.sources.http import BACKOFF, Answer, HttpClient, Scrubber, decode_json
+from watcher.core.models import Overview
+from watcher.net.client import BACKOFF, Answer, HttpClient, Scrubber, decode_json
 from watcher.sources.parse import (
     AUTH_CODES,
     RATE_CODES,

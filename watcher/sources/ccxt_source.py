@@ -18,9 +18,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from watcher import logs
-from watcher.errors import AuthError, ExchangeError, RateLimited, TransportError
-from watcher.models import (
+from watcher.config.model import AccountSpec
+from watcher.core import logs
+from watcher.core.errors import AuthError, ExchangeError, RateLimited, TransportError
+from watcher.core.models import (
     ORIGIN_WALLETS,
     WALLETS,
     ZERO,
@@ -29,8 +30,7 @@ from watcher.models import (
     Totals,
     in_range,
 )
-from watcher.ruleset import AccountSpec
-from watcher.sources.http import Scrubber
+from watcher.net.client import Scrubber
 
 DEFAULT_WALLETS = {"mexc": ("spot", "swap")}
 CONTRACT_TYPES = ("swap", "future", "futures", "contract", "margin", "linear", "inverse")

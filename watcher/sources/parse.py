@@ -16,8 +16,8 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from watcher.errors import AuthError, BadResponse, ExchangeError, RateLimited
-from watcher.models import ROW_FIELDS, WALLETS, Balance, Overview, Totals, amount, in_range
+from watcher.core.errors import AuthError, BadResponse, ExchangeError, RateLimited
+from watcher.core.models import ROW_FIELDS, WALLETS, Balance, Overview, Totals, amount, in_range
 
 AUTH_CODES = frozenset({401, 402, 602})
 RATE_CODES = frozenset({510})

@@ -15,12 +15,12 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from watcher.alerts import MAIN, Alert, Key, Notice
-from watcher.errors import StoreError
-from watcher.history import Sample
-from watcher.store.alerts import AlertTable
+from watcher.core.alerts import MAIN, Alert, Key, Notice
+from watcher.core.errors import StoreError
+from watcher.engine.lookback import Sample
+from watcher.store.alert_table import AlertTable
 from watcher.store.db import SCHEMA_VERSION, Database
-from watcher.store.history import POLL_KEY, HistoryTable
+from watcher.store.history_table import POLL_KEY, HistoryTable
 from watcher.store.outbox import OutboxRow, OutboxTable, notice_from_json, notice_to_json
 from watcher.store.silences import Ack, AckTable, SilenceTable
 

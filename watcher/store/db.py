@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watcher.errors import StoreError
+from watcher.core.errors import StoreError
 
 SCHEMA_VERSION = 2  # 2: several accounts (an `account` on alerts and silences, key prefixes)
 # Written once: the fresh schema and the upgrade both create this table.

@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from watcher.errors import StoreError
+from watcher.core.errors import StoreError
 
 
 class StateLock:

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from watcher import logs
-from watcher.alerts import Notice
+from watcher.core import logs
+from watcher.core.alerts import Notice
 from watcher.store.db import stamp
 
 

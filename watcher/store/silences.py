@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from watcher.alerts import Key, Silence
+from watcher.core.alerts import Key, Silence
 from watcher.store.db import stamp
 
 

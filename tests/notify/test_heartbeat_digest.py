@@ -1,0 +1,281 @@
+"""Silence means healthy: the heartbeat pings and the daily digest."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import WEB_KEY
+from tests.support.daemon_harness import DaemonProcess, wait_for
+from tests.support.receivers import Receiver
+from watcher.app.replay import build_overview
+from watcher.app.watcher import Watcher
+from watcher.cli.main import main
+from watcher.config.model import Heartbeat
+from watcher.config.rules_file import parse_rules
+from watcher.config.settings import Settings
+from watcher.core.alerts import FIRING, Alert
+from watcher.notify.heartbeat import Pinger
+from watcher.sim.exchange import SimExchange
+from watcher.store import Store
+
+
+class PingServer:
+    """Records GETs (path and query) with their time; ``hang`` makes it never answer,
+    ``endless`` answers 200 with a body that never ends."""
+
+    def __init__(self, hang: bool = False, endless: bool = False) -> None:
+        self.hits: list[tuple[float, str]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                owner.hits.append((time.monotonic(), self.path))
+                if hang:
+                    time.sleep(30)
+                if endless:
+                    self.send_response(200)
+                    self.end_headers()
+                    with contextlib.suppress(OSError):
+                        while True:
+                            self.wfile.write(b"x" * 65536)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def rules_with(receiver: Receiver, extra: str) -> str:
+    return (
+        f'channels:\n  default: "{receiver.url()}"\n{extra}'
+        "rules:\n  - name: low\n    when: USDT.spot < 100\n"
+    )
+
+
+def test_pings_after_good_polls_at_most_once_per_every_then_the_failure_form(
+    tmp_path: Path, sim: SimExchange, receiver: Receiver
+) -> None:
+    pings = PingServer()
+    beat = f'heartbeat:\n  - {{url: "{pings.url("/ping/abc123token")}", every: 1s}}\n'
+    daemon = DaemonProcess(tmp_path, sim, rules_with(receiver, beat), WATCHER_INTERVAL="0.3s")
+    try:
+        daemon.start()
+        wait_for(lambda: len(pings.hits) >= 3, timeout=20, what="three pings")
+        times = [t for t, _ in pings.hits]
+        assert all(b - a >= 0.9 for a, b in zip(times, times[1:], strict=False))
+        assert {p for _, p in pings.hits} == {"/ping/abc123token"}
+        sim.inject("disconnect", times=None)
+        wait_for(lambda: pings.hits[-1][1] == "/ping/abc123token/fail", timeout=20, what="/fail")
+        assert "abc123token" not in daemon.output()
+        assert daemon.stop()[0] == 0
+    finally:
+        daemon.close()
+        pings.stop()
+
+
+def test_kuma_style_and_a_hanging_service_that_does_not_delay_polls(
+    tmp_path: Path, sim: SimExchange, receiver: Receiver
+) -> None:
+    kuma, hanging = PingServer(), PingServer(hang=True)
+    beat = (
+        "heartbeat:\n"
+        f'  - {{url: "{kuma.url("/api/push/kumaTOKEN42")}", every: 1s}}\n'
+        f'  - {{url: "{hanging.url("/stuck")}", every: 1s}}\n'
+    )
+    daemon = DaemonProcess(tmp_path, sim, rules_with(receiver, beat), WATCHER_INTERVAL="0.3s")
+    try:
+        daemon.start()
+        wait_for(lambda: kuma.hits, what="a kuma ping")
+        assert kuma.hits[0][1].startswith("/api/push/kumaTOKEN42?status=up&msg=OK")
+        served, pinged = sim.served, len(kuma.hits)
+        time.sleep(3)
+        assert sim.served - served >= 6  # one poll every 0.3 s, the hanging ping or not
+        assert len(kuma.hits) - pinged >= 2  # and kuma every second beside it
+        assert len(hanging.hits) == 1  # still waiting: skipped, never stacked
+        assert "heartbeat ping skipped: the last one is still waiting" in daemon.output()
+        sim.inject("disconnect", times=None)
+        wait_for(lambda: "status=down" in kuma.hits[-1][1], timeout=20, what="status=down")
+        started = time.monotonic()
+        assert daemon.stop()[0] == 0
+        assert time.monotonic() - started < 3  # the hanging ping does not hold the stop
+    finally:
+        daemon.close()
+        kuma.stop()
+        hanging.stop()
+
+
+def test_a_ping_answer_is_never_read_so_an_endless_one_costs_nothing() -> None:
+    """Only the status matters: a service that streams without end must not pin a thread
+    (and its memory) so that every later ping of that URL is skipped."""
+    endless = PingServer(endless=True)
+    url = endless.url("/ping/abc123token")
+    pinger = Pinger([Heartbeat(url, timedelta(seconds=1), "plain")])
+    try:
+        pinger.ping([url])
+        wait_for(lambda: not pinger.busy, timeout=5, what="the ping to finish")
+        assert len(endless.hits) == 1 and pinger.failures == 0
+    finally:
+        endless.stop()
+
+
+DIGEST = (
+    'channels:\n  default: "json://127.0.0.1:9/x"\n'
+    'digest: {at: "08:00", timezone: Europe/Berlin}\n'
+    "rules:\n  - name: low\n    when: USDT.spot < 100\n"
+)
+BERLIN_8 = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)  # 08:00 in Berlin (UTC+1)
+
+
+class Source:
+    """The exchange as the digest reads it: fixed balances."""
+
+    def __init__(self) -> None:
+        self.rows = {"USDT": {"spot": "2300"}, "BTC": {"spot": "3000", "contract": "600"}}
+
+    def fetch(self, rows: bool, totals: bool):
+        return build_overview(BERLIN_8, self.rows, {"total": "5900", "spot": "5300"})
+
+    def close(self) -> None: ...
+
+    def describe(self) -> str:
+        return "fixed"
+
+
+def watcher_at(tmp_path: Path, when: datetime) -> Watcher:
+    settings = Settings(
+        web_key=WEB_KEY,
+        web_key_issued=datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+        state=tmp_path / "w.db",
+        name="vps-1",
+    )
+    rules = parse_rules(DIGEST, env={})
+    return Watcher(settings, rules, Store(tmp_path / "w.db"), source=Source(), clock=lambda: when)
+
+
+def digests(tmp_path: Path) -> list[Any]:
+    return [r for r in Store(tmp_path / "w.db").pending() if r.notice.kind == "digest"]
+
+
+def test_exactly_one_digest_a_day_across_restarts(tmp_path: Path) -> None:
+    first = BERLIN_8 - timedelta(hours=1)
+    assert watcher_at(tmp_path, first).maybe_digest(first) is False  # first start: from 08:00
+    before = BERLIN_8 - timedelta(seconds=1)  # 07:59:59 Berlin, a restart
+    assert watcher_at(tmp_path, before).maybe_digest(before) is False
+    after = BERLIN_8 + timedelta(seconds=1)  # 08:00:01, another restart
+    assert watcher_at(tmp_path, after).maybe_digest(after) is True
+    for later in (after, after + timedelta(minutes=1), after + timedelta(hours=12)):
+        assert watcher_at(tmp_path, later).maybe_digest(later) is False
+    assert len(digests(tmp_path)) == 1
+    tomorrow = BERLIN_8 + timedelta(days=1, seconds=5)
+    assert watcher_at(tmp_path, tomorrow).maybe_digest(tomorrow) is True
+    assert len(digests(tmp_path)) == 2
+
+
+def test_a_day_missed_while_down_is_sent_late_once(tmp_path: Path) -> None:
+    start = BERLIN_8 - timedelta(days=3, hours=1)
+    watcher_at(tmp_path, start).maybe_digest(start)
+    back = BERLIN_8 + timedelta(hours=2, minutes=30)  # down from before 08:00 until 10:30
+    w = watcher_at(tmp_path, back)
+    assert w.maybe_digest(back) is True and w.maybe_digest(back) is False
+    (row,) = digests(tmp_path)
+    assert row.notice.text.splitlines()[0] == (
+        "Daily digest for 2026-11-27 08:00 Europe/Berlin (late: watcher was not running then; "
+        "sent 2026-11-27 09:30 UTC)"
+    )
+
+
+def test_the_digest_text_all_clear_and_with_alerts(tmp_path: Path) -> None:
+    now = BERLIN_8 + timedelta(seconds=30)
+    w = watcher_at(tmp_path, now)
+    w.store.commit({}, samples=[("ACCOUNT.total", now - timedelta(hours=25), Decimal("5000"))])
+    assert w.digest_text(now) == (
+        "Daily digest for 2026-11-27 08:00 Europe/Berlin\n"
+        "Account total: 5,900 (+18% in 24 h)\n"
+        "Largest holdings: BTC 3,600, USDT 2,300\n"
+        "All clear: nothing is firing.\n"
+        "Outbox: empty, every message was delivered.\n"
+        "Web key: expires 2026-11-30 09:00 UTC (in 3d1h59m)"
+    )
+    w.alerts = {
+        (("low", None)): Alert(
+            "low",
+            None,
+            FIRING,
+            since=now - timedelta(hours=3),
+            fired_at=now - timedelta(hours=3, minutes=-5),
+        ),
+    }
+    w.store.add_silence("low", "BTC", now, timedelta(hours=4), "topping up")
+    text = w.digest_text(now)
+    assert text.splitlines()[3:6] == [
+        "Firing: low for 2h55m",
+        "Silenced: low BTC until 2026-11-27 11:00 UTC",
+        "Outbox: empty, every message was delivered.",
+    ]
+
+
+def test_watcher_digest_prints_and_sends(
+    tmp_path: Path, sim: SimExchange, receiver, monkeypatch, capsys
+):
+    (tmp_path / "rules.yaml").write_text(DIGEST.replace("json://127.0.0.1:9/x", receiver.url()))
+    for name, value in {
+        "WATCHER_RULES": str(tmp_path / "rules.yaml"),
+        "WATCHER_STATE": str(tmp_path / "w.db"),
+        "WATCHER_WEB_KEY": WEB_KEY,
+        "WATCHER_MEXC_URL": sim.mexc_url,
+        "WATCHER_NAME": "vps-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["digest"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Daily digest for ") and "All clear: nothing is firing." in out
+    assert receiver.posts == []
+    assert main(["digest", "--send"]) == 0
+    (post,) = receiver.posts
+    assert post["title"] == "watcher vps-1: daily digest"
+    assert "Largest holdings: BTC 3,600, USDT 2,300" in post["message"]
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ('heartbeat: {url: "ftp://x/y"}\n', "the url must be http(s)"),
+        ('heartbeat: {url: "http://h/p", every: 0s}\n', "at least 1s"),
+        ('heartbeat: {url: "http://h/p", styel: kuma}\n', "unknown heartbeat key 'styel'"),
+        ('heartbeat: {url: "${NOPE_HC}"}\n', "NOPE_HC is not set"),
+        ('digest: {at: "25:00"}\n', "a time of day"),
+        ('digest: {at: "08:00", timezone: Mars/Base}\n', "unknown time zone"),
+        ('digest: {at: "08:00", notify: [phone]}\n', "no channel named 'phone'"),
+    ],
+)
+def test_bad_heartbeat_and_digest_sections_are_located(
+    tmp_path: Path, capsys, section: str, problem: str
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text('channels:\n  default: "console://"\n' + section + "rules: []\n")
+    assert main(["check", "--rules", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3:" in err and problem in err

@@ -1,0 +1,1 @@
+"""Harnesses the tests of every stage share: clocks, receivers, a SOCKS fake, the daemon."""

@@ -1,0 +1,345 @@
+"""Telegram commands against a local fake of the Bot API, with `watcher run` as a process."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from tests.support.daemon_harness import DaemonProcess, wait_for
+from tests.support.receivers import Receiver
+from watcher.config.model import TelegramCommands
+from watcher.config.rules_file import parse_rules
+from watcher.core.errors import WatcherError
+from watcher.sim.exchange import SimExchange
+from watcher.store import Store
+from watcher.telegram.bot import Bot
+from watcher.telegram.commands import Context
+
+TOKEN = "123456789:AAF-fake-bot-token-0123456789abcdef"
+
+
+class FakeTelegram:
+    """getUpdates serves queued updates by offset (holding the request open like Telegram's
+    long polling); sendMessage is recorded. A wrong token gets 401, as the real one; ``junk``
+    answers are served as they are, before any real one."""
+
+    def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        self.offsets: list[int] = []
+        self.encodings: list[str | None] = []  # Accept-Encoding of each getUpdates
+        self.junk: list[tuple[int, bytes, dict[str, str]]] = []  # raw answers served first
+        self.ready = threading.Condition()
+        self.next_id = 1000
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)  # a stopped bot may leave mid long-poll
+
+            def method(self) -> str | None:
+                parts = urlsplit(self.path).path.split("/")
+                if len(parts) != 3 or parts[1] != f"bot{TOKEN}":
+                    self.reply(401, {"ok": False, "description": "Unauthorized"})
+                    return None
+                return parts[2]
+
+            def do_GET(self) -> None:
+                if self.method() != "getUpdates":
+                    return
+                owner.encodings.append(self.headers.get("Accept-Encoding"))
+                if owner.junk:
+                    status, body, headers = owner.junk.pop(0)
+                    self.send_response(status)
+                    for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                query = parse_qs(urlsplit(self.path).query)
+                offset = int(query.get("offset", ["0"])[0])
+                wait = min(float(query.get("timeout", ["0"])[0]), 1.0)
+                owner.offsets.append(offset)
+                with owner.ready:
+                    owner.ready.wait_for(
+                        lambda: any(u["update_id"] >= offset for u in owner.updates), wait
+                    )
+                    result = [u for u in owner.updates if u["update_id"] >= offset]
+                self.reply(200, {"ok": True, "result": result})
+
+            def do_POST(self) -> None:
+                if self.method() != "sendMessage":
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.sent.append(body)
+                self.reply(200, {"ok": True, "result": {"message_id": 1}})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def say(self, text: str, chat: int = 111, user: int = 42, age: float = 0, **extra) -> int:
+        with self.ready:
+            self.next_id += 1
+            message = {
+                "message_id": self.next_id,
+                "date": int(time.time() - age),
+                "chat": {"id": chat, "type": "private"},
+                "from": {"id": user, "username": "trader"},
+                "text": text,
+                **extra,
+            }
+            self.updates.append({"update_id": self.next_id, "message": message})
+            self.ready.notify_all()
+        return self.next_id
+
+    def replies(self, chat: int = 111) -> list[str]:
+        return [m["text"] for m in self.sent if m["chat_id"] == chat]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def telegram():
+    fake = FakeTelegram()
+    yield fake
+    fake.stop()
+
+
+def rules(receiver: Receiver, telegram: FakeTelegram) -> str:
+    return f"""
+commands:
+  telegram:
+    token: "${{TG_TOKEN}}"
+    chats: [111]
+    api_url: "{telegram.url}"
+channels:
+  default: "{receiver.url()}"
+rules:
+  - name: low
+    when: USDT.spot < 100
+    repeat: 1s
+"""
+
+
+def test_commands_from_the_phone(tmp_path: Path, sim: SimExchange, receiver, telegram) -> None:
+    daemon = DaemonProcess(tmp_path, sim, rules(receiver, telegram), TG_TOKEN=TOKEN)
+    try:
+        daemon.start()
+        wait_for(lambda: telegram.offsets, what="the bot polling")
+        wait_for(lambda: sim.served >= 2, what="a poll")
+        telegram.say("/balances")
+        wait_for(lambda: telegram.replies(), what="/balances reply")
+        table = telegram.replies()[-1]
+        assert table.startswith("<pre>") and "USDT" in table and "2,300" in table
+        assert "1,500" in table and "BTC" in table
+        # A firing alert repeats every second until acknowledged; its RESOLVED still comes.
+        sim.set_coin("USDT", "1", spot="50")
+        wait_for(
+            lambda: any("STILL FIRING low" in p["message"] for p in receiver.posts), what="a repeat"
+        )
+        telegram.say("/ack low")
+        wait_for(lambda: len(telegram.replies()) == 2, what="/ack reply")
+        assert telegram.replies()[-1] == "acknowledged: low (main); no repeats until it resolves"
+        time.sleep(0.5)  # a repeat decided just before the ack may still be on its way
+        seen = len(receiver.posts)
+        time.sleep(2.5)
+        assert len(receiver.posts) == seen  # no repeats while acknowledged
+        telegram.say("/alerts")
+        wait_for(lambda: len(telegram.replies()) == 3, what="/alerts reply")
+        assert "FIRING low (main) since" in telegram.replies()[-1]
+        assert "(acknowledged)" in telegram.replies()[-1]
+        sim.set_coin("USDT", "1", spot="5000")
+        wait_for(
+            lambda: any(p["message"].startswith("RESOLVED low") for p in receiver.posts),
+            what="RESOLVED after the ack",
+        )
+        # /silence and /unsilence, a stranger, a stale command, a mistake.
+        telegram.say("/silence low 1h topping up")
+        wait_for(lambda: len(telegram.replies()) == 4, what="/silence reply")
+        assert telegram.replies()[-1] == "silence 1: low muted for 1h"
+        telegram.say("/unsilence 1")
+        telegram.say("/silence low 1h", chat=999, user=7)  # not on the list
+        telegram.say("/status", age=11 * 60)  # sent while watcher was down
+        telegram.say("/silence nope 2h")
+        telegram.say("/frobnicate")
+        wait_for(lambda: len(telegram.replies()) == 8, what="four more replies")
+        assert telegram.replies()[4:] == [
+            "silence 1 removed",
+            "too old, not applied (sent while watcher was not running)",
+            "no rule named 'nope'; /alerts lists what fires",
+            "unknown command /frobnicate; try /help",
+        ]
+        assert telegram.replies(chat=999) == []
+        assert daemon.output().count("not on the list was ignored") == 1
+        assert TOKEN not in daemon.output()
+        # A restart applies nothing twice: every update was answered exactly once.
+        daemon.stop()
+        daemon.start()
+        wait_for(lambda: daemon.output().count("watcher started") == 2, what="restart")
+        offsets = len(telegram.offsets)
+        wait_for(lambda: len(telegram.offsets) > offsets + 1, what="polling again")
+        assert len(telegram.replies()) == 8
+        assert telegram.offsets[-1] == telegram.next_id + 1
+        assert daemon.stop()[0] == 0
+    finally:
+        daemon.close()
+
+
+def test_telegram_down_does_not_stop_polls_or_alerts(tmp_path: Path, sim, receiver) -> None:
+    down = FakeTelegram()
+    down.stop()  # nothing listens: every getUpdates fails
+    daemon = DaemonProcess(tmp_path, sim, rules(receiver, down), TG_TOKEN=TOKEN)
+    try:
+        daemon.start()
+        sim.set_coin("USDT", "1", spot="50")
+        wait_for(lambda: receiver.posts, what="an alert while Telegram is down")
+        from watcher.cli.main import main
+
+        state = tmp_path / "w.db"
+        wait_for(
+            lambda: (
+                main(["status", "--state", str(state), "--rules", str(daemon.rules)]) == 0
+                and "not connected" in (Path(state).exists() and _telegram_state(state) or "")
+            ),
+            what="status saying the bot is not connected",
+        )
+        assert daemon.stop()[0] == 0
+    finally:
+        daemon.close()
+
+
+def bot_on(telegram: FakeTelegram, tmp_path: Path) -> Bot:
+    rules = parse_rules('channels: {default: "console://"}\nrules: []\n', env={})
+    context = Context(Store(tmp_path / "w.db"), lambda: rules, dict, lambda: datetime.now(UTC))
+    return Bot(TelegramCommands(TOKEN, (111,), api_url=telegram.url), context, long_poll=0)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "error"),
+    [
+        (b'{"ok": true, "result": [' + b'{"update_id": 1},' * 150_000 + b"{}]}", {}, "larger"),
+        (gzip.compress(b" " * 40_000_000), {"Content-Encoding": "gzip"}, "larger than 2 MB"),
+        (b"[" * 100_000, {}, "nests deeper"),
+        (b"<html>502 Bad Gateway</html>", {}, "Telegram said 200"),
+        (b'{"ok": true, "result": {"update_id": 5}}', {}, None),
+    ],
+    ids=["huge", "gzip-bomb", "deep", "html", "odd-result"],
+)
+def test_a_broken_telegram_answer_is_one_error_and_the_next_reads_fine(
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    body: bytes,
+    headers: dict,
+    error: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read like an exchange's answer: bounded in size, depth and time; never a dead bot."""
+    brotli_installed = {**requests.utils.default_headers(), "Accept-Encoding": "gzip, br"}
+    monkeypatch.setattr(requests.sessions, "default_headers", lambda: brotli_installed)
+    bot = bot_on(telegram, tmp_path)
+    telegram.junk.append((200, body, headers))
+    if error is None:
+        assert bot.updates() == []
+    else:
+        with pytest.raises((WatcherError, ValueError), match=error):
+            bot.updates()
+    ident = telegram.say("/help")
+    assert [u["update_id"] for u in bot.updates()] == [ident]
+    assert set(telegram.encodings) == {"gzip, deflate"}  # only what the reader can inflate
+
+
+def test_telegram_refusals_are_reported_in_its_own_words_never_with_the_token(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    """409 (another instance or a webhook holds the updates) is what a trader must fix."""
+    conflict = (
+        "Conflict: terminated by other getUpdates request; "
+        "make sure that only one bot instance is running"
+    )
+    bot = bot_on(telegram, tmp_path)
+    body = json.dumps({"ok": False, "error_code": 409, "description": conflict}).encode()
+    telegram.junk.append((409, body, {"Content-Type": "application/json"}))
+    bot.start()
+    try:
+        wait_for(lambda: "409" in _telegram_state(tmp_path / "w.db"), what="the state")
+        state = _telegram_state(tmp_path / "w.db")
+        assert state == f"not connected (Telegram said 409: {conflict}); retrying"
+        telegram.say("/help")
+        wait_for(lambda: telegram.replies(), what="/help answered once the conflict ends")
+    finally:
+        bot.stop()
+    wrong = Bot(replace(bot.spec, token="987654:wrong-token-abcdef"), bot.context, long_poll=0)
+    with pytest.raises(ValueError, match="Telegram said 401: Unauthorized") as caught:
+        wrong.updates()
+    assert "wrong-token" not in str(caught.value)
+
+
+def test_the_bot_thread_outlives_an_answer_that_would_overflow_the_parser(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    bot = bot_on(telegram, tmp_path)
+    telegram.junk.append((200, b"[" * 100_000, {}))
+    bot.start()
+    try:
+        telegram.say("/help")
+        wait_for(lambda: telegram.replies(), what="/help answered after the junk")
+        assert bot.thread.is_alive() and "/status" in telegram.replies()[0]
+    finally:
+        bot.stop()
+
+
+def _telegram_state(path: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT value FROM meta WHERE key='telegram_state'").fetchone()
+    return row[0] if row else ""
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ("commands: {telegram: {token: '123:abc', chats: [1]}}\n", "never the token itself"),
+        ("commands: {telegram: {token: '${TG}'}}\n", "chats: required"),
+        ("commands: {telegram: {token: '${TG}', chats: []}}\n", "a non-empty list"),
+        ("commands: {slack: {}}\n", "only 'telegram' is known"),
+        ("commands: {telegram: {token: '${TG}', chats: [1], tokn: x}}\n", "unknown telegram key"),
+    ],
+)
+def test_bad_commands_sections_are_located(tmp_path, capsys, monkeypatch, section, problem):
+    from watcher.cli.main import main
+
+    monkeypatch.setenv("TG", TOKEN)
+    path = tmp_path / "rules.yaml"
+    path.write_text('channels:\n  default: "console://"\n' + section + "rules: []\n")
+    assert main(["check", "--rules", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3:" in err and problem in err and "123:abc" not in err

@@ -1,0 +1,368 @@
+"""One poll, wired end to end: source -> engine -> store (-> notify, separately).
+
+Used by ``once``, ``run`` and ``demo`` alike, so what the demo shows is what the
+daemon does. Built-in alerts (exchange unreachable, auth failed, network
+mismatch, web key expiry) go through the same lifecycle as user rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from watcher.app.account import Account
+from watcher.config.model import DEFAULT_CHANNEL, RuleSet
+from watcher.config.settings import Settings
+from watcher.core import logs
+from watcher.core.alerts import FIRING, Alert, Key, Notice, Outcome, Silence, describe
+from watcher.core.errors import ExchangeError, PollCrashed, Problem
+from watcher.core.models import Overview, combine
+from watcher.engine.builtins import WEB_KEY_LIFE, Fact, poll_facts
+from watcher.engine.evaluate import evaluate_poll, silenced_by
+from watcher.engine.lookback import History, Sample, absent_is_zero, watched_series
+from watcher.notify import digest
+from watcher.notify.delivery import Deliverer, DeliveryReport, route
+from watcher.notify.digest import Book, Facts
+from watcher.sources import Source, open_source, spec_from
+from watcher.store import Store
+
+Clock = Callable[[], datetime]
+log = logs.get("watcher.poll")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Step:
+    """One poll's evaluation across accounts: alerts chained, the rest collected."""
+
+    def __init__(self, alerts: Mapping[Key, Alert], acked: set[Key] | None = None) -> None:
+        self.outcome = Outcome(alerts=dict(alerts))
+        self.acked = acked or set()
+        self.samples: dict[str, list[Sample]] = {}
+        self.absent: dict[str, Callable[[str], bool]] = {}
+        self.meta: dict[str, str] = {}
+
+    def run(
+        self,
+        watcher: Watcher,
+        account: str,
+        history: History,
+        now: datetime,
+        overview: Overview | None,
+        facts: Iterable[Fact],
+        silences: list[Silence],
+    ) -> None:
+        rules = watcher.rules
+        outcome, samples = evaluate_poll(
+            rules,
+            self.outcome.alerts,
+            history,
+            now,
+            overview,
+            facts,
+            silenced_by(silences, now, account),
+            account=account,
+            label=account if rules.labelled else None,
+            acked=lambda rule, currency: (account, rule, currency) in self.acked,
+        )
+        self.outcome.alerts = outcome.alerts
+        self.outcome.notices += outcome.notices
+        self.outcome.reports += outcome.reports
+        self.outcome.errors += outcome.errors
+        self.samples[account] = samples
+        self.absent[account] = absent_is_zero(rules, overview)
+
+
+@dataclass(frozen=True)
+class AccountPoll:
+    """One account's answer this poll: balances or the error, never both."""
+
+    overview: Overview | None
+    error: ExchangeError | None
+
+
+@dataclass(frozen=True)
+class PollResult:
+    at: datetime
+    overview: Overview | None  # the first account's (the only one, in most setups)
+    error: ExchangeError | None  # the first error of any account polled
+    outcome: Outcome
+    accounts: Mapping[str, AccountPoll] = field(default_factory=dict)
+
+    @property
+    def firing(self) -> int:
+        return sum(1 for a in self.outcome.alerts.values() if a.state == FIRING)
+
+
+class Watcher:
+    """The state that lives across polls: rules, accounts, alert instances, history."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        rules: RuleSet,
+        store: Store,
+        source: Source | None = None,
+        clock: Clock = utcnow,
+        deliverer: Deliverer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.store = store
+        self.clock = clock
+        self.started = clock()
+        self.alerts = store.load_alerts()
+        self.accounts = self.open_accounts(rules, source)
+        self.groups: dict[str, History] = {}
+        self.load_history()
+        self.deliverer = deliverer or Deliverer(store.sibling(), rules.channels, name=settings.name)
+        self.last: PollResult | None = None
+
+    def open_accounts(
+        self,
+        rules: RuleSet,
+        source: Source | None = None,
+        keep: Mapping[str, Account] | None = None,
+    ) -> dict[str, Account]:
+        """One ``Account`` per configured account, its memory restored from the database;
+        an account in ``keep`` whose settings are the same is kept as it is, source and all."""
+        meta = self.store.meta()
+        specs = rules.accounts or (spec_from(self.settings),)
+        accounts = {}
+        for spec in specs:
+            kept = (keep or {}).get(spec.name)
+            if kept is not None and kept.spec == spec:
+                accounts[spec.name] = kept
+                continue
+            opened = source if source is not None and len(specs) == 1 else None
+            opened = opened or open_source(self.settings, self.clock, account=spec)
+            account = Account(spec, opened, self.started)
+            issued = self.settings.web_key_issued if not rules.accounts else None
+            account.restore(meta, issued)
+            accounts[spec.name] = account
+        return accounts
+
+    @property
+    def last_success(self) -> datetime | None:
+        """When every account last polled well (the oldest of their last successes)."""
+        times = [a.last_success for a in self.accounts.values()]
+        return None if any(t is None for t in times) else min(times)  # type: ignore[type-var]
+
+    @property
+    def history(self) -> History:
+        """The first account's history (the only one, in most setups)."""
+        return next(iter(self.accounts.values())).history
+
+    def reload(self, rules: RuleSet) -> None:
+        """New rules; instances of rules that still exist keep their state. Accounts whose
+        settings changed get a new source; the others keep theirs."""
+        old = self.accounts
+        self.rules = rules
+        fresh = self.open_accounts(rules, keep=old) if rules.accounts or len(old) > 1 else old
+        for name, account in old.items():
+            if fresh.get(name) is not account:
+                account.source.close()
+        self.accounts = fresh
+        self.deliverer.set_channels(rules.channels)
+        self.load_history()
+
+    def load_history(self) -> None:
+        """What ``change``/``delta`` look back on, rebuilt from the database per account."""
+        series = self.rules.needs.series
+        since = self.clock() - self.rules.history_keep
+        wanted = watched_series(series)
+        for account in self.accounts.values():
+            account.history = History()
+            if series:
+                self.store.load_history(account.history, since, wanted, account.name)
+        self.groups = {}
+        for label in self.rules.groups:
+            self.groups[label] = History()
+            if series:
+                self.store.load_history(self.groups[label], since, wanted, label)
+
+    def poll(self, dry_run: bool = False, names: list[str] | None = None) -> PollResult:
+        """Fetch every account (side by side), evaluate, and (unless ``dry_run``) persist
+        state and outbox in one transaction."""
+        now = self.clock()
+        chosen = [self.accounts[n] for n in (names or list(self.accounts))]
+        if len(chosen) == 1:
+            answers = [self.try_fetch(chosen[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+                answers = list(pool.map(self.try_fetch, chosen))
+        polled = {a.name: AccountPoll(*answer) for a, answer in zip(chosen, answers, strict=True)}
+        return self.process_accounts(now, polled, dry_run)
+
+    def try_fetch(
+        self, account: Account | None = None
+    ) -> tuple[Overview | None, ExchangeError | None]:
+        account = account or next(iter(self.accounts.values()))
+        needs = self.rules.needs
+        try:
+            return account.fetch(rows=needs.rows, totals=needs.totals or not needs.rows), None
+        except ExchangeError as exc:
+            log.warning(
+                "poll failed",
+                account=account.name,
+                error=str(exc),
+                kind=type(exc).__name__,
+                code=exc.code,
+            )
+            return None, exc
+        except Exception as exc:  # whatever the fetch raises must reach the built-ins
+            log.error("poll crashed", account=account.name, kind=type(exc).__name__, exc_info=True)
+            return None, PollCrashed(
+                f"reading the exchange failed unexpectedly ({type(exc).__name__}); "
+                "the details are in the log"
+            )
+
+    def process(
+        self,
+        now: datetime,
+        overview: Overview | None,
+        error: ExchangeError | None,
+        dry_run: bool = False,
+    ) -> PollResult:
+        """One account's answer (the first, or only, account) through the whole poll."""
+        name = next(iter(self.accounts))
+        return self.process_accounts(now, {name: AccountPoll(overview, error)}, dry_run)
+
+    def process_accounts(
+        self, now: datetime, polled: Mapping[str, AccountPoll], dry_run: bool = False
+    ) -> PollResult:
+        """Everything after the HTTP answers: each account's evaluation, the combined
+        rules, then one transaction for all of it."""
+        silences = self.store.silences(now)
+        acked = {a.key for a in self.store.acks()}
+        step = Step(self.alerts, acked)
+        for name, answer in polled.items():
+            account = self.accounts[name]
+            if answer.overview is not None and answer.overview.problems:
+                log.warning(
+                    "unreadable rows are no data this poll",
+                    account=name,
+                    rows="; ".join(answer.overview.problems),
+                )
+            facts = poll_facts(answer.error, now, account.known(self.settings.stale_after), name)
+            step.run(self, name, account.history, now, answer.overview, facts, silences)
+            step.meta.update(account.polled(now, answer.overview, answer.error))
+        for label, members in self.rules.groups.items():
+            within = 2 * self.settings.interval
+            parts = [self.accounts[m].fresh(now, within) for m in members if m in self.accounts]
+            if len(parts) == len(members) and all(p is not None for p in parts):
+                combined = combine(parts, now)  # type: ignore[arg-type]
+                step.run(self, label, self.groups[label], now, combined, (), silences)
+        for message in step.outcome.errors:
+            log.warning(message)
+        first = next(iter(polled.values()))
+        errors = [a.error for a in polled.values() if a.error is not None]
+        result = PollResult(
+            now, first.overview, errors[0] if errors else None, step.outcome, dict(polled)
+        )
+        self.last = result
+        if dry_run:
+            return result
+        keep = max(self.rules.history_keep, self.settings.history_keep)
+        self.store.commit(
+            step.outcome.alerts,
+            route(step.outcome.notices, self.rules.channels, now),
+            step.samples,
+            step.meta,
+            prune_before=now - keep,
+            absent_is_zero=step.absent,
+        )
+        for account in self.accounts.values():
+            account.web_key_meta = {}
+        self.alerts = step.outcome.alerts
+        for notice in step.outcome.notices:
+            log.info(
+                "alert",
+                account=notice.account,
+                rule=notice.rule,
+                currency=notice.currency,
+                kind=notice.kind,
+            )
+        return result
+
+    def announce_reload(self, problem: Problem | None, digest: str | None) -> None:
+        """Tell ``default`` once per rejected file content; after a rejection, that a good
+        reload went through. Straight to the outbox, with the marker, in one transaction."""
+        rejected = self.store.meta().get("reload_rejected", "")
+        if problem is None and not rejected:
+            return
+        if problem is not None and rejected == digest:
+            return
+        now = self.clock()
+        name = Path(str(self.settings.rules)).name
+        if problem is None:
+            kind, text, marker = "reloaded", "the new rules run now", ""
+        else:
+            where = f"{problem.line}:{problem.column}"
+            who = f" rule {problem.rule}:" if problem.rule else ""
+            text = f"{where}:{who} {problem.message}; the old rules keep running"
+            kind, marker = "rejected", digest or ""
+        notice = Notice(name, None, kind, "warning", (DEFAULT_CHANNEL,), None, None, now, now, text)
+        self.store.announce(route([notice], self.rules.channels, now), {"reload_rejected": marker})
+
+    def digest_facts(self, now: datetime) -> Facts:
+        """What today's digest says: fresh balances, 24 h ago, alerts, silences, outbox."""
+        books = []
+        for account in self.accounts.values():
+            try:
+                overview, error = account.fetch(rows=True, totals=True), None
+            except Exception as exc:  # the digest says so; it is no reason not to send
+                overview = None
+                error = str(exc) if isinstance(exc, ExchangeError) else type(exc).__name__
+            issued = account.web_key_issued
+            day_ago = now - timedelta(hours=24)
+            books.append(
+                Book(
+                    name=account.name if self.rules.labelled else None,
+                    overview=overview,
+                    error=error,
+                    total_24h_ago=self.store.value_at("ACCOUNT.total", day_ago, account.name),
+                    web_key_expires=issued + WEB_KEY_LIFE if issued else None,
+                )
+            )
+        return Facts(
+            name=self.settings.name,
+            now=now,
+            books=tuple(books),
+            alerts=tuple(self.alerts.values()),
+            silences=tuple(self.store.silences(now)),
+            acks=tuple(f"{describe(a.key)} by {a.by}" for a in self.store.acks()),
+            outbox=self.store.outbox_depth(),
+            oldest=self.store.oldest(),
+        )
+
+    def digest_text(self, now: datetime) -> str | None:
+        spec = self.rules.digest
+        return None if spec is None else digest.compose(spec, self.digest_facts(now))
+
+    def maybe_digest(self, now: datetime, force: bool = False) -> bool:
+        """Queue the day's digest once (the day is recorded in the same transaction), late
+        and marked so after downtime; ``force`` queues one now (``watcher digest --send``)."""
+        spec = self.rules.digest
+        if spec is None:
+            return False
+        last = self.store.meta().get("digest_last")
+        day = digest.due_day(spec, now, last)
+        if last is None and day is not None and not force:
+            self.store.set_meta({"digest_last": day.isoformat()})  # first start: from tomorrow
+            return False
+        if day is None and not force:
+            return False
+        text = digest.compose(spec, self.digest_facts(now))
+        notice = Notice("digest", None, "digest", "info", spec.notify, None, None, now, now, text)
+        marker = (day or digest.scheduled(spec, now).date()).isoformat()
+        self.store.announce(route([notice], self.rules.channels, now), {"digest_last": marker})
+        return True
+
+    def deliver(self) -> DeliveryReport:
+        return self.deliverer.deliver(self.clock())

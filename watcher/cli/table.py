@@ -1,0 +1,58 @@
+"""Plain-text tables for the console: aligned columns, thousands separators,
+every significant digit the exchange sent and no trailing zeros."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from watcher.core.models import Overview
+
+SHOWN_WALLETS = ("total", "spot", "contract", "otc", "strategy", "robot", "alpha")
+
+
+def amount(value: Decimal | None) -> str:
+    """Every significant digit, no trailing zeros, thousands separated: one style for all."""
+    if value is None:
+        return "-"
+    if value.is_zero():
+        return "0"
+    text = format(value.normalize(), ",f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def render(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    """Columns padded to their widest cell; numeric columns right-aligned."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def balances(overview: Overview) -> str:
+    """The balances table shown by ``once``, ``demo`` and ``status``."""
+    wallets = [w for w in SHOWN_WALLETS if _used(overview, w)]
+    headers = ["currency", *wallets, "originTotal"]
+    rows = []
+    for code, row in sorted((overview.currencies or {}).items()):
+        rows.append([code, *(amount(getattr(row, w)) for w in wallets), amount(row.originTotal)])
+    if overview.totals is not None:
+        rows.append(["ACCOUNT", *(amount(getattr(overview.totals, w)) for w in wallets), ""])
+    return render(headers, rows, right=set(range(1, len(headers))))
+
+
+def _used(overview: Overview, wallet: str) -> bool:
+    if wallet in ("total", "spot", "contract"):
+        return True
+    rows = list((overview.currencies or {}).values())
+    values = [getattr(r, wallet) for r in rows]
+    if overview.totals is not None:
+        values.append(getattr(overview.totals, wallet))
+    return any(values)

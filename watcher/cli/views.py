@@ -1,0 +1,222 @@
+"""What ``once`` and ``status`` print: readable tables or one JSON object."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from watcher.app.watcher import PollResult
+from watcher.cli import table
+from watcher.config.settings import Settings
+from watcher.core.alerts import MAIN, describe
+from watcher.core.models import ROW_FIELDS, WALLETS, Overview
+from watcher.engine.evaluate import Report
+from watcher.notify.messages import human
+from watcher.store import Store
+from watcher.store.db import iso
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def alert_json(report: Report) -> dict[str, Any]:
+    return {
+        "account": report.account,
+        "rule": report.rule,
+        "currency": report.currency,
+        "state": report.state,
+        "value": _dec(report.value),
+        "threshold": _dec(report.threshold),
+        "severity": report.severity,
+        "since": iso(report.since),
+    }
+
+
+def once_json(settings: Settings, result: PollResult) -> dict[str, Any]:
+    notifications = [
+        {
+            "channel": channel,
+            "account": n.account,
+            "rule": n.rule,
+            "currency": n.currency,
+            "kind": n.kind,
+        }
+        for n in result.outcome.notices
+        for channel in n.channels
+    ]
+    accounts = {
+        name: {
+            "error": None if answer.error is None else str(answer.error),
+            "balances": balances_json(answer.overview),
+        }
+        for name, answer in result.accounts.items()
+    }
+    return {
+        "source": settings.source,
+        "network": settings.network if settings.source == "bypass" else None,
+        "fetched_at": iso(result.overview.fetched_at if result.overview else result.at),
+        "error": None if result.error is None else str(result.error),
+        "balances": balances_json(result.overview),
+        "accounts": accounts,
+        "alerts": [alert_json(r) for r in all_reports(result)],
+        "notifications": notifications,
+    }
+
+
+def balances_json(overview: Overview | None) -> dict[str, Any] | None:
+    """What the rules saw, as exact decimal strings; an unreadable row says ``no_data``."""
+    if overview is None:
+        return None
+    rows: dict[str, Any] | None = None
+    if overview.currencies is not None:
+        rows = {
+            code: {**_amounts(row, ROW_FIELDS), "no_data": False}
+            for code, row in sorted(overview.currencies.items())
+        }
+        rows |= {code: {"no_data": True} for code in sorted(overview.nodata)}
+    totals = _amounts(overview.totals, WALLETS) if overview.totals is not None else None
+    return {"rows": rows, "totals": totals}
+
+
+def _amounts(item: Any, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: str(getattr(item, name)) for name in names}
+
+
+def all_reports(result: PollResult) -> list[Report]:
+    """This evaluation's reports, then instances it did not touch (e.g. exchange down)."""
+    reports = list(result.outcome.reports)
+    seen = {(r.account, r.rule, r.currency) for r in reports}
+    for alert in result.outcome.alerts.values():
+        if alert.key not in seen:
+            reports.append(
+                Report(
+                    alert.rule,
+                    alert.currency,
+                    alert.state,
+                    alert.severity,
+                    alert.since,
+                    alert.value,
+                    alert.threshold,
+                    alert.account,
+                )
+            )
+    return reports
+
+
+def alerts_table(reports: list[Report]) -> str:
+    if not reports:
+        return "no alerts pending or firing"
+    rows = [
+        [
+            r.state.upper(),
+            r.account,
+            r.rule,
+            r.currency or "",
+            human(r.value),
+            human(r.threshold),
+            f"{r.since:%Y-%m-%d %H:%M:%S}",
+        ]
+        for r in reports
+    ]
+    headers = ["state", "account", "rule", "currency", "value", "threshold", "since (UTC)"]
+    return table.render(headers, rows, right={4, 5})
+
+
+def once_text(result: PollResult) -> str:
+    parts = []
+    several = len(result.accounts) > 1
+    for name, answer in result.accounts.items():
+        head = f"{name}:\n" if several else ""
+        if answer.overview is not None:
+            parts.append(head + table.balances(answer.overview))
+        else:
+            parts.append(f"{head}no balances: {answer.error}")
+    parts.append(alerts_table(all_reports(result)))
+    return "\n\n".join(parts)
+
+
+FACTS = ("last_poll", "last_result", "last_error", "last_success")
+
+
+def status_json(store: Store) -> dict[str, Any]:
+    meta = store.meta()
+    names = sorted({k.split("/", 1)[0] for k in meta if k.endswith("/last_poll")}) or [MAIN]
+    accounts = {
+        name: {fact: meta.get(f"{name}/{fact}") or None for fact in FACTS} for name in names
+    }
+    first = accounts[MAIN] if MAIN in accounts else accounts[names[0]]
+    alerts = sorted(
+        store.load_alerts().values(), key=lambda a: (a.account, a.rule, a.currency or "")
+    )
+    return {
+        **first,  # the first account's, for a setup of one account
+        "accounts": accounts,
+        "alerts": [
+            {
+                "account": a.account,
+                "rule": a.rule,
+                "currency": a.currency,
+                "state": a.state,
+                "since": iso(a.since),
+                "last_notified": iso(a.last_notified),
+                "value": _dec(a.value),
+                "threshold": _dec(a.threshold),
+            }
+            for a in alerts
+        ],
+        "silences": [
+            {
+                "id": s.id,
+                "account": s.account,
+                "rule": s.rule,
+                "currency": s.currency,
+                "ends": iso(s.ends),
+                "comment": s.comment,
+            }
+            for s in store.silences(datetime.now().astimezone())
+        ],
+        "acks": [
+            {"account": a.account, "rule": a.rule, "currency": a.currency, "by": a.by}
+            for a in store.acks()
+        ],
+        "telegram": meta.get("telegram_state"),
+        "outbox": store.outbox_depth(),
+    }
+
+
+def status_text(data: dict[str, Any]) -> str:
+    lines = []
+    several = len(data["accounts"]) > 1
+    for name, facts in data["accounts"].items():
+        who = f" ({name})" if several else ""
+        lines.append(
+            f"last poll{who}: {facts['last_poll'] or 'never'} ({facts['last_result'] or '-'})"
+            f"; last success: {facts['last_success'] or 'never'}"
+        )
+        if facts["last_error"]:
+            lines.append(f"last error{who}: {facts['last_error']}")
+    lines.append(f"outbox: {data['outbox']} notification(s) waiting")
+    rows = [
+        [
+            a["state"].upper(),
+            a["account"],
+            a["rule"],
+            a["currency"] or "",
+            a["since"],
+            a["last_notified"] or "-",
+        ]
+        for a in data["alerts"]
+    ]
+    headers = ["state", "account", "rule", "currency", "since", "last notified"]
+    lines += ["", table.render(headers, rows, right=set()) if rows else "no alerts"]
+    for a in data["acks"]:
+        key = (a["account"], a["rule"], a["currency"])
+        lines.append(f"acknowledged: {describe(key)} by {a['by']}")
+    if data["telegram"]:
+        lines.append(f"telegram commands: {data['telegram']}")
+    for s in data["silences"]:
+        who = f" on {s['account']}" if s["account"] else ""
+        lines.append(f"silence {s['id']}: {s['rule']} {s['currency'] or ''}{who} until {s['ends']}")
+    return "\n".join(lines)

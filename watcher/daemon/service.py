@@ -1,0 +1,318 @@
+"""``watcher run``: APScheduler in the main thread, signals, systemd, metrics.
+
+Polling and delivery are separate jobs with separate database connections, so
+a chat service that takes 30 s to time out never delays the next poll. A poll
+that raises is logged and counted; the scheduler keeps going.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from watcher.app.watcher import AccountPoll, PollResult, Watcher, utcnow
+from watcher.config.model import RuleSet
+from watcher.config.rules_file import load_rules
+from watcher.config.settings import Settings
+from watcher.core import logs
+from watcher.core.errors import ConfigError, RulesError
+from watcher.daemon.systemd import Notifier, watchdog_period
+from watcher.notify.delivery import Deliverer
+from watcher.notify.heartbeat import Pinger
+from watcher.store import Store
+from watcher.store.lock import StateLock
+
+
+def keep_large_buffers_unmapped() -> None:
+    """Fix glibc's mmap threshold at 1 MiB. An oversized answer (up to the 20 MB cap) is read
+    into one buffer; by default glibc then raises its threshold and keeps such memory in the
+    heap for good, so one bad answer would raise a months-long daemon's RSS by 20 MB."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+
+
+M_MMAP_THRESHOLD = -3
+
+
+def file_digest(path: Any) -> str:
+    """What a rejected file's content was, so one content is announced once."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "unreadable"
+
+
+STOP_BUDGET = 8.0  # seconds to finish a cycle and flush after SIGTERM (systemd waits 90)
+log = logs.get("watcher.daemon")
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        rules = load_rules(settings.rules)
+        self.lock = StateLock(settings.state)
+        self.lock.acquire()  # a second daemon on this database stops here, naming the first
+        self.store = Store(settings.state)
+        # Delivery gets its own connection: it runs beside the poll, in another thread.
+        deliverer = Deliverer(Store(settings.state), rules.channels, name=settings.name)
+        self.watcher = Watcher(settings, rules, self.store, deliverer=deliverer)
+        self.pinger = Pinger(rules.heartbeats)
+        self.results: dict[str, PollResult] = {}
+        self.stopping = False
+        self.bot: Any = None
+        self.start_bot(rules)
+        self.cycle = threading.Lock()
+        self.heartbeat = time.monotonic()
+        self.notifier = Notifier()
+        self.metrics: Any = None  # prometheus-client is imported only when it is asked for
+        self.server: Any = None
+        self.scheduler = BlockingScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+
+    # --- jobs -----------------------------------------------------------------
+    def poll_job(self, name: str | None = None) -> None:
+        """One account's poll: its fetch runs beside the other accounts' (a dead exchange
+        holds up only its own account); the evaluation and commit take turns."""
+        name = name or next(iter(self.watcher.accounts))
+        account = self.watcher.accounts.get(name)
+        if account is None:
+            return  # removed by a reload; its job goes at the next schedule
+        self.heartbeat = time.monotonic()
+        started = time.perf_counter()
+        now = utcnow()
+        answer = self.watcher.try_fetch(account)
+        with self.cycle:
+            if self.stopping:
+                return  # the stop has the database now; this poll's answer is dropped
+            try:
+                result = self.watcher.process_accounts(now, {name: AccountPoll(*answer)})
+            except Exception:
+                log.exception("poll crashed; the next one runs on schedule", account=name)
+                if self.metrics:
+                    self.metrics.polls.labels(name, "crashed").inc()
+                return
+            finally:
+                self.heartbeat = time.monotonic()
+            self.results[name] = result
+            if self.metrics:
+                self.metrics.observe_poll(result, time.perf_counter() - started)
+            self.after_poll(result)
+
+    def after_poll(self, result: PollResult) -> None:
+        self.notifier.status(self.status_line(result))
+        if result.outcome.notices:
+            self.scheduler.add_job(self.deliver_job, id="deliver-now", replace_existing=True)
+        error = "" if result.error is None else str(result.error)
+        urls = self.pinger.due(result.at, self.watcher.last_success, error)
+        self.pinger.ping(urls)  # a thread per URL: returns at once
+
+    def start_bot(self, rules: RuleSet) -> None:
+        """Telegram commands, in their own thread with their own database connection."""
+        spec = rules.telegram
+        if self.bot is not None and self.bot.spec == spec:
+            return
+        if self.bot is not None:
+            self.bot.stop()
+            self.bot = None
+        if spec is None:
+            return
+        from watcher.telegram.bot import Bot
+        from watcher.telegram.commands import Context
+
+        context = Context(
+            store=Store(self.settings.state),
+            rules=lambda: self.watcher.rules,
+            balances=self.latest_balances,
+            clock=utcnow,
+        )
+        self.bot = Bot(spec, context).start()
+
+    def latest_balances(self) -> dict[str, Any]:
+        accounts = self.watcher.accounts
+        return {name: a.last_overview for name, a in accounts.items() if a.last_overview}
+
+    def digest_job(self) -> None:
+        """Queue the day's digest when it is due (checked every minute), then deliver it."""
+        try:
+            with self.cycle:
+                queued = self.watcher.maybe_digest(utcnow())
+        except Exception:
+            log.exception("the digest could not be prepared; the next minute tries again")
+            return
+        if queued:
+            self.deliver_job()
+
+    def deliver_job(self) -> None:
+        try:
+            report = self.watcher.deliver()
+        except Exception:
+            log.exception("delivery crashed; the outbox keeps every message")
+            return
+        if self.metrics:
+            self.metrics.observe_delivery(report, self.watcher.deliverer.store.outbox_depth())
+
+    def reload_job(self) -> None:
+        try:
+            rules = load_rules(self.settings.rules)
+        except RulesError as exc:
+            for problem in exc.problems:
+                log.error("reload rejected; the old rules keep running", problem=str(problem))
+            with self.cycle:
+                self.watcher.announce_reload(exc.problems[0], file_digest(self.settings.rules))
+            return
+        with self.cycle:
+            self.watcher.reload(rules)
+            self.watcher.announce_reload(None, None)
+            self.pinger.use(rules.heartbeats)
+            self.results = {n: r for n, r in self.results.items() if n in self.watcher.accounts}
+            self.start_bot(rules)
+        self.schedule_polls()
+        log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
+
+    def watchdog_job(self) -> None:
+        """Ping only while polls make progress: a wedged poll gets us restarted."""
+        limit = 3 * self.settings.interval.total_seconds() + self.settings.timeout.total_seconds()
+        if time.monotonic() - self.heartbeat < max(limit, 30.0):
+            self.notifier.watchdog()
+
+    def status_line(self, result: PollResult | None) -> str:
+        """``2 firing, last poll 10:01:02 ok`` (per account when there are several)."""
+        if result is None:
+            return "starting"
+        polls = []
+        for name, last in self.results.items():
+            outcome = "ok" if last.error is None else type(last.error).__name__
+            who = f"{name} " if len(self.watcher.accounts) > 1 else ""
+            polls.append(f"{who}{last.at:%H:%M:%S} {outcome}")
+        return f"{result.firing} firing, last poll {', '.join(polls)}"
+
+    def healthy(self) -> bool:
+        last = self.watcher.last_success
+        return last is not None and utcnow() - last < self.settings.stale_after
+
+    # --- lifecycle ------------------------------------------------------------
+    def schedule_polls(self) -> None:
+        """One poll job per account (side by side, never in line); a reload adds and
+        removes jobs as accounts come and go."""
+        interval = self.settings.interval.total_seconds()
+        wanted = {f"poll-{name}": name for name in self.watcher.accounts}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("poll-") and job.id not in wanted:
+                job.remove()
+        for job_id, name in wanted.items():
+            if self.scheduler.get_job(job_id) is None:
+                self.scheduler.add_job(
+                    self.poll_job,
+                    IntervalTrigger(
+                        seconds=interval, jitter=min(interval * 0.05, 2.0), timezone=UTC
+                    ),
+                    args=[name],
+                    id=job_id,
+                    next_run_time=datetime.now(UTC),
+                    misfire_grace_time=max(int(interval), 1),
+                )
+
+    def schedule(self) -> None:
+        interval = self.settings.interval.total_seconds()
+        now = datetime.now(UTC)
+        self.schedule_polls()
+        self.scheduler.add_job(
+            self.deliver_job,
+            IntervalTrigger(seconds=min(interval, 5.0), timezone=UTC),
+            id="deliver",
+            next_run_time=now + timedelta(seconds=0.5),
+        )
+        self.scheduler.add_job(  # always: a reload may add or remove the digest
+            self.digest_job,
+            IntervalTrigger(seconds=60, timezone=UTC),
+            id="digest",
+            next_run_time=now + timedelta(seconds=1),
+        )
+        period = watchdog_period()
+        if period:
+            seconds = period.total_seconds()
+            self.scheduler.add_job(self.watchdog_job, IntervalTrigger(seconds=seconds), id="dog")
+
+    def install_signals(self) -> None:
+        def stop(signum: int, frame: Any) -> None:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+
+        def reload(signum: int, frame: Any) -> None:
+            self.scheduler.add_job(self.reload_job, id="reload", replace_existing=True)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def run(self) -> int:
+        keep_large_buffers_unmapped()
+        self.schedule()
+        self.install_signals()
+        bind = self.settings.metrics_bind
+        if bind:
+            from watcher.daemon.metrics import Metrics, serve
+
+            self.metrics = Metrics(heartbeat_failures=lambda: self.pinger.failures)
+            try:
+                self.server = serve(self.metrics, bind, self.healthy)
+            except OSError as exc:  # busy, or a host name that does not resolve
+                reason = exc.strerror or type(exc).__name__
+                address = self.settings.metrics_addr
+                raise ConfigError(f"WATCHER_METRICS_ADDR {address}: {reason}") from None
+        rules = self.watcher.rules
+        log.info(
+            "watcher started",
+            rules=len(rules.rules),
+            interval=str(self.settings.interval),
+            network=self.settings.network,
+            state=str(self.settings.state),
+        )
+        self.notifier.ready("started, first poll running")
+        self.scheduler.start()
+        return self.finish()
+
+    def finish(self) -> int:
+        """Let a running cycle end, flush the outbox once, and leave within budget."""
+        self.notifier.stopping()
+        self.stopping = True
+        if self.bot is not None:
+            self.bot.stop()
+        deadline = time.monotonic() + STOP_BUDGET
+        finished = self.cycle.acquire(timeout=STOP_BUDGET / 2)
+        flusher = threading.Thread(target=self.deliver_job, daemon=True)
+        flusher.start()
+        flusher.join(max(deadline - time.monotonic(), 0.1))
+        if self.server is not None:
+            self.server.shutdown()
+        if finished:
+            self.cycle.release()
+        log.info("watcher stopped", outbox=self.store.outbox_depth())
+        if flusher.is_alive() or not finished:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)  # a stuck HTTP call must not hold systemd's stop past its budget
+        self.store.close()
+        self.lock.release()
+        return 0
+
+
+def run(settings: Settings) -> int:
+    return Daemon(settings).run()

@@ -1,0 +1,380 @@
+"""The HTTP pieces every web source shares.
+
+One ``requests.Session`` per source, TLS verified, following no redirect
+(requests would re-send our secret headers to the target). Retries live in
+urllib3's ``Retry`` (connection errors, read timeouts, 429 and 5xx, honouring
+``Retry-After``) and a deadline keeps all of them inside one poll interval, so
+a slow exchange can never stack polls up. A body is read in pieces against a
+total deadline and a size cap, so a dripping or bloated answer is a failed
+poll, not a wedged daemon. Every text that may carry a secret is scrubbed
+before it is cut short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError, MaxRetryError, ResponseError
+from urllib3.util.retry import Retry
+
+from watcher.core.errors import BadResponse, ExchangeError, TransportError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_BODY = 20 * 1024 * 1024  # counted after decompression
+MAX_DEPTH = 64  # JSON nesting; the real answers need 3
+CHUNK = 64 * 1024
+
+
+_current = threading.local()  # the request this thread is making, for its watchdog
+
+
+class Watch:
+    """One GET's connection, so a watchdog can cut it at the total deadline: a server that
+    drips its headers or body one byte a second never trips a per-read timeout."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.cut = False
+
+    def fire(self) -> None:
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            self.cut = True
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watched:
+    """Mixin for urllib3 connections: tell the current ``Watch`` which socket is in use."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.conn = self
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def watched_pools(conn: type, tls_conn: type, pool: type, tls_pool: type) -> dict[str, type]:
+    """urllib3 pool classes (plain and TLS) whose connections report to the ``Watch``."""
+
+    def watched(base: type) -> type:
+        return type(f"Watched{base.__name__}", (_Watched, base), {})
+
+    return {
+        "http": type(f"Watched{pool.__name__}", (pool,), {"ConnectionCls": watched(conn)}),
+        "https": type(
+            f"Watched{tls_pool.__name__}", (tls_pool,), {"ConnectionCls": watched(tls_conn)}
+        ),
+    }
+
+
+WATCHED_POOLS = watched_pools(
+    HTTPConnection, HTTPSConnection, HTTPConnectionPool, HTTPSConnectionPool
+)
+
+
+@functools.cache
+def watched_socks_pools() -> dict[str, type]:
+    """The same watch through a SOCKS proxy, whose pools are PySocks' own classes;
+    imported only when a SOCKS proxy is configured."""
+    from urllib3.contrib.socks import (
+        SOCKSConnection,
+        SOCKSHTTPConnectionPool,
+        SOCKSHTTPSConnection,
+        SOCKSHTTPSConnectionPool,
+    )
+
+    return watched_pools(
+        SOCKSConnection, SOCKSHTTPSConnection, SOCKSHTTPConnectionPool, SOCKSHTTPSConnectionPool
+    )
+
+
+class WatchedAdapter(HTTPAdapter):
+    """requests' adapter with watched connections: direct, or through any proxy."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        socks = proxy.lower().startswith("socks")
+        manager.pool_classes_by_scheme = watched_socks_pools() if socks else WATCHED_POOLS
+        return manager
+
+
+class DeadlineRetry(Retry):
+    """``Retry`` that gives up rather than wait past ``deadline`` (monotonic seconds)."""
+
+    deadline: float = float("inf")
+
+    def new(self, **kw: Any) -> DeadlineRetry:
+        fresh = super().new(**kw)
+        fresh.deadline = self.deadline
+        return fresh
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, **kw):  # type: ignore[no-untyped-def,override]
+        fresh = super().increment(method, url, response, error, _pool, **kw)
+        wait = None
+        if response is not None and self.respect_retry_after_header:
+            wait = fresh.get_retry_after(response)
+        if wait is None:
+            wait = fresh.get_backoff_time()
+        if time.monotonic() + max(wait, 0.0) > self.deadline:
+            reason = error or ResponseError("retry budget of one poll interval used up")
+            raise MaxRetryError(_pool, url or "", reason)
+        return fresh
+
+
+BACKOFF = 0.5  # seconds before the first retry, doubling; tests pass a smaller one
+
+
+def retry_policy(deadline: float, backoff: float = BACKOFF) -> DeadlineRetry:
+    retry = DeadlineRetry(
+        total=6,
+        connect=3,
+        read=2,
+        status=3,
+        redirect=0,
+        raise_on_redirect=False,
+        backoff_factor=backoff,
+        backoff_max=30,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    retry.deadline = deadline
+    return retry
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer, fully read: what the source-specific parsers look at."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    @property
+    def location_host(self) -> str:
+        """The host a 3xx points at (never contacted), for the error line."""
+        target = self.headers.get("Location", "")
+        return urlsplit(target).hostname or (target[:60] if target else "?")
+
+    def looks_html(self) -> bool:
+        start = self.body.lstrip()[:15].lower()
+        ctype = self.headers.get("Content-Type", "").lower()
+        return start.startswith((b"<!doctype", b"<html", b"<")) or "text/html" in ctype
+
+
+class Scrubber:
+    """Removes known secrets from any text; used before text is shortened or shown."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def short(self, text: object, limit: int = 200) -> str:
+        """One line of at most ``limit`` characters, scrubbed first so no cut hides a key."""
+        cleaned = self(" ".join(str(text).split()))
+        return cleaned[:limit]
+
+
+class HttpClient:
+    """A session with fixed headers and an optional real proxy; ``get`` returns an ``Answer``."""
+
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        timeout: float,
+        interval: float,
+        scrub: Scrubber,
+        proxy: str | None = None,
+        max_body: int = MAX_BODY,
+        backoff: float = BACKOFF,
+    ) -> None:
+        self.scrub = scrub
+        self.backoff = backoff
+        self.session = requests.Session()
+        self.session.trust_env = False  # only WATCHER_PROXY decides where requests go
+        self.adapter = WatchedAdapter(max_retries=retry_policy(float("inf")))
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
+        self.session.headers.update(headers)
+        self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what read_body can bound
+        if proxy:
+            self.session.proxies = {"http": proxy, "https": proxy}
+        self.timeout = (min(3.0, timeout), timeout)
+        self.interval = interval
+        self.max_body = max_body
+
+    def close(self) -> None:
+        self.session.close()
+
+    def deadline(self) -> float:
+        """The end of this poll's retry budget: one interval less one request."""
+        budget = self.interval - sum(self.timeout)
+        return time.monotonic() + max(budget, 0.0)
+
+    def get(self, url: str, params: Mapping[str, str] | None, deadline: float) -> Answer:
+        """One GET (retried inside ``deadline``); raises ``TransportError`` without an answer."""
+        self.adapter.max_retries = retry_policy(deadline, self.backoff)
+        host = urlsplit(url).hostname or "?"
+        watch = Watch()
+        _current.watch = watch
+        total = max(deadline - time.monotonic(), 0.0) + sum(self.timeout)
+        watchdog = threading.Timer(total, watch.fire)
+        watchdog.daemon = True
+        watchdog.start()
+        slow = f"the answer from {host} arrived too slowly (total deadline {total:.0f}s)"
+        try:
+            answer = self._get(url, params, host)
+        except TransportError:
+            if watch.cut:
+                raise TransportError(slow) from None
+            raise
+        except ExchangeError as exc:  # the frames would keep a 20 MB body alive with the error
+            raise exc.with_traceback(None) from None
+        finally:
+            watchdog.cancel()
+            _current.watch = None
+        if watch.cut:  # cut mid-body: what arrived is not the whole answer
+            raise TransportError(slow)
+        return answer
+
+    def _get(self, url: str, params: Mapping[str, str] | None, host: str) -> Answer:
+        try:
+            response = self.session.get(
+                url, params=params, timeout=self.timeout, allow_redirects=False, stream=True
+            )
+        except (requests.RequestException, HTTPError) as exc:
+            raise TransportError(f"cannot reach the exchange at {host}: {reason(exc)}") from None
+        try:  # the body gets one read timeout in all, however it trickles in
+            body = read_body(response, time.monotonic() + self.timeout[1], self.max_body)
+        except (requests.RequestException, HTTPError) as exc:
+            raise TransportError(f"answer from {host} broke off: {reason(exc)}") from None
+        finally:
+            response.close()
+        return Answer(response.status_code, body, response.headers)
+
+
+def read_body(response: requests.Response, deadline: float, max_body: int = MAX_BODY) -> bytes:
+    """The whole (decompressed) body of a ``stream=True`` response, or an error once it
+    is too slow or too large: a dripping or bloated answer cannot hold a thread or fill
+    the memory. A gzip bomb unfolds a chunk at a time and stops at ``max_body``."""
+    body = bytearray()
+    inflate = _inflater(response.headers.get("Content-Encoding", ""))
+    raw = response.raw
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise TransportError("the answer arrived too slowly (total read deadline)")
+            piece = raw.read1(CHUNK, decode_content=False)
+            if not piece:
+                return bytes(body)
+            for data in _unfold(inflate, piece):
+                if len(body) + len(data) > max_body:
+                    limit = max_body / (1024 * 1024)
+                    raise BadResponse(f"the answer is larger than {limit:g} MB once decompressed")
+                body += data
+    except (OSError, ValueError, EOFError) as exc:  # urllib3 decode and socket errors
+        raise TransportError(f"the answer could not be read: {type(exc).__name__}") from None
+
+
+def _unfold(inflate: Any, piece: bytes) -> Iterator[bytes]:
+    """What ``piece`` decompresses to, at most ``CHUNK`` bytes at a time."""
+    if inflate is None:
+        yield piece
+        return
+    while piece:
+        yield inflate.decompress(piece, CHUNK)
+        piece = inflate.unconsumed_tail
+
+
+def _inflater(encoding: str) -> Any:
+    """A bounded decompressor for the body's Content-Encoding (we ask for gzip or deflate)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(47)  # gzip or zlib header, detected
+    raise BadResponse(f"the answer is encoded as {encoding[:20]!r}, which watcher did not ask for")
+
+
+def reason(exc: BaseException) -> str:
+    """A short, secret-free cause for a failed request."""
+    text = str(exc).lower()
+    if isinstance(exc, requests.Timeout) or "timed out" in text or "timeout" in text:
+        return "timed out"
+    if isinstance(exc, requests.exceptions.RetryError):
+        return "gave up after repeated errors"
+    if "refused" in text:
+        return "connection refused"
+    if "reset" in text or "aborted" in text or "remote end closed" in text:
+        return "connection reset"
+    if "name or service" in text or "resolve" in text or "nodename" in text:
+        return "host name not found"
+    if isinstance(exc, requests.exceptions.ProxyError) or "proxy" in text:
+        return "the proxy refused or failed"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "answer cut off mid-transfer"
+    return type(exc).__name__
+
+
+def body_kind(answer: Answer, exc: Exception | None = None) -> str:
+    """What a body that is not JSON looks like, for the error line."""
+    if answer.looks_html():
+        return "an HTML page"
+    if not answer.body.strip():
+        return "an empty body"
+    body = answer.body.rstrip()
+    if isinstance(exc, json.JSONDecodeError) and (
+        exc.pos >= len(body) - 1 or exc.msg.startswith("Unterminated string")
+    ):
+        return "truncated JSON"
+    return "not JSON"
+
+
+def decode_json(answer: Answer) -> tuple[Any, str | None]:
+    """(document, None), or (None, what the body looks like) when it is not JSON."""
+    if _too_deep(answer.body):
+        raise BadResponse(f"the answer nests deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(answer.body, parse_float=Decimal), None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return None, body_kind(answer, exc)
+
+
+def _too_deep(body: bytes) -> bool:
+    """Only brackets kept (brackets inside strings count too, so it errs on the safe side):
+    a short scan so JSON never recurses unbounded. ``RecursionError`` is caught as well."""
+    brackets = body.translate(None, _NOT_BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")

@@ -1,0 +1,300 @@
+"""Delivery: routing into the outbox, ordering, grouping per URL, retries.
+
+Every decided notification becomes one outbox row per (channel, URL) in the
+same transaction as the alert state change. Delivery then works per URL, in
+decision order: the waiting rows of one URL go out as one message, and a URL
+in backoff holds its newer rows behind the older ones, so nothing overtakes
+and the last word about an alert is its state now. Several waiting notices
+about one alert collapse into its history on one line. Success deletes
+exactly those rows, failure reschedules exactly those rows. A dead Slack
+therefore never blocks Telegram, and a URL that succeeded is never sent to
+again. Rows whose URL was edited follow their channel to its current URLs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from watcher.config.channels import Channel, url_key
+from watcher.config.model import DEFAULT_CHANNEL
+from watcher.core import logs
+from watcher.core.alerts import Notice
+from watcher.notify.adapter import (
+    FAILURE,
+    INFO,
+    SUCCESS,
+    WARNING,
+    Message,
+    masked,
+    renders_markdown,
+    secrets_of,
+    send,
+)
+from watcher.notify.messages import Style, body_lines, title, worst_severity
+from watcher.store import OutboxRow, Store
+
+BACKOFF_FIRST = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(minutes=15)
+MAX_AGE = timedelta(hours=24)
+BUDGET = 6.0  # seconds a delivery cycle waits for its URLs; slower ones finish on their own
+MIN_ATTEMPTS = 12  # a message is only "too old" after this many real tries (clock jumps)
+NOTIFY_TYPES = {"critical": FAILURE, "warning": WARNING, "info": INFO}
+log = logs.get("watcher.notify")
+
+
+# --- routing and composing ----------------------------------------------------
+
+
+def route(
+    notices: Iterable[Notice], channels: Mapping[str, Channel], now: datetime
+) -> list[tuple[str, str, Notice, datetime]]:
+    """Outbox rows for each (channel, URL); quiet hours hold non-critical ones."""
+    rows = []
+    for notice in notices:
+        for name in notice.channels:
+            channel = channels.get(name)
+            if channel is None:
+                log.error("notification for an unknown channel dropped", channel=name)
+                continue
+            due = now
+            if channel.quiet_hours and notice.severity != "critical":
+                due = channel.quiet_hours.release(now) or now
+            rows += [(name, url_key(url), notice, due) for url in channel.urls]
+    return rows
+
+
+def compose(notices: list[Notice], name: str = "", markdown: bool = False) -> Message:
+    """One message for a group of notices bound for one URL."""
+    worst = worst_severity(notices)
+    kind = NOTIFY_TYPES[worst] if worst else SUCCESS
+    plain = "\n".join(body_lines(notices, Style(markdown=False)))
+    rich = "\n".join(body_lines(notices, Style(markdown=True))) if markdown else None
+    return Message(title(notices, name), plain, kind, worst or "resolved", rich)
+
+
+# --- delivery -----------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    dropped: int = 0
+    messages: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def too_old(row: OutboxRow, now: datetime, max_age: timedelta) -> bool:
+    """Old by the clock and by tries: a day's forward clock jump (a VM resume, an NTP step)
+    alone never drops a message that was never even tried."""
+    return now - row.created > max_age and row.attempts >= MIN_ATTEMPTS
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s doubling to 15 min."""
+    return min(BACKOFF_FIRST * (2 ** min(attempts, 10)), BACKOFF_MAX)
+
+
+class Deliverer:
+    """Sends waiting outbox rows, in order and grouped per URL, and records the result."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        max_age: timedelta = MAX_AGE,
+        name: str = "",
+        budget: float = BUDGET,
+    ) -> None:
+        self.store = store
+        self.max_age = max_age
+        self.name = name
+        self.budget = budget
+        self.set_channels(channels)
+        self.lock = threading.Lock()  # the scheduler and the stop flush may both call in
+        self.write = threading.RLock()  # one connection, several sending threads
+        self.in_flight: set[tuple[str, str]] = set()
+        self.threads: list[threading.Thread] = []
+        self.unrecorded: dict[tuple[str, str], list[int]] = {}
+        self.disk_warned = False
+
+    def set_channels(self, channels: Mapping[str, Channel]) -> None:
+        self.channels = dict(channels)
+        self.urls = {(name, url_key(u)): u for name, ch in channels.items() for u in ch.urls}
+        for url in self.urls.values():
+            for secret in secrets_of(url):
+                logs.MASKER.add(secret)
+
+    def deliver(self, now: datetime) -> DeliveryReport:
+        with self.lock:
+            return self._deliver(now)
+
+    def _deliver(self, now: datetime) -> DeliveryReport:
+        """Plan under the lock, then one thread per URL: a receiver that drips its answer
+        holds up only itself. Threads still running after ``budget`` are left to finish;
+        their URLs are skipped until they do, so nothing is ever sent twice."""
+        report = DeliveryReport()
+        with self.write:  # threads of an earlier cycle may still be recording
+            work = self.plan(now, report)
+        threads = []
+        for key, rows in work:
+            self.in_flight.add(key)
+            thread = threading.Thread(
+                target=self.send_group, args=(key, rows, now, report), daemon=True
+            )
+            thread.start()
+            threads.append(thread)
+        deadline = time.monotonic() + self.budget
+        self.threads = [t for t in self.threads if t.is_alive()] + threads
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        return report
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Let sends still under way finish (a stop or a restart); True when none is left."""
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        return not any(t.is_alive() for t in self.threads)
+
+    def plan(
+        self, now: datetime, report: DeliveryReport
+    ) -> list[tuple[tuple[str, str], list[OutboxRow]]]:
+        """Which URLs get which rows this cycle, in decision order."""
+        groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
+        for row in self.store.pending():
+            groups[(row.channel, row.url_key)].append(row)
+        work = []
+        for key, rows in groups.items():
+            if key not in self.urls:
+                self.follow_channel(key, rows, report)
+                continue
+            if key in self.in_flight or any(r.attempts and r.due and r.due > now for r in rows):
+                continue  # still sending, or in backoff: newer rows wait behind the older ones
+            ready = [r for r in rows if r.due is None or r.due <= now]
+            ready = self.settle_unrecorded(key, ready)
+            if ready:
+                work.append((key, ready))
+        return work
+
+    def send_group(
+        self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, report: DeliveryReport
+    ) -> None:
+        try:
+            self.deliver_group(key, rows, now, report)
+        except Exception:  # a plugin or the database: the rows stay, the next cycle retries
+            log.exception("delivery to one URL failed", channel=key[0])
+        finally:
+            self.in_flight.discard(key)
+
+    def settle_unrecorded(self, key: tuple[str, str], rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Rows sent but not yet deleted (a full disk): record them before anything new goes
+        to that URL; while the database cannot be written, that URL gets nothing."""
+        sent = self.unrecorded.get(key)
+        if not sent:
+            return rows
+        try:
+            with self.write:
+                self.store.delivered(sent)
+        except sqlite3.Error:
+            return []
+        del self.unrecorded[key]
+        self.disk_warned = False
+        log.info("the state database is writable again; delivery resumes", channel=key[0])
+        return [r for r in rows if r.id not in sent]
+
+    def follow_channel(
+        self, key: tuple[str, str], rows: list[OutboxRow], report: DeliveryReport
+    ) -> None:
+        """A URL that is no longer configured: its rows move to the channel's current URLs."""
+        channel = self.channels.get(key[0])
+        if channel is None:
+            self.drop(key, rows, "the channel is no longer configured", report)
+            return
+        self.store.move(rows, [url_key(u) for u in channel.urls])
+        log.info("waiting notifications follow the channel's new URL", channel=key[0])
+
+    def drop(
+        self, key: tuple[str, str], rows: list[OutboxRow], reason: str, report: DeliveryReport
+    ) -> None:
+        """Give rows up, loudly: the one way a decided notification leaves unsent."""
+        log.error("notifications dropped", channel=key[0], count=len(rows), reason=reason)
+        with self.write:
+            self.store.drop(r.id for r in rows)
+            report.dropped += len(rows)
+
+    def deliver_group(
+        self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, report: DeliveryReport
+    ) -> None:
+        url = self.urls[key]
+        expired = [r for r in rows if too_old(r, now, self.max_age)]
+        if expired:
+            self.drop(key, expired, "too old", report)
+            rows = [r for r in rows if r not in expired]
+        if not rows:
+            return
+        message = compose([r.notice for r in rows], self.name, renders_markdown(url))
+        ok, error = send(url, message)
+        with self.write:
+            report.messages += 1
+            if ok:
+                self.record_sent(key, rows, url, report)
+                return
+            attempts = max(r.attempts for r in rows)  # newer rows do not reset the backoff
+            self.store.retry_later((r.id for r in rows), now + backoff(attempts), error)
+            report.failed += len(rows)
+            report.errors.append(error)
+        log.warning(
+            "notification failed; will retry",
+            channel=key[0],
+            url=masked(url),
+            error=error,
+            retry_in=str(backoff(attempts)),
+        )
+
+    def record_sent(
+        self, key: tuple[str, str], rows: list[OutboxRow], url: str, report: DeliveryReport
+    ) -> None:
+        """Delete what was sent; if the database refuses (disk full), remember it and hold
+        that URL back rather than send the same message every cycle."""
+        report.sent += len(rows)
+        try:
+            self.store.delivered(r.id for r in rows)
+        except sqlite3.Error as exc:  # sent but not recorded: hold the URL back, never resend
+            self.unrecorded[key] = [r.id for r in rows]
+            log.error("a sent notification could not be recorded", channel=key[0], error=str(exc))
+            if "full" in str(exc) or "disk" in str(exc):
+                self.warn_disk(exc)
+            return
+        log.info("notification sent", channel=key[0], url=masked(url), alerts=len(rows))
+
+    def warn_disk(self, exc: Exception) -> None:
+        """Once per episode, straight to ``default`` (the outbox is what cannot be written)."""
+        if self.disk_warned:
+            return
+        self.disk_warned = True
+        text = (
+            f"watcher cannot write its state database ({exc}). It keeps polling, and holds "
+            "back messages it cannot record, so none is sent twice. Free disk space on the "
+            "server; delivery resumes by itself."
+        )
+        message = Message(f"watcher {self.name}: state not writable", text, FAILURE, "critical")
+        for url in self.channels.get(DEFAULT_CHANNEL, Channel("", ())).urls:
+            send(url, message)
+
+
+def test_channels(channels: Mapping[str, Channel], names: list[str]) -> list[tuple[str, str, bool]]:
+    """Send a test message to each URL of the named channels: (channel, masked URL, ok)."""
+    results = []
+    for name in names:
+        for url in channels[name].urls:
+            text = f"This is a test from watcher for channel '{name}'. If you read it, it works."
+            ok, _ = send(url, Message("watcher: test message", text, INFO, "info"))
+            results.append((name, masked(url), ok))
+    return results

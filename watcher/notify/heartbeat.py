@@ -1,0 +1,115 @@
+"""Silence means healthy: pings to an outside service that alerts when they stop.
+
+After each poll the daemon asks ``Pinger.due``; at most once per ``every`` a
+URL is requested, on a thread of its own with a short timeout, so a service
+that hangs never delays a poll, a delivery, another URL or a stop. The success form goes out when
+every account polled successfully within ``every``; otherwise the failure form
+where the service has one (healthchecks.io ``/fail``, Uptime Kuma
+``status=down``), or nothing. A failed ping is logged and counted, never
+alerted in a loop. The URL is a secret: only its masked form is shown.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from watcher.config.model import Heartbeat
+from watcher.core import logs
+from watcher.notify.adapter import secrets_of
+
+TIMEOUT = (3.0, 5.0)
+log = logs.get("watcher.heartbeat")
+
+
+def ping_url(beat: Heartbeat, ok: bool, message: str) -> str | None:
+    """The URL to request for this state, or None where the service has no failure form."""
+    if beat.style == "kuma":
+        parts = urlsplit(beat.url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        query.update(status="up" if ok else "down", msg=message[:200], ping="")
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    if ok:
+        return beat.url
+    if beat.style == "healthchecks":
+        parts = urlsplit(beat.url)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/fail"))
+    return None
+
+
+class Pinger:
+    """Which heartbeat URLs are due after a poll; the sending is ``ping``."""
+
+    def __init__(self, beats: Iterable[Heartbeat], clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.last: dict[str, float] = {}
+        self.failures = 0
+        self.busy: set[str] = set()  # URLs (without their query) whose ping still waits
+        self.lock = threading.Lock()
+        self.use(beats)
+
+    def use(self, beats: Iterable[Heartbeat]) -> None:
+        """The heartbeats of the rules now in force. A reload keeps what was learnt: the
+        failure count (a Prometheus counter never goes down), when each URL was last
+        pinged and which still wait."""
+        self.beats = tuple(beats)
+        for beat in self.beats:
+            for secret in secrets_of(beat.url):
+                logs.MASKER.add(secret)
+            logs.MASKER.add(beat.url)
+
+    def due(self, now: datetime, last_success: datetime | None, error: str) -> list[str]:
+        tick = self.clock()
+        urls = []
+        for beat in self.beats:
+            if tick - self.last.get(beat.url, float("-inf")) < beat.every.total_seconds():
+                continue
+            self.last[beat.url] = tick
+            ok = last_success is not None and now - last_success <= max(
+                beat.every, timedelta(seconds=1)
+            )
+            url = ping_url(beat, ok, "OK" if ok else f"no successful poll: {error}"[:200])
+            if url is not None:
+                urls.append(url)
+        return urls
+
+    def ping(self, urls: Iterable[str]) -> None:
+        """Each URL on a daemon thread of its own: a service that hangs delays no other
+        URL and no stop, and a URL whose last ping still waits is skipped, not stacked."""
+        for url in urls:
+            target = url.split("?", 1)[0]
+            with self.lock:
+                if target in self.busy:
+                    log.warning(
+                        "heartbeat ping skipped: the last one is still waiting",
+                        host=urlsplit(url).hostname or "?",
+                    )
+                    continue
+                self.busy.add(target)
+            threading.Thread(target=self._ping, args=(url, target), daemon=True).start()
+
+    def _ping(self, url: str, target: str) -> None:
+        try:  # only the status counts: the body is never read, however long it is
+            answer = requests.get(url, timeout=TIMEOUT, stream=True)
+            answer.close()
+            fine = answer.status_code < 400
+        except requests.RequestException as exc:
+            fine, answer = False, exc
+        finally:
+            with self.lock:
+                self.busy.discard(target)
+        if not fine:
+            with self.lock:
+                self.failures += 1
+            host = urlsplit(url).hostname or "?"  # the path and query hold the token
+            said = (
+                f"HTTP {answer.status_code}"
+                if isinstance(answer, requests.Response)
+                else type(answer).__name__
+            )
+            log.warning("heartbeat ping failed", host=host, answer=said)

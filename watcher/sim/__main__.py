@@ -1,0 +1,3 @@
+from watcher.sim.exchange import main
+
+raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""watcher's own Telegram bot: long polling, so no port opens on the VPS.
+
+It runs in its own thread with timeouts and backoff: when Telegram is down,
+polls and deliveries go on, and ``status`` says the bot is not connected.
+Only the listed chats (and, in groups, users) may command; anyone else gets no
+reply and is logged once, by id, without the text. A command older than ten
+minutes (sent while watcher was down) is answered "too old, not applied". The
+update offset is stored after each handled update, so a restart re-applies
+nothing. The token is a secret: it is in every URL, so no URL is ever logged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from watcher.config.model import TelegramCommands
+from watcher.core import logs
+from watcher.core.errors import WatcherError
+from watcher.net.client import Answer, decode_json, read_body
+from watcher.telegram.commands import Context, handle
+
+LONG_POLL = 20  # seconds Telegram may hold getUpdates open
+TOO_OLD = timedelta(minutes=10)
+MAX_TEXT = 4096
+MAX_ANSWER = 2 * 1024 * 1024  # getUpdates gives at most 100 updates of a few KB each
+log = logs.get("watcher.telegram")
+
+
+class Bot:
+    def __init__(self, spec: TelegramCommands, context: Context, long_poll: int = LONG_POLL):
+        self.spec = spec
+        self.context = context
+        self.long_poll = long_poll
+        self.session = requests.Session()
+        self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what read_body can inflate
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True, name="telegram")
+        self.strangers: set[int] = set()
+        self.state = "starting"
+        logs.MASKER.add(spec.token)
+
+    def start(self) -> Bot:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # --- the loop -------------------------------------------------------------------
+    def loop(self) -> None:
+        wait = 1.0
+        while not self.stop_event.is_set():
+            try:
+                updates = self.updates()
+            except (requests.RequestException, WatcherError, ValueError, KeyError) as exc:
+                # requests' own messages carry the URL, and so the token: only their name
+                said = type(exc).__name__ if isinstance(exc, requests.RequestException) else exc
+                self.set_state(f"not connected ({said}); retrying")
+                self.stop_event.wait(wait)
+                wait = min(wait * 2, 60.0)
+                continue
+            wait = 1.0
+            self.set_state("connected")
+            for update in updates:
+                self.handle(update)
+
+    def updates(self) -> list[dict[str, Any]]:
+        """One long poll. The answer is read like an exchange's: within its deadline, at
+        most ``MAX_ANSWER`` bytes, nested no deeper than JSON answers need, so a broken
+        endpoint can neither fill the memory nor stop this thread."""
+        offset = int(self.context.store.meta().get("telegram_offset", "0") or 0)
+        read_timeout = self.long_poll + 10
+        response = self.session.get(
+            self.url("getUpdates"),
+            params={"offset": offset, "timeout": self.long_poll},
+            timeout=(5, read_timeout),
+            stream=True,
+        )
+        try:
+            body = read_body(response, time.monotonic() + read_timeout, MAX_ANSWER)
+        finally:
+            response.close()
+        data, _ = decode_json(Answer(response.status_code, body, response.headers))
+        if not isinstance(data, dict) or not data.get("ok"):
+            raise ValueError(telegram_said(response.status_code, data))
+        result = data.get("result")
+        return [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
+
+    def handle(self, update: dict[str, Any]) -> None:
+        """One update: checked, answered once, and its offset stored, whatever happens."""
+        try:
+            self.command(update)
+        except Exception:  # a malformed update is skipped, never a crash of the bot
+            log.exception("a Telegram update could not be handled; skipped")
+        finally:
+            ident = update.get("update_id")
+            if isinstance(ident, int):
+                self.context.store.set_meta({"telegram_offset": str(ident + 1)})
+
+    def command(self, update: dict[str, Any]) -> None:
+        message = update.get("message") or update.get("edited_message")
+        if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+            return
+        chat = message.get("chat", {}).get("id")
+        user = (message.get("from") or {}).get("id")
+        if not self.allowed(chat, user):
+            return
+        text = message["text"][:MAX_TEXT]
+        if not text.startswith("/"):
+            return
+        sent = datetime.fromtimestamp(int(message.get("date", 0)), UTC)
+        if self.context.clock() - sent > TOO_OLD:
+            reply = "too old, not applied (sent while watcher was not running)"
+        else:
+            replied = (message.get("reply_to_message") or {}).get("text")
+            who = (message.get("from") or {}).get("username") or str(user)
+            reply = handle(text.splitlines()[0], replied, self.context, f"telegram:{who}")
+        self.send(chat, reply, message.get("message_id"))
+
+    def allowed(self, chat: Any, user: Any) -> bool:
+        ok = chat in self.spec.chats and (self.spec.users is None or user in self.spec.users)
+        sender = user if isinstance(user, int) else chat
+        if not ok and isinstance(sender, int) and sender not in self.strangers:
+            self.strangers.add(sender)  # logged once per sender, by id, never the text
+            log.warning(
+                "a command from a chat or user not on the list was ignored", chat=chat, user=user
+            )
+        return ok
+
+    def send(self, chat: int, text: str, reply_to: Any) -> None:
+        payload = {"chat_id": chat, "text": text[:MAX_TEXT], "parse_mode": "HTML"}
+        if isinstance(reply_to, int):
+            payload["reply_to_message_id"] = reply_to
+        try:  # the answer is not needed, so it is never read: only its status
+            answer = self.session.post(
+                self.url("sendMessage"), json=payload, timeout=(5, 15), stream=True
+            )
+            answer.close()
+        except requests.RequestException as exc:
+            log.warning("a Telegram reply could not be sent", error=type(exc).__name__)
+            return
+        if answer.status_code >= 400:
+            log.warning("a Telegram reply was refused", status=answer.status_code)
+
+    def url(self, method: str) -> str:
+        return f"{self.spec.api_url}/bot{self.spec.token}/{method}"
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.context.store.set_meta({"telegram_state": state})
+            log.info("telegram commands", state=state)
+
+
+def telegram_said(status: int, data: Any) -> str:
+    """Telegram's refusal in its own words (409: another instance or a webhook holds the
+    updates; 401: a wrong token), shortened and masked, for the log and ``status``."""
+    described = data.get("description") if isinstance(data, dict) else None
+    words = logs.MASKER.mask(str(described))[:200] if described else "no description"
+    return f"Telegram said {status}: {words}"
