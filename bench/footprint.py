@@ -122,7 +122,7 @@ def rules_text(count: int) -> str:
 
 def cpu_per_cycle(tmp: Path, count: int) -> float:
     """CPU of one poll after the HTTP answer: evaluation plus the SQLite transaction."""
-    rules = parse_rules(rules_text(count), "bench.yaml", env={})
+    rules = parse_rules(rules_text(count), "bench.yaml")
     settings = Settings(web_key=KEY, state=tmp / f"cpu{count}.db")
     watcher = Watcher(settings, rules, Store(settings.state))
     overview = account(500)

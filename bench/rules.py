@@ -18,6 +18,7 @@ from common import account, median_seconds, microseconds, milliseconds
 from simpleeval import SimpleEval
 
 from watcher.config.expr import compile_expression
+from watcher.config.resolve import resolve
 from watcher.config.rules_file import parse_rules
 from watcher.engine.evaluate import History, evaluate, evaluate_poll, run
 
@@ -76,7 +77,7 @@ def thousand_rules(each_rules: int = 20) -> str:
 
 
 def cycle(overview) -> tuple[float, int]:
-    rules = parse_rules(thousand_rules(), "bench.yaml", env={})
+    rules = parse_rules(thousand_rules(), "bench.yaml")
     history = History()
     now = overview.fetched_at
     first = evaluate(rules, overview, {}, history, now)
@@ -104,7 +105,9 @@ def accounts_rules(accounts: int = 20, rules: int = 50) -> str:
 def accounts_cycle(accounts: int = 20, currencies: int = 100) -> tuple[float, float, int]:
     """CPU of one cycle over every account (each its own overview), and the memory it holds."""
     tracemalloc.start()
-    rules = parse_rules(accounts_rules(accounts), "bench.yaml", env={"BENCH_KEY": "WEB-bench-key"})
+    rules = resolve(
+        parse_rules(accounts_rules(accounts), "bench.yaml"), env={"BENCH_KEY": "WEB-bench-key"}
+    )
     overview = account(currencies)
     names = rules.account_names
     histories = {name: History() for name in names}

@@ -109,7 +109,7 @@ class Soak:
         self.clock = Clock()
         self.sim = SimExchange(web_key=KEY).start()
         self.receiver = Receiver()
-        self.rules = parse_rules(RULES.format(url=self.receiver.url()), "soak.yaml", env={})
+        self.rules = parse_rules(RULES.format(url=self.receiver.url()), "soak.yaml")
         self.settings = Settings(
             web_key=KEY,
             mexc_url=self.sim.mexc_url,

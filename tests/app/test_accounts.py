@@ -225,7 +225,7 @@ def test_a_single_account_database_upgrades_in_place(tmp_path: Path, receiver) -
             (at(0).timestamp(), at(hours=1).timestamp()),
         )
     channels = 'channels:\n  default: "' + receiver.url() + '"\n'
-    rules = parse_rules(channels + "rules:\n  - name: low\n    when: USDT.spot < 100\n", env={})
+    rules = parse_rules(channels + "rules:\n  - name: low\n    when: USDT.spot < 100\n")
     from watcher.config.channels import url_key
 
     with sqlite3.connect(path) as db:

@@ -90,13 +90,13 @@ def recorded(tmp_path: Path) -> Path:
 
 def test_replay_file_known_answer(tmp_path: Path) -> None:
     # for=0s: episodes t0-t2 (2m), t3-t4 (1m), t6-t9 (3m).
-    stats, polls = replay(parse_rules(LOW, env={}), from_file(recorded(tmp_path)))
+    stats, polls = replay(parse_rules(LOW), from_file(recorded(tmp_path)))
     low = stats["low"]
     assert polls == 10
     assert (low.fired, low.resolved) == (3, 3)
     assert (low.firing_time, low.longest) == (timedelta(minutes=6), timedelta(minutes=3))
     # for=2m: only t6..t8 lasts long enough; fires at t8, resolves at t9.
-    slow = parse_rules(LOW + "    for: 2m\n", env={})
+    slow = parse_rules(LOW + "    for: 2m\n")
     low = replay(slow, from_file(recorded(tmp_path)))[0]["low"]
     assert (low.fired, low.resolved, low.firing_time) == (1, 1, timedelta(minutes=1))
 
@@ -117,7 +117,7 @@ def test_replay_cli_with_override(tmp_path: Path, capsys, monkeypatch) -> None:
 
 
 def test_replay_from_stored_history_matches_the_file(tmp_path: Path) -> None:
-    rules = parse_rules(LOW, env={})
+    rules = parse_rules(LOW)
     store = Store(tmp_path / "w.db")
     history = History()
     for i, spot in enumerate(SPOTS):
@@ -159,7 +159,7 @@ def test_record_then_replay(tmp_path: Path, sim: SimExchange, monkeypatch, capsy
     assert main(["record", "--to", str(out), "--count", "2"]) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["currencies"]["USDT"]["spot"] == "1500"
-    rules = parse_rules(LOW, env={})
+    rules = parse_rules(LOW)
     first, second = (datetime.fromisoformat(json.loads(x)["fetched_at"]) for x in lines)
     assert replay(rules, from_file(out), second - first)[1] == 2  # polled as recorded
     assert replay(rules, from_file(out))[1] == 1  # the daemon's minute: one poll in that time
@@ -167,7 +167,7 @@ def test_record_then_replay(tmp_path: Path, sim: SimExchange, monkeypatch, capsy
 
 def test_replay_since_reads_the_stored_polls_through_the_cli(tmp_path, capsys, monkeypatch) -> None:
     (tmp_path / "rules.yaml").write_text(LOW)
-    rules = parse_rules(LOW, env={})
+    rules = parse_rules(LOW)
     store = Store(tmp_path / "w.db")
     now = datetime.now(UTC)
     for i, spot in enumerate(SPOTS):
@@ -306,7 +306,7 @@ def test_every_mistake_in_a_test_file_is_located(tmp_path: Path, capsys, body, l
 
 def test_replay_counts_what_the_daemon_would_have_done_at_its_interval(tmp_path: Path) -> None:
     """Two recordings 10 minutes apart: at a 1m interval the low spot held for 10 polls."""
-    rules = parse_rules(SLOW, env={})
+    rules = parse_rules(SLOW)
     overviews = [
         build_overview(at(minutes=0), {"USDT": {"spot": 50}}, None),
         build_overview(at(minutes=10), {"USDT": {"spot": 500}}, None),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from watcher.app.preflight import parse_checked, prepare
 from watcher.config.rules_file import load_rules, parse_rules
 from watcher.config.templates import TemplateError, render
 from watcher.core.errors import RulesError
@@ -18,12 +19,12 @@ OK_CHANNELS = 'channels:\n  default: "json://127.0.0.1:9/"\n'
 
 def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(RulesError) as caught:
-        parse_rules(text, "r.yaml", env=env or {})
+        parse_checked(text, "r.yaml", env=env or {})
     return [str(p) for p in caught.value.problems]
 
 
 def test_example_file_loads_with_every_rule() -> None:
-    rules = load_rules(ROOT / "rules.example.yaml", env={})
+    rules = load_rules(ROOT / "rules.example.yaml")
     names = [r.name for r in rules.rules]
     assert names == [
         "usdt-spot-low",
@@ -46,7 +47,7 @@ def test_defaults_apply_and_rules_override() -> None:
         "rules:\n  - name: a\n    when: total > 1\n  - name: b\n    when: total > 1\n"
         "    severity: critical\n    repeat: 30m\n"
     )
-    rules = parse_rules(text, "r.yaml", env={})
+    rules = parse_rules(text, "r.yaml")
     a, b = rules.rules
     assert (a.policy.for_, a.policy.repeat, a.policy.severity) == (
         timedelta(minutes=1),
@@ -143,6 +144,8 @@ def test_channel_problems_are_located() -> None:
         "r.yaml:4:8: channel odd: apprise cannot use this 'nonsense://' URL; "
         "check it against apprise's docs",
         "r.yaml:6:35: channel team: not a URL: expected SCHEME://..., e.g. tgram://TOKEN/CHAT_ID",
+        # parsing no longer stops at the bad URL, so the channel's other mistake shows too
+        "r.yaml:7:18: channel team: quiet_hours has an impossible time",
         "r.yaml:11:15: channel night: unknown time zone 'Mars/Olympus'",
     ]
 
@@ -155,7 +158,7 @@ def test_missing_default_channel_is_explained() -> None:
 
 def test_env_variables_expand_and_stay_out_of_errors() -> None:
     text = "channels:\n  default: 'json://${HOST}:9/${PATH_PART}'\nrules: []\n"
-    rules = parse_rules(text, "r.yaml", env={"HOST": "127.0.0.1", "PATH_PART": "tok"})
+    rules = prepare(parse_rules(text, "r.yaml"), env={"HOST": "127.0.0.1", "PATH_PART": "tok"})
     assert rules.channels["default"].urls == ("json://127.0.0.1:9/tok",)
 
 

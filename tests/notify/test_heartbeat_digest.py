@@ -171,7 +171,7 @@ def watcher_at(tmp_path: Path, when: datetime) -> Watcher:
         state=tmp_path / "w.db",
         name="vps-1",
     )
-    rules = parse_rules(DIGEST, env={})
+    rules = parse_rules(DIGEST)
     return Watcher(settings, rules, Store(tmp_path / "w.db"), source=Source(), clock=lambda: when)
 
 

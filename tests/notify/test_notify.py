@@ -11,9 +11,10 @@ from pathlib import Path
 
 import apprise
 
-from tests.support.helpers import at
+from tests.support.helpers import at, ruleset
 from tests.support.receivers import Mailbox, Receiver
 from watcher.config.channels import Channel, parse_channel, url_key
+from watcher.config.resolve import resolve
 from watcher.core import logs
 from watcher.engine.evaluate import FIRING, RESOLVED, Notice
 from watcher.notify.adapter import instantiate, masked
@@ -77,7 +78,7 @@ def test_notify_type_follows_severity() -> None:
 
 
 def test_mail_to_local_smtp(tmp_path: Path, mailbox: Mailbox) -> None:
-    channels = {"default": parse_channel("default", mailbox.url(), env={})}
+    channels = {"default": parse_channel("default", mailbox.url())}
     store = Store(tmp_path / "w.db")
     decide(store, channels, [notice()])
     assert Deliverer(store, channels).deliver(at(1)).sent == 1
@@ -157,7 +158,7 @@ def test_kill_between_decided_and_sent_loses_nothing(tmp_path: Path, receiver: R
 
 def test_quiet_hours_hold_and_release_grouped(tmp_path: Path, receiver: Receiver) -> None:
     spec = {"urls": [receiver.url()], "quiet_hours": "23:00-07:00", "timezone": "UTC"}
-    channels = {"default": parse_channel("default", spec, env={})}
+    channels = {"default": parse_channel("default", spec)}
     store = Store(tmp_path / "w.db")
     deliverer = Deliverer(store, channels)
     night = at(hours=23, minutes=30)
@@ -175,13 +176,13 @@ def test_quiet_hours_hold_and_release_grouped(tmp_path: Path, receiver: Receiver
 
 def test_quiet_hours_windows() -> None:
     spec = {"urls": ["json://127.0.0.1:9/"], "quiet_hours": "23:00-07:00", "timezone": "UTC"}
-    quiet = parse_channel("c", spec, env={}).quiet_hours
+    quiet = parse_channel("c", spec).quiet_hours
     assert quiet.release(at(hours=22, minutes=59)) is None
     assert quiet.release(at(hours=23)) == at(hours=31)
     assert quiet.release(at(hours=30)) == at(hours=31)  # 06:00 next day
     assert quiet.release(at(hours=31)) is None
     berlin = {**spec, "quiet_hours": "12:00-13:00", "timezone": "Europe/Berlin"}
-    day = parse_channel("c", berlin, env={}).quiet_hours
+    day = parse_channel("c", berlin).quiet_hours
     assert day.release(at(hours=11, minutes=30)) == at(hours=12)  # 12:30 in Berlin (UTC+1)
 
 
@@ -249,7 +250,11 @@ def test_outbox_and_logs_never_hold_a_url_token(tmp_path: Path, receiver: Receiv
     stream = io.StringIO()
     logs.configure("DEBUG", "json", stream=stream)
     url = receiver.url(f"{token}/x") + f"?token={token}"
-    channels = {"default": parse_channel("default", "json://${HOOK}", env={"HOOK": url[7:]})}
+    written = {"default": parse_channel("default", "json://${HOOK}")}
+    channels = resolve(
+        replace(ruleset("  - name: x\n    when: total > 1\n"), channels=written),
+        env={"HOOK": url[7:]},
+    ).channels
     store = Store(tmp_path / "w.db")
     decide(store, channels, [notice()])
     receiver.fail = 1

@@ -426,7 +426,7 @@ def test_yaml_merge_keys_work_with_overrides(tmp_path, capsys) -> None:
     assert (code, err) == (0, [])
     from watcher.config.rules_file import parse_rules
 
-    rules = parse_rules(text, env={})
+    rules = parse_rules(text)
     assert rules.get("a").policy.severity == "critical" and rules.get("b").policy.severity == "info"
     assert rules.get("a").policy.for_ == timedelta(minutes=5)
 

@@ -42,4 +42,4 @@ def overview(*rows: Balance, when: datetime = T0, testnet: bool = False, **total
 
 
 def ruleset(rules_yaml: str, extra: str = "") -> RuleSet:
-    return parse_rules(CHANNELS + extra + "rules:\n" + rules_yaml, "rules.yaml", env={})
+    return parse_rules(CHANNELS + extra + "rules:\n" + rules_yaml, "rules.yaml")

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from tests.support.helpers import T0, at, overview, row
+from watcher.app.preflight import prepare
 from watcher.config.rules_file import parse_rules
 from watcher.core.alerts import FIRING, PENDING, Alert
 from watcher.store import Store
@@ -35,7 +36,7 @@ NOW = at(minutes=30)
 
 @pytest.fixture
 def ctx(tmp_path) -> Context:
-    rules = parse_rules(RULES, env={"K1": "WEB-one-123456", "K2": "WEB-two-123456"})
+    rules = prepare(parse_rules(RULES), env={"K1": "WEB-one-123456", "K2": "WEB-two-123456"})
     store = Store(tmp_path / "w.db")
     alerts = [
         Alert("usdt-spot-low", None, FIRING, T0, fired_at=T0, account="main"),

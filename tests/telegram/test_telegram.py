@@ -237,7 +237,7 @@ def test_telegram_down_does_not_stop_polls_or_alerts(tmp_path: Path, sim, receiv
 
 
 def bot_on(telegram: FakeTelegram, tmp_path: Path) -> Bot:
-    rules = parse_rules('channels: {default: "console://"}\nrules: []\n', env={})
+    rules = parse_rules('channels: {default: "console://"}\nrules: []\n')
     context = Context(Store(tmp_path / "w.db"), lambda: rules, dict, lambda: datetime.now(UTC))
     return Bot(TelegramCommands(TOKEN, (111,), api_url=telegram.url), context, long_poll=0)
 

@@ -1,1 +1,4 @@
-"""The command line: ``watcher run``, ``check``, ``once``, ... (entry point: ``watcher.cli.main:main``)."""
+"""The command line: ``watcher run``, ``check``, ``once``, ...
+
+Entry point: ``watcher.cli.main:main``; one module per family of commands.
+"""

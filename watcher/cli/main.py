@@ -58,9 +58,9 @@ def _settings(args: argparse.Namespace, one_shot: bool = True) -> Any:
 
 
 def _rules(settings: Any) -> Any:
-    from watcher.config.rules_file import load_rules
+    from watcher.app.preflight import load_checked
 
-    return load_rules(settings.rules)
+    return load_checked(settings.rules)
 
 
 def _store(settings: Any, snapshot: bool = False) -> Any:

@@ -122,9 +122,9 @@ class Wizard:
         self.say(f"Starter rules written to {path} (the old file, if any, is {path.name}.bak).")
 
     def check(self, rules: Path, url: str) -> None:
-        from watcher.config.rules_file import load_rules
+        from watcher.app.preflight import load_checked
 
-        loaded = load_rules(rules, env={**os.environ, "NOTIFY_URL": url})
+        loaded = load_checked(rules, env={**os.environ, "NOTIFY_URL": url})
         self.say(f"\nwatcher check: {len(loaded.rules)} rules, {len(loaded.channels)} channels: OK")
 
     # --- helpers --------------------------------------------------------------------

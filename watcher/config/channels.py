@@ -1,25 +1,23 @@
 """Notification channels from the rules file: names, apprise URLs, quiet hours.
 
-A channel URL is a secret (tokens live inside it). It is expanded from
-``${VAR}`` only in memory; anything shown to a person uses apprise's privacy
-form, and the database keys a URL by a hash, never by its text.
+A channel URL is a secret (tokens live inside it). Parsing keeps its text as written,
+``${VAR}`` and all; ``watcher.config.resolve`` expands it in memory when check, run or
+once starts, and ``watcher.app.preflight`` asks apprise whether it makes a service.
+Anything shown to a person uses apprise's privacy form, and the database keys a URL by
+a hash, never by its text.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from watcher.config.credentials import credential
-from watcher.notify.adapter import validate_url
+from watcher.core.errors import Where
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 CHANNEL_KEYS = ("urls", "quiet_hours", "timezone")
 
@@ -31,6 +29,7 @@ class ChannelError(ValueError):
         super().__init__(message)
         self.key = key
         self.index = index
+        self.urls: tuple[str, ...] = ()  # the URLs that did parse, if any
 
 
 @dataclass(frozen=True)
@@ -63,27 +62,12 @@ class Channel:
     name: str
     urls: tuple[str, ...]
     quiet_hours: QuietHours | None = None
+    where: tuple[Where, ...] = field(default=(), compare=False, repr=False)  # one per URL
 
 
 def url_key(url: str) -> str:
     """A stable name for a URL that reveals nothing about it."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def expand(text: str, env: Mapping[str, str] | None = None) -> str:
-    """Replace ``${VAR}`` from the environment or a systemd credential of that name."""
-    env = os.environ if env is None else env
-
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
-        value = env.get(name)
-        if value is None:
-            value = credential(name) or credential(name.lower())
-        if value is None:
-            raise ChannelError(f"environment variable {name} is not set")
-        return value
-
-    return _VAR.sub(one, text)
 
 
 def parse_quiet_hours(text: Any, zone_name: Any) -> QuietHours:
@@ -102,8 +86,8 @@ def parse_quiet_hours(text: Any, zone_name: Any) -> QuietHours:
     return QuietHours(time(h1, m1), time(h2, m2), zone)
 
 
-def parse_channel(name: str, spec: Any, env: Mapping[str, str] | None = None) -> Channel:
-    """One channel from its YAML value: a URL string or a mapping with ``urls``."""
+def parse_channel(name: str, spec: Any) -> Channel:
+    """One channel from its YAML value: a URL string or a mapping with ``urls``, as written."""
     if isinstance(spec, str):
         spec = {"urls": [spec]}
     if not isinstance(spec, dict):
@@ -119,17 +103,18 @@ def parse_channel(name: str, spec: Any, env: Mapping[str, str] | None = None) ->
     for index, url in enumerate(raw):
         if not isinstance(url, str):
             raise ChannelError("each URL must be text", "urls", index)
-        try:
-            expanded = expand(url, env)
-        except ChannelError as exc:
-            raise ChannelError(str(exc), "urls", index) from None
-        problem = validate_url(expanded)
-        if problem:
-            raise ChannelError(problem, "urls", index)
-        urls.append(expanded)
-    quiet = None
-    if spec.get("quiet_hours") is not None:
-        quiet = parse_quiet_hours(spec["quiet_hours"], spec.get("timezone"))
-    elif spec.get("timezone") is not None:
-        raise ChannelError("'timezone' only matters with 'quiet_hours'", "timezone")
+        urls.append(url)
+    try:
+        quiet = _quiet(spec)
+    except ChannelError as exc:
+        exc.urls = tuple(urls)  # still worth checking at start-up, beside this problem
+        raise
     return Channel(name, tuple(urls), quiet)
+
+
+def _quiet(spec: dict[str, Any]) -> QuietHours | None:
+    if spec.get("quiet_hours") is not None:
+        return parse_quiet_hours(spec["quiet_hours"], spec.get("timezone"))
+    if spec.get("timezone") is not None:
+        raise ChannelError("'timezone' only matters with 'quiet_hours'", "timezone")
+    return None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from watcher.config.expr import Compiled, Needs
 from watcher.core.alerts import MAIN
+from watcher.core.errors import NOWHERE, Where
 
 if TYPE_CHECKING:
     from watcher.config.channels import Channel
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 SEVERITIES = ("info", "warning", "critical")
 BUILTIN_RULES = ("exchange-unreachable", "auth-failed", "network-mismatch", "web-key-expiry")
 DEFAULT_CHANNEL = "default"
+SECRET_FIELDS = ("web_key", "api_key", "proxy", "secret", "password")  # each a ${VAR}
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,12 @@ class AccountSpec:
     wallets: tuple[str, ...] | None = None  # ccxt: balance types to read
     quote: str = "USDT"  # ccxt: what converted values are in
     pegged: tuple[str, ...] = ("USDT", "USDC", "FDUSD", "DAI", "TUSD", "USD")
+    where: tuple[tuple[str, Where], ...] = field(default=(), compare=False, repr=False)
+
+    def at(self, key: str) -> Where:
+        """Where ``key`` of this account stood in the file (the account itself if absent)."""
+        found = dict(self.where)
+        return found.get(key) or found.get("", NOWHERE)
 
     def secrets(self) -> list[str]:
         found = (self.web_key, self.api_key, self.proxy, self.secret, self.password)
@@ -79,7 +87,10 @@ class Heartbeat:
 
     url: str
     every: timedelta = timedelta(minutes=5)
-    style: str = "healthchecks"  # healthchecks (GET URL, URL/fail) | kuma (status=) | plain
+    # healthchecks (GET URL, URL/fail) | kuma (status=) | plain; None: inferred from the
+    # URL once its ${VAR} is expanded
+    style: str | None = "healthchecks"
+    where: Where = field(default=NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,7 @@ class TelegramCommands:
     chats: tuple[int, ...]
     users: tuple[int, ...] | None = None
     api_url: str = "https://api.telegram.org"
+    where: Where = field(default=NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from watcher.config.templates import TemplateError, render
 from watcher.config.yamlloc import Loc, LocList, LocMap, YamlProblem, load
 from watcher.core.alerts import MAIN
 from watcher.core.durations import parse_duration
-from watcher.core.errors import Problem, RulesError
+from watcher.core.errors import Problem, RulesError, Where
 
 __all__ = ["BUILTIN_RULES", "Policy", "Rule", "RuleSet", "load_rules", "parse_rules"]
 
@@ -66,15 +66,17 @@ SAMPLE = {
 class Loader:
     """Walks the YAML tree and compiles it, collecting located problems."""
 
-    def __init__(self, path: str, env: Mapping[str, str] | None) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.env = env
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.accounts: tuple[Any, ...] = ()
         self.names: tuple[str, ...] = (MAIN,)
         self.rule_name: str | None = None
         self.channel_names: set[str] = set()
+
+    def where(self, loc: Loc) -> Where:
+        return Where(self.path, loc.line, loc.column)
 
     def problem(self, loc: Loc, message: str) -> None:
         self.problems.append(Problem(self.path, loc.line, loc.column, message, self.rule_name))
@@ -99,27 +101,25 @@ class Loader:
         self.accounts = account_specs(
             document.get("accounts"),
             document.locs.get("accounts", document.loc),
-            self.env,
+            self.where,
             self.problem,
         )
         self.names = tuple(a.name for a in self.accounts) or (MAIN,)
         defaults = self.policy(document.get("defaults"), document, "defaults", Policy())
         rules = self.rules(document, defaults)
-        where = document.loc
+        top = document.loc
         beats = schedules.heartbeats(
-            document.get("heartbeat"), document.locs.get("heartbeat", where), self.env, self.problem
+            document.get("heartbeat"), document.locs.get("heartbeat", top), self.where, self.problem
         )
         bot = schedules.telegram(
-            document.get("commands"), document.locs.get("commands", where), self.env, self.problem
+            document.get("commands"), document.locs.get("commands", top), self.where, self.problem
         )
         daily = schedules.digest(
             document.get("digest"),
-            document.locs.get("digest", where),
+            document.locs.get("digest", top),
             self.channel_names,
             self.problem,
         )
-        if self.problems:
-            raise RulesError(sorted(self.problems, key=lambda p: (p.line, p.column)))
         needs = Needs()
         for rule in rules:
             needs.merge(rule.when.needs)
@@ -128,7 +128,7 @@ class Loader:
         if daily is not None:  # the digest reports the account total and its 24 h change
             needs.totals = True
             needs.reads.add(("ACCOUNT", "total"))
-        return RuleSet(
+        ruleset = RuleSet(
             self.path,
             tuple(rules),
             channels,
@@ -139,6 +139,10 @@ class Loader:
             self.accounts,
             bot,
         )
+        if self.problems:
+            problems = sorted(self.problems, key=lambda p: (p.line, p.column))
+            raise RulesError(problems, partial=ruleset)
+        return ruleset
 
     def unknown_keys(
         self, mapping: LocMap, allowed: tuple[str, ...], what: str, free_prefix: str = ""
@@ -171,9 +175,13 @@ class Loader:
                 self.problem(section.key_locs[name], f"channel name {name!r} must match [a-z0-9-]+")
                 continue
             try:
-                channels[name] = parse_channel(name, spec, self.env)
+                channel = parse_channel(name, spec)
             except ChannelError as exc:
                 self.problem(_channel_loc(section, name, exc), f"channel {name}: {exc}")
+                if not exc.urls:
+                    continue
+                channel = Channel(name, exc.urls)  # kept so start-up checks check its URLs
+            channels[name] = replace(channel, where=self.url_where(section, name, channel))
         if DEFAULT_CHANNEL not in section:
             self.problem(
                 loc,
@@ -181,6 +189,15 @@ class Loader:
                 "auth failed) and every rule without 'notify'; add e.g. default: \"console://\"",
             )
         return channels
+
+    def url_where(self, section: LocMap, name: str, channel: Channel) -> tuple[Where, ...]:
+        """Where each of a channel's URLs stands, for problems found when it is resolved."""
+        spec = section[name]
+        urls = spec.get("urls") if isinstance(spec, LocMap) else None
+        if isinstance(urls, LocList):
+            return tuple(self.where(loc) for loc in urls.locs)
+        loc = spec.locs["urls"] if isinstance(spec, LocMap) else section.locs[name]
+        return (self.where(loc),) * len(channel.urls)
 
     def policy(
         self,
@@ -408,15 +425,15 @@ def _channel_loc(section: LocMap, name: str, exc: ChannelError) -> Loc:
     return section.locs[name]
 
 
-def parse_rules(
-    text: str, path: str = "rules.yaml", env: Mapping[str, str] | None = None
-) -> RuleSet:
-    return Loader(path, env).load(text)
+def parse_rules(text: str, path: str = "rules.yaml") -> RuleSet:
+    """Syntax and meaning only: no environment, no apprise, no ccxt. ``${VAR}`` stay as
+    written; ``watcher.config.resolve`` and ``watcher.app.preflight`` take it from here."""
+    return Loader(path).load(text)
 
 
-def load_rules(path: Path | str, env: Mapping[str, str] | None = None) -> RuleSet:
+def load_rules(path: Path | str) -> RuleSet:
     """Read and compile a rules file; raises ``RulesError`` listing every problem."""
-    return parse_rules(read_rules_file(Path(path)), str(path), env)
+    return parse_rules(read_rules_file(Path(path)), str(path))
 
 
 def read_rules_file(path: Path) -> str:

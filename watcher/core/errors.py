@@ -8,6 +8,7 @@ line, 3 for an exchange that cannot be read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class WatcherError(Exception):
@@ -38,11 +39,28 @@ class Problem:
         return f"{where}:{who} {self.message}"
 
 
+@dataclass(frozen=True)
+class Where:
+    """Where a value stood in a rules file: a problem found after parsing (an unset
+    ``${VAR}``, a URL apprise cannot use) still names its file, line and column."""
+
+    path: str
+    line: int
+    column: int
+
+    def problem(self, message: str) -> Problem:
+        return Problem(self.path, self.line, self.column, message)
+
+
+NOWHERE = Where("", 0, 0)
+
+
 class RulesError(ConfigError):
     """A rules file with one or more located problems."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], partial: Any = None) -> None:
         self.problems = problems
+        self.partial = partial  # what did parse, so a later check can add its problems too
         super().__init__("\n".join(str(p) for p in problems))
 
 

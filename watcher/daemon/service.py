@@ -23,9 +23,9 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from watcher.app.preflight import load_checked
 from watcher.app.watcher import AccountPoll, PollResult, Watcher, utcnow
 from watcher.config.model import RuleSet
-from watcher.config.rules_file import load_rules
 from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.errors import ConfigError, RulesError
@@ -63,7 +63,7 @@ log = logs.get("watcher.daemon")
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        rules = load_rules(settings.rules)
+        rules = load_checked(settings.rules)
         self.lock = StateLock(settings.state)
         self.lock.acquire()  # a second daemon on this database stops here, naming the first
         self.store = Store(settings.state)
@@ -169,7 +169,7 @@ class Daemon:
 
     def reload_job(self) -> None:
         try:
-            rules = load_rules(self.settings.rules)
+            rules = load_checked(self.settings.rules)
         except RulesError as exc:
             for problem in exc.problems:
                 log.error("reload rejected; the old rules keep running", problem=str(problem))

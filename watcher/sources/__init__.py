@@ -2,11 +2,12 @@
 
 A source fetches what the rules need (rows per currency, account totals, or
 both) and returns one ``Overview``, or raises a subclass of ``ExchangeError``.
-One module per source; the HTTP pieces they share live in ``http``.
+One module per source; the hardened HTTP client they share lives in ``watcher.net``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -97,3 +98,20 @@ def spec_from(settings: Settings) -> AccountSpec:
         base_url=settings.base_url,
         network=settings.network,
     )
+
+
+def exchange_problem(exchange: str) -> tuple[str, str] | None:
+    """Why a ccxt account cannot start, as (the account's key to blame, what), or None:
+    the extra is missing, or ccxt does not know the exchange. Asked at start-up, never
+    while parsing (it imports ccxt)."""
+    try:
+        missing = importlib.util.find_spec("ccxt") is None
+    except (ValueError, ImportError):  # blocked or broken: as good as missing
+        missing = True
+    if missing:
+        return "source", "the ccxt source needs the extra: pip install 'watcher[ccxt]'"
+    import ccxt
+
+    if exchange not in ccxt.exchanges:
+        return "exchange", f"ccxt knows no exchange {exchange!r}"
+    return None

@@ -1,0 +1,57 @@
+"""Parsing is pure: syntax and meaning only. The world is asked once, at start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from watcher.app.preflight import parse_checked
+from watcher.config.rules_file import parse_rules
+from watcher.core.errors import RulesError
+
+WORLDLY = (
+    "channels:\n"
+    "  default: 'tgram://${NOT_SET_TOKEN}/123'\n"
+    "  team: 'nonsense://x'\n"
+    "accounts:\n"
+    "  main: {source: mexc, web_key: '${NOT_SET_KEY}'}\n"
+    "  desk: {source: ccxt, exchange: nosuchexchange, api_key: '${K}', secret: '${S}'}\n"
+    "heartbeat: {url: '${NOT_SET_PING}'}\n"
+    "rules:\n"
+    "  - name: low\n"
+    "    when: USDT.spot < 100\n"
+)
+
+
+def test_importing_and_parsing_the_configuration_loads_no_apprise_ccxt_or_requests() -> None:
+    code = (
+        "import sys, watcher.config.rules_file, watcher.config.settings, "
+        "watcher.config.resolve\n"
+        f"rules = watcher.config.rules_file.parse_rules({WORLDLY!r}, 'r.yaml')\n"
+        "assert [a.name for a in rules.accounts] == ['main', 'desk']\n"
+        "assert rules.channels['default'].urls == ('tgram://${NOT_SET_TOKEN}/123',)\n"
+        "print(' '.join(m for m in ('apprise', 'ccxt', 'requests') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_parsing_keeps_variables_as_written_and_start_up_names_every_problem() -> None:
+    rules = parse_rules(WORLDLY, "r.yaml")
+    assert rules.accounts[0].web_key == "${NOT_SET_KEY}"
+    assert rules.heartbeats[0].url == "${NOT_SET_PING}"
+    try:
+        parse_checked(WORLDLY, "r.yaml", env={"K": "key-1234", "S": "secret-1234"})
+    except RulesError as exc:
+        found = [str(p) for p in exc.problems]
+    else:
+        raise AssertionError("the start-up check passed a file that cannot run")
+    assert found == [
+        "r.yaml:2:12: channel default: environment variable NOT_SET_TOKEN is not set",
+        "r.yaml:3:9: channel team: apprise cannot use this 'nonsense://' URL; "
+        "check it against apprise's docs",
+        "r.yaml:5:33: account main: web_key: environment variable NOT_SET_KEY is not set",
+        "r.yaml:6:34: account desk: ccxt knows no exchange 'nosuchexchange'",
+        "r.yaml:7:17: heartbeat: environment variable NOT_SET_PING is not set",
+    ]

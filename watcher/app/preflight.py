@@ -1,0 +1,72 @@
+"""The one start-up check that ``check``, ``run`` and ``once`` share, after parsing.
+
+Parsing (``watcher.config``) is pure: syntax and meaning. What needs the world is
+checked here, in one place, with every problem located in the rules file:
+
+1. every ``${VAR}`` is set (``watcher.config.resolve``);
+2. every channel URL makes an apprise service (``watcher.notify``);
+3. every ccxt account's exchange is known to an installed ccxt (``watcher.sources``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from watcher.config.model import RuleSet
+from watcher.config.resolve import resolve_all, unresolved
+from watcher.config.rules_file import parse_rules, read_rules_file
+from watcher.core.errors import NOWHERE, Problem, RulesError
+from watcher.notify.adapter import validate_url
+from watcher.sources import exchange_problem
+
+
+def service_problems(rules: RuleSet) -> list[Problem]:
+    """What a resolved rule set names that the world cannot provide, located."""
+    found = []
+    for name, channel in rules.channels.items():
+        wheres = channel.where or (NOWHERE,) * len(channel.urls)
+        for url, where in zip(channel.urls, wheres, strict=True):
+            problem = None if unresolved(url) else validate_url(url)
+            if problem:
+                found.append(where.problem(f"channel {name}: {problem}"))
+    for account in rules.accounts:
+        if account.source == "ccxt" and account.exchange:
+            problem = exchange_problem(account.exchange)
+            if problem:
+                key, what = problem
+                found.append(account.at(key).problem(f"account {account.name}: {what}"))
+    return found
+
+
+def prepare(rules: RuleSet, env: Mapping[str, str] | None = None) -> RuleSet:
+    """Parsed rules made ready to run: resolved and checked, or one ``RulesError`` with
+    every problem, sorted by line."""
+    resolved, problems = resolve_all(rules, env)
+    problems += service_problems(resolved)
+    if problems:
+        raise RulesError(sorted(problems, key=_place))
+    return resolved
+
+
+def load_checked(path: Path | str, env: Mapping[str, str] | None = None) -> RuleSet:
+    """Read, parse, resolve and check a rules file: what ``check``, ``run`` and ``once`` use."""
+    return parse_checked(read_rules_file(Path(path)), str(path), env)
+
+
+def parse_checked(text: str, path: str, env: Mapping[str, str] | None = None) -> RuleSet:
+    """Parse, resolve and check; the problems of every step come in one sorted list, so
+    one ``check`` shows every mistake."""
+    try:
+        rules = parse_rules(text, path)
+    except RulesError as exc:
+        if exc.partial is None:
+            raise
+        resolved, later = resolve_all(exc.partial, env)
+        problems = exc.problems + later + service_problems(resolved)
+        raise RulesError(sorted(problems, key=_place)) from None
+    return prepare(rules, env)
+
+
+def _place(problem: Problem) -> tuple[int, int]:
+    return problem.line, problem.column

@@ -1,0 +1,112 @@
+"""Start-up's first step after parsing: every ``${VAR}`` the rules file names, expanded.
+
+Parsing is pure and keeps ``${VAR}`` as written, so a rules file can be read and checked
+without the service's environment. When ``check``, ``run`` or ``once`` starts, this
+module fills each one from the environment or a systemd credential of that name, and
+says at once, with file, line and column, every variable that is missing. The values
+live only in memory: the resolved ``RuleSet`` is what sends and signs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from watcher.config.channels import Channel
+from watcher.config.credentials import credential
+from watcher.config.model import SECRET_FIELDS, AccountSpec, Heartbeat, RuleSet
+from watcher.core.errors import NOWHERE, Problem, RulesError, Where
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SENDABLE_KEYS = ("web_key", "api_key")  # sent in a header: printable ASCII only
+
+
+class Unset(LookupError):
+    """A ``${VAR}`` with neither an environment variable nor a credential behind it."""
+
+
+def expand(text: str, env: Mapping[str, str] | None = None) -> str:
+    """Replace ``${VAR}`` from the environment or a systemd credential of that name."""
+    env = os.environ if env is None else env
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = env.get(name)
+        if value is None:
+            value = credential(name) or credential(name.lower())
+        if value is None:
+            raise Unset(f"environment variable {name} is not set")
+        return value
+
+    return _VAR.sub(one, text)
+
+
+def resolve(rules: RuleSet, env: Mapping[str, str] | None = None) -> RuleSet:
+    """The same rules with every ``${VAR}`` filled in; ``RulesError`` lists all that cannot be."""
+    resolved, problems = resolve_all(rules, env)
+    if problems:
+        raise RulesError(problems)
+    return resolved
+
+
+def unresolved(text: str) -> bool:
+    """True while ``text`` still holds a ``${VAR}`` (it could not be filled)."""
+    return _VAR.search(text) is not None
+
+
+def resolve_all(
+    rules: RuleSet, env: Mapping[str, str] | None = None
+) -> tuple[RuleSet, list[Problem]]:
+    """Every ``${VAR}`` that can be filled, and a located problem for each that cannot
+    (left as written)."""
+    problems: list[Problem] = []
+
+    def fill(text: str, where: Where, label: str) -> str:
+        try:
+            return expand(text, env)
+        except Unset as exc:
+            problems.append(where.problem(f"{label}: {exc}"))
+            return text
+
+    channels = {name: _channel(channel, fill) for name, channel in rules.channels.items()}
+    accounts = tuple(_account(a, fill, problems) for a in rules.accounts)
+    beats = tuple(_heartbeat(b, fill, problems) for b in rules.heartbeats)
+    bot = rules.telegram
+    if bot is not None:
+        bot = replace(bot, token=fill(bot.token, bot.where, "telegram token"))
+    resolved = replace(rules, channels=channels, accounts=accounts, heartbeats=beats, telegram=bot)
+    return resolved, sorted(problems, key=lambda p: (p.line, p.column))
+
+
+Fill = Callable[[str, Where, str], str]
+
+
+def _channel(channel: Channel, fill: Fill) -> Channel:
+    wheres = channel.where or (NOWHERE,) * len(channel.urls)
+    label = f"channel {channel.name}"
+    return replace(channel, urls=tuple(map(fill, channel.urls, wheres, [label] * len(wheres))))
+
+
+def _account(account: AccountSpec, fill: Fill, problems: list[Problem]) -> AccountSpec:
+    values = {}
+    for key in SECRET_FIELDS:
+        raw = getattr(account, key)
+        if raw is not None:
+            values[key] = fill(raw, account.at(key), f"account {account.name}: {key}")
+    sendable = (values.get(k) or "" for k in SENDABLE_KEYS)
+    if any(not 0x21 <= ord(c) <= 0x7E for text in sendable for c in text):
+        message = f"account {account.name}: a key contains a character that cannot be sent"
+        problems.append(account.at("").problem(message))
+    return replace(account, **values)
+
+
+def _heartbeat(beat: Heartbeat, fill: Fill, problems: list[Problem]) -> Heartbeat:
+    url = fill(beat.url, beat.where, "heartbeat")
+    parts = urlsplit(url)
+    if "${" not in url and (parts.scheme not in ("http", "https") or not parts.hostname):
+        problems.append(beat.where.problem("heartbeat: the url must be http(s)://..."))
+    style = beat.style or ("kuma" if "/api/push/" in url else "healthchecks")
+    return replace(beat, url=url, style=style)
