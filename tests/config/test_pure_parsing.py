@@ -53,5 +53,5 @@ def test_parsing_keeps_variables_as_written_and_start_up_names_every_problem() -
         "check it against apprise's docs",
         "r.yaml:5:33: account main: web_key: environment variable NOT_SET_KEY is not set",
         "r.yaml:6:34: account desk: ccxt knows no exchange 'nosuchexchange'",
-        "r.yaml:7:17: heartbeat: environment variable NOT_SET_PING is not set",
+        "r.yaml:7:18: heartbeat: environment variable NOT_SET_PING is not set",
     ]
