@@ -16,6 +16,7 @@ from tests.support.receivers import Mailbox, Receiver
 from watcher.config.channels import Channel, parse_channel, url_key
 from watcher.config.resolve import resolve
 from watcher.core import logs
+from watcher.core.secrets import MASKER
 from watcher.engine.evaluate import FIRING, RESOLVED, Notice
 from watcher.notify.adapter import instantiate, masked
 from watcher.notify.delivery import Deliverer, compose, route
@@ -269,7 +270,7 @@ def test_outbox_and_logs_never_hold_a_url_token(tmp_path: Path, receiver: Receiv
     assert token not in stream.getvalue() and "notification sent" in stream.getvalue()
     assert token not in masked(url)
     assert store_keys(tmp_path / "w.db") <= {url_key(url)}
-    logs.MASKER.clear()
+    MASKER.clear()
 
 
 def store_keys(path: Path) -> set[str]:

@@ -24,7 +24,7 @@ from watcher.core.errors import (
     RateLimited,
     TransportError,
 )
-from watcher.core.secrets import Secret
+from watcher.core.secrets import MASKER, Secret
 from watcher.sim.exchange import SimExchange
 from watcher.sources import open_source
 
@@ -233,7 +233,7 @@ def test_secrets_never_reach_errors_or_logs(sim: SimExchange, settings: Settings
     output = stream.getvalue() + "\n".join(texts)
     assert "bad key ***" in output
     assert API_KEY not in output and WEB_KEY not in output
-    logs.MASKER.clear()
+    MASKER.clear()
 
 
 def test_totals_send_no_convert_parameter(sim: SimExchange, settings: Settings) -> None:

@@ -19,6 +19,7 @@ from watcher.config.channels import Channel
 from watcher.config.credentials import credential
 from watcher.config.model import SECRET_FIELDS, AccountSpec, Heartbeat, RuleSet
 from watcher.core.errors import NOWHERE, Problem, RulesError, Where
+from watcher.core.secrets import MASKER
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SENDABLE_KEYS = ("web_key", "api_key")  # sent in a header: printable ASCII only
@@ -78,7 +79,23 @@ def resolve_all(
     if bot is not None:
         bot = replace(bot, token=fill(bot.token, bot.where, "telegram token"))
     resolved = replace(rules, channels=channels, accounts=accounts, heartbeats=beats, telegram=bot)
+    hide(resolved)
     return resolved, sorted(problems, key=lambda p: (p.line, p.column))
+
+
+def hide(rules: RuleSet) -> None:
+    """Every secret the rules file brought into memory joins the log masker: account
+    secrets, the Telegram token, and the tokens inside channel and heartbeat URLs."""
+    for account in rules.accounts:
+        for secret in account.secrets():
+            MASKER.add(secret)
+    if rules.telegram is not None:
+        MASKER.add(rules.telegram.token)
+    for channel in rules.channels.values():
+        for url in channel.urls:
+            MASKER.add(url)
+    for beat in rules.heartbeats:
+        MASKER.add(beat.url)
 
 
 Fill = Callable[[str, Where, str], str]

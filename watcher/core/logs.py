@@ -1,4 +1,5 @@
-"""structlog, configured once, with every record (ours and stdlib's) masked.
+"""structlog, configured once, with every record (ours and stdlib's) masked by
+``watcher.core.secrets.MASKER``.
 
 One ``ProcessorFormatter`` renders both structlog events and stdlib records
 from apscheduler, apprise and urllib3, so the masking step cannot be bypassed.
@@ -9,21 +10,14 @@ frame locals ever get rendered).
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-MASK = "***"
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]+:[^\s/@]+@")
-_QUERY_SECRET = re.compile(
-    r"(?i)([?&](?:token|key|apikey|api_key|secret|password|pass|auth|webhook)=)[^&\s\"']+"
-)
-_HEADER = re.compile(
-    r"""([?&](?:\+|%2[bB])[^=&\s]+=)[^&\s"']*"""
-)  # apprise's +Header=value, any length
+from watcher.core.secrets import MASKER
+
 QUIET_LOGGERS = {
     "apprise": logging.WARNING,
     "apscheduler": logging.WARNING,
@@ -31,49 +25,25 @@ QUIET_LOGGERS = {
 }
 
 
-class SecretMasker:
-    """Replaces known secret strings and URL credentials in any text."""
-
-    def __init__(self) -> None:
-        self._secrets: dict[str, str] = {}
-
-    def add(self, secret: str | None, replacement: str = MASK) -> None:
-        # Very short values would mask unrelated text and protect nothing.
-        if secret and len(secret) >= 4:
-            self._secrets[secret] = replacement
-
-    def clear(self) -> None:
-        self._secrets.clear()
-
-    def mask(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, self._secrets[secret])
-        text = _USERINFO.sub(rf"\1{MASK}:{MASK}@", text)
-        text = _HEADER.sub(rf"\1{MASK}", text)
-        return _QUERY_SECRET.sub(rf"\1{MASK}", text)
-
-    def __call__(
-        self, logger: Any, method: str, event: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        """structlog processor: mask every string in the event, nested ones too."""
-        for key, value in list(event.items()):
-            event[key] = self._walk(value)
-        return event
-
-    def _walk(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.mask(value)
-        if isinstance(value, dict):
-            return {k: self._walk(v) for k, v in value.items()}
-        if isinstance(value, list | tuple | set):
-            return [self._walk(v) for v in value]
-        if isinstance(value, BaseException):
-            return self.mask(f"{type(value).__name__}: {value}")
-        return value
+def mask_event(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+    """structlog processor: every string in the event, nested ones too, through ``MASKER``."""
+    for key, value in list(event.items()):
+        event[key] = _walk(value)
+    return event
 
 
-MASKER = SecretMasker()
+def _walk(value: Any) -> Any:
+    if isinstance(value, str):
+        return MASKER.mask(value)
+    if isinstance(value, dict):
+        return {k: _walk(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_walk(v) for v in value]
+    if isinstance(value, BaseException):
+        return MASKER.mask(f"{type(value).__name__}: {value}")
+    return value
+
+
 _HANDLER_FLAG = "_watcher_handler"
 
 
@@ -104,7 +74,7 @@ def configure(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            MASKER,
+            mask_event,
             renderer,
         ],
     )
@@ -122,7 +92,7 @@ def configure(
         processors=[  # masked here too, so no other handler on the root logger sees a secret
             *shared,
             structlog.processors.format_exc_info,
-            MASKER,
+            mask_event,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,6 +33,7 @@ from urllib3.exceptions import HTTPError, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from watcher.core.errors import BadResponse, ExchangeError, TransportError
+from watcher.core.secrets import Masker
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BODY = 20 * 1024 * 1024  # counted after decompression
@@ -183,23 +184,6 @@ class Answer:
         return start.startswith((b"<!doctype", b"<html", b"<")) or "text/html" in ctype
 
 
-class Scrubber:
-    """Removes known secrets from any text; used before text is shortened or shown."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def short(self, text: object, limit: int = 200) -> str:
-        """One line of at most ``limit`` characters, scrubbed first so no cut hides a key."""
-        cleaned = self(" ".join(str(text).split()))
-        return cleaned[:limit]
-
-
 class HttpClient:
     """A session with fixed headers and an optional real proxy; ``get`` returns an ``Answer``."""
 
@@ -208,7 +192,7 @@ class HttpClient:
         headers: Mapping[str, str],
         timeout: float,
         interval: float,
-        scrub: Scrubber,
+        scrub: Masker,
         proxy: str | None = None,
         max_body: int = MAX_BODY,
         backoff: float = BACKOFF,

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, quote_plus, urlsplit
+from urllib.parse import parse_qs, urlsplit
+
+from watcher.core.secrets import Masker, url_secrets
 
 # scheme -> (module under apprise.plugins, class): the fast path.
 FAST_PLUGINS: dict[str, tuple[str, str]] = {
@@ -111,37 +112,10 @@ def validate_url(url: str) -> str | None:
 
 
 def masked(url: str) -> str:
-    """apprise's privacy form of a URL, with token-like parts we know of masked too."""
+    """apprise's privacy form of a URL, with every token-like part masked too."""
     service = instantiate(url)
     text = str(service.url(privacy=True)) if service else urlsplit(url).scheme + "://***"
-    for secret in secrets_of(url):
-        text = text.replace(secret, "***")
-    return HEADER_VALUE.sub(r"\1***", text)
-
-
-_HOST = re.compile(r"^[A-Za-z0-9.-]*(?::\d+)?$")
-HEADER_VALUE = re.compile(r"""([?&](?:\+|%2[bB])[^=&\s]+=)[^&\s"']*""")  # apprise's +Header=value
-TOPIC_SCHEMES = frozenset({"ntfy", "ntfys"})  # whoever knows the topic reads the messages
-
-
-def secrets_of(url: str) -> list[str]:
-    """Parts of a URL that could be tokens: credentials, path parts, query values, headers
-    (in their encoded and decoded forms), and an ntfy topic in the host position."""
-    parts = urlsplit(url)
-    found = [parts.password or ""]
-    if parts.password:
-        found.append(parts.username or "")
-    host = parts.netloc.rsplit("@", 1)[-1]
-    if (len(host) >= 12 and not _HOST.match(host)) or parts.scheme.lower() in TOPIC_SCHEMES:
-        found.append(host.rsplit(":", 1)[0] if parts.scheme.lower() in TOPIC_SCHEMES else host)
-    found += [p for p in parts.path.split("/") if len(p) >= 4]
-    for key, values in parse_qs(parts.query).items():
-        for value in values:
-            if key.startswith("+") or len(value) >= 8:
-                found += [value, quote(value), quote_plus(value), quote(value, safe="")]
-    raw = [m.group(0).split("=", 1)[1] for m in HEADER_VALUE.finditer("?" + parts.query)]
-    found += raw
-    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+    return Masker(url_secrets(url)).mask(text)
 
 
 def renders_markdown(url: str) -> bool:

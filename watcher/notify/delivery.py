@@ -33,7 +33,6 @@ from watcher.notify.adapter import (
     Message,
     masked,
     renders_markdown,
-    secrets_of,
     send,
 )
 from watcher.notify.messages import Style, body_lines, title, worst_severity
@@ -127,9 +126,6 @@ class Deliverer:
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
         self.channels = dict(channels)
         self.urls = {(name, url_key(u)): u for name, ch in channels.items() for u in ch.urls}
-        for url in self.urls.values():
-            for secret in secrets_of(url):
-                logs.MASKER.add(secret)
 
     def deliver(self, now: datetime) -> DeliveryReport:
         with self.lock:

@@ -21,7 +21,6 @@ import requests
 
 from watcher.config.model import Heartbeat
 from watcher.core import logs
-from watcher.notify.adapter import secrets_of
 
 TIMEOUT = (3.0, 5.0)
 log = logs.get("watcher.heartbeat")
@@ -58,10 +57,6 @@ class Pinger:
         failure count (a Prometheus counter never goes down), when each URL was last
         pinged and which still wait."""
         self.beats = tuple(beats)
-        for beat in self.beats:
-            for secret in secrets_of(beat.url):
-                logs.MASKER.add(secret)
-            logs.MASKER.add(beat.url)
 
     def due(self, now: datetime, last_success: datetime | None, error: str) -> list[str]:
         tick = self.clock()

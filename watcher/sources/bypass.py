@@ -24,7 +24,8 @@ from watcher.core.errors import (
     TransportError,
 )
 from watcher.core.models import Overview
-from watcher.net.client import BACKOFF, Answer, HttpClient, Scrubber, decode_json
+from watcher.core.secrets import Masker
+from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
 from watcher.sources.parse import (
     AUTH_CODES,
     RATE_CODES,
@@ -72,7 +73,7 @@ class BypassSource:
             headers["X-MEXC-WEB-KEY"] = web_key
         if upstream_proxy:
             headers["X-MEXC-PROXY"] = upstream_proxy  # the gateway's own way out
-        self.scrub = Scrubber((api_key, web_key or "", upstream_proxy or ""))
+        self.scrub = Masker((api_key, web_key or "", upstream_proxy or ""))
         self.http = HttpClient(headers, timeout, interval, self.scrub, backoff=backoff)
         self.host = urlsplit(base_url).hostname or "?"
 

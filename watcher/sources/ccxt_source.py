@@ -30,7 +30,7 @@ from watcher.core.models import (
     Totals,
     in_range,
 )
-from watcher.net.client import Scrubber
+from watcher.core.secrets import Masker
 
 DEFAULT_WALLETS = {"mexc": ("spot", "swap")}
 CONTRACT_TYPES = ("swap", "future", "futures", "contract", "margin", "linear", "inverse")
@@ -65,7 +65,7 @@ class CcxtSource:
         if spec.base_url:  # tests and the simulator: every API URL on that host
             self.exchange.urls["api"] = rehost(self.exchange.urls["api"], spec.base_url)
         self.wallets = spec.wallets or DEFAULT_WALLETS.get(self.exchange_id, ("spot",))
-        self.scrub = Scrubber(spec.secrets())
+        self.scrub = Masker(spec.secrets())
         self.warned = False
 
     def describe(self) -> str:

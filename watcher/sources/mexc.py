@@ -24,7 +24,8 @@ from watcher.core.errors import (
     TransportError,
 )
 from watcher.core.models import Overview
-from watcher.net.client import BACKOFF, Answer, HttpClient, Scrubber, decode_json
+from watcher.core.secrets import Masker
+from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
 from watcher.sources.parse import (
     code_error,
     integer,
@@ -88,7 +89,7 @@ class MexcWebSource:
     ) -> None:
         self.url = url.rstrip("/")
         self.clock = clock
-        self.scrub = Scrubber((web_key, proxy or "", *secrets))
+        self.scrub = Masker((web_key, proxy or "", *secrets))
         origin = "https://www.mexc.com" if "mexc.com" not in url else _origin(self.url)
         self.http = HttpClient(
             browser_headers(origin, web_key),

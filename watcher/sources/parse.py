@@ -41,7 +41,7 @@ def integer(value: Any) -> int | None:
 
 def message_of(document: dict[str, Any], scrub: Callable[[str], str]) -> str:
     """The exchange's own words (``msg`` in MEXC's envelope, ``message`` in a gateway's),
-    scrubbed and shortened by the source's ``Scrubber.short``."""
+    scrubbed and shortened by the source's ``Masker.short``."""
     return scrub(document.get("msg") or document.get("message") or "no message")
 
 

@@ -21,6 +21,7 @@ import requests
 from watcher.config.model import TelegramCommands
 from watcher.core import logs
 from watcher.core.errors import WatcherError
+from watcher.core.secrets import MASKER
 from watcher.net.client import Answer, decode_json, read_body
 from watcher.telegram.commands import Context, handle
 
@@ -42,7 +43,6 @@ class Bot:
         self.thread = threading.Thread(target=self.loop, daemon=True, name="telegram")
         self.strangers: set[int] = set()
         self.state = "starting"
-        logs.MASKER.add(spec.token)
 
     def start(self) -> Bot:
         self.thread.start()
@@ -161,5 +161,5 @@ def telegram_said(status: int, data: Any) -> str:
     """Telegram's refusal in its own words (409: another instance or a webhook holds the
     updates; 401: a wrong token), shortened and masked, for the log and ``status``."""
     described = data.get("description") if isinstance(data, dict) else None
-    words = logs.MASKER.mask(str(described))[:200] if described else "no description"
+    words = MASKER.mask(str(described))[:200] if described else "no description"
     return f"Telegram said {status}: {words}"
