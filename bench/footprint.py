@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import account, milliseconds  # noqa: E402
 
-from watcher.app.watcher import Watcher  # noqa: E402
+from watcher.app.poll import Watcher  # noqa: E402
 from watcher.config.rules_file import parse_rules  # noqa: E402
 from watcher.config.settings import Settings  # noqa: E402
 from watcher.sim.exchange import SimExchange, sample_portfolio  # noqa: E402
@@ -124,7 +124,7 @@ def cpu_per_cycle(tmp: Path, count: int) -> float:
     """CPU of one poll after the HTTP answer: evaluation plus the SQLite transaction."""
     rules = parse_rules(rules_text(count), "bench.yaml")
     settings = Settings(web_key=KEY, state=tmp / f"cpu{count}.db")
-    watcher = Watcher(settings, rules, Store(settings.state))
+    watcher = Watcher.open(settings, rules, Store(settings.state))
     overview = account(500)
     now = overview.fetched_at
     samples = []

@@ -29,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from watcher.app.watcher import Watcher
+from watcher.app.poll import Watcher
 from watcher.config.rules_file import BUILTIN_RULES, parse_rules
 from watcher.config.settings import Settings
 from watcher.core import logs
@@ -135,7 +135,7 @@ class Soak:
     def fresh(self) -> Watcher:
         """A new process: everything rebuilt from the database."""
         store = Store(self.settings.state)
-        watcher = Watcher(self.settings, self.rules, store, clock=self.clock)
+        watcher = Watcher.open(self.settings, self.rules, store, clock=self.clock)
         watcher.deliverer.budget = 0.05  # a slow receiver is left to finish on its own
         return watcher
 

@@ -15,8 +15,8 @@ from tests.conftest import WEB_KEY
 from tests.support.daemon_harness import DaemonProcess, wait_for
 from tests.support.helpers import at
 from tests.support.receivers import Receiver
+from watcher.app.poll import Watcher
 from watcher.app.replay import build_overview
-from watcher.app.watcher import Watcher
 from watcher.cli.main import main
 from watcher.config.rules_file import parse_rules
 from watcher.config.settings import Settings
@@ -250,7 +250,7 @@ def test_a_single_account_database_upgrades_in_place(tmp_path: Path, receiver) -
     assert [v for _, v in store.polls()] == [{"USDT.spot": Decimal("50")}]
     settings = Settings(web_key=WEB_KEY, state=path)
     clock = [at(minutes=2)]
-    w = Watcher(settings, rules, store, source=Fixed(), clock=lambda: clock[0])
+    w = Watcher.open(settings, rules, store, source=Fixed(), clock=lambda: clock[0])
     result = w.process(clock[0], build_overview(clock[0], {"USDT": {"spot": "50"}}, None), None)
     assert result.outcome.notices == []  # already announced before the upgrade
     assert w.deliver().sent == 1  # the message that was waiting goes out, once

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.support.helpers import at, ruleset
-from watcher.app.watcher import AccountPoll, PollResult, Watcher
+from watcher.app.poll import AccountPoll, PollResult, Watcher
 from watcher.config.settings import Settings
 from watcher.core.alerts import Outcome
 from watcher.core.errors import AuthError, NetworkMismatch, TransportError
@@ -63,12 +63,12 @@ def test_dry_run_writes_nothing_and_the_key_is_seen_in_the_commit(tmp_path: Path
     rules = ruleset("  - name: low\n    when: USDT.spot < 100\n")
     store = Store(db)
     before = store.meta()
-    Watcher(settings, rules, store, source=Source(), clock=lambda: at(0)).poll(dry_run=True)
+    Watcher.open(settings, rules, store, source=Source(), clock=lambda: at(0)).poll(dry_run=True)
     assert store.meta() == before
-    Watcher(settings, rules, store, source=Source(), clock=lambda: at(1)).poll()
+    Watcher.open(settings, rules, store, source=Source(), clock=lambda: at(1)).poll()
     meta = store.meta()
     assert meta["main/web_key_seen"] == at(1).isoformat() and len(meta["main/web_key_hash"]) == 16
-    Watcher(settings, rules, store, source=Source(), clock=lambda: at(9)).poll()
+    Watcher.open(settings, rules, store, source=Source(), clock=lambda: at(9)).poll()
     assert store.meta()["main/web_key_seen"] == at(1).isoformat()  # read once, kept
 
 

@@ -12,9 +12,10 @@ from tests.daemon.test_daemon import RULES
 from tests.support.daemon_harness import DaemonProcess, wait_for
 from tests.support.helpers import at, ruleset
 from tests.support.receivers import Receiver
-from watcher.app.watcher import Watcher
+from watcher.app.poll import Watcher
 from watcher.config.settings import Settings
 from watcher.core.errors import PollCrashed
+from watcher.daemon.build import build
 from watcher.daemon.service import Daemon
 from watcher.daemon.systemd import Notifier
 from watcher.sim.exchange import SimExchange
@@ -47,7 +48,7 @@ def test_whatever_a_fetch_raises_is_a_failed_poll(tmp_path: Path) -> None:
         OverflowError("date"),
     ):
         store = Store(tmp_path / f"{type(exc).__name__}.db")
-        w = Watcher(settings, rules, store, source=Exploding(exc), clock=lambda: clock[0])
+        w = Watcher.open(settings, rules, store, source=Exploding(exc), clock=lambda: clock[0])
         first = w.poll()
         assert isinstance(first.error, PollCrashed) and type(exc).__name__ in str(first.error)
         clock[0] += timedelta(minutes=6)
@@ -67,7 +68,7 @@ def daemon_for(tmp_path: Path, sim: SimExchange, receiver: Receiver, **extra) ->
         timeout="1s",
         **extra,
     )
-    return Daemon(settings)
+    return build(settings)
 
 
 def test_a_poll_that_crashes_is_logged_and_the_next_one_runs(tmp_path, sim, receiver) -> None:

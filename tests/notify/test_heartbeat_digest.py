@@ -16,8 +16,8 @@ import pytest
 from tests.conftest import WEB_KEY
 from tests.support.daemon_harness import DaemonProcess, wait_for
 from tests.support.receivers import Receiver
+from watcher.app.poll import Watcher
 from watcher.app.replay import build_overview
-from watcher.app.watcher import Watcher
 from watcher.cli.main import main
 from watcher.config.model import Heartbeat
 from watcher.config.rules_file import parse_rules
@@ -172,7 +172,9 @@ def watcher_at(tmp_path: Path, when: datetime) -> Watcher:
         name="vps-1",
     )
     rules = parse_rules(DIGEST)
-    return Watcher(settings, rules, Store(tmp_path / "w.db"), source=Source(), clock=lambda: when)
+    return Watcher.open(
+        settings, rules, Store(tmp_path / "w.db"), source=Source(), clock=lambda: when
+    )
 
 
 def digests(tmp_path: Path) -> list[Any]:
@@ -181,25 +183,25 @@ def digests(tmp_path: Path) -> list[Any]:
 
 def test_exactly_one_digest_a_day_across_restarts(tmp_path: Path) -> None:
     first = BERLIN_8 - timedelta(hours=1)
-    assert watcher_at(tmp_path, first).maybe_digest(first) is False  # first start: from 08:00
+    assert watcher_at(tmp_path, first).daily.maybe(first) is False  # first start: from 08:00
     before = BERLIN_8 - timedelta(seconds=1)  # 07:59:59 Berlin, a restart
-    assert watcher_at(tmp_path, before).maybe_digest(before) is False
+    assert watcher_at(tmp_path, before).daily.maybe(before) is False
     after = BERLIN_8 + timedelta(seconds=1)  # 08:00:01, another restart
-    assert watcher_at(tmp_path, after).maybe_digest(after) is True
+    assert watcher_at(tmp_path, after).daily.maybe(after) is True
     for later in (after, after + timedelta(minutes=1), after + timedelta(hours=12)):
-        assert watcher_at(tmp_path, later).maybe_digest(later) is False
+        assert watcher_at(tmp_path, later).daily.maybe(later) is False
     assert len(digests(tmp_path)) == 1
     tomorrow = BERLIN_8 + timedelta(days=1, seconds=5)
-    assert watcher_at(tmp_path, tomorrow).maybe_digest(tomorrow) is True
+    assert watcher_at(tmp_path, tomorrow).daily.maybe(tomorrow) is True
     assert len(digests(tmp_path)) == 2
 
 
 def test_a_day_missed_while_down_is_sent_late_once(tmp_path: Path) -> None:
     start = BERLIN_8 - timedelta(days=3, hours=1)
-    watcher_at(tmp_path, start).maybe_digest(start)
+    watcher_at(tmp_path, start).daily.maybe(start)
     back = BERLIN_8 + timedelta(hours=2, minutes=30)  # down from before 08:00 until 10:30
     w = watcher_at(tmp_path, back)
-    assert w.maybe_digest(back) is True and w.maybe_digest(back) is False
+    assert w.daily.maybe(back) is True and w.daily.maybe(back) is False
     (row,) = digests(tmp_path)
     assert row.notice.text.splitlines()[0] == (
         "Daily digest for 2026-11-27 08:00 Europe/Berlin (late: watcher was not running then; "
@@ -211,7 +213,7 @@ def test_the_digest_text_all_clear_and_with_alerts(tmp_path: Path) -> None:
     now = BERLIN_8 + timedelta(seconds=30)
     w = watcher_at(tmp_path, now)
     w.store.commit({}, samples=[("ACCOUNT.total", now - timedelta(hours=25), Decimal("5000"))])
-    assert w.digest_text(now) == (
+    assert w.daily.text(now) == (
         "Daily digest for 2026-11-27 08:00 Europe/Berlin\n"
         "Account total: 5,900 (+18% in 24 h)\n"
         "Largest holdings: BTC 3,600, USDT 2,300\n"
@@ -229,7 +231,7 @@ def test_the_digest_text_all_clear_and_with_alerts(tmp_path: Path) -> None:
         ),
     }
     w.store.add_silence("low", "BTC", now, timedelta(hours=4), "topping up")
-    text = w.digest_text(now)
+    text = w.daily.text(now)
     assert text.splitlines()[3:6] == [
         "Firing: low for 2h55m",
         "Silenced: low BTC until 2026-11-27 11:00 UTC",

@@ -323,8 +323,8 @@ def test_a_message_refused_for_its_formatting_is_sent_again_as_plain_text(
 def test_after_an_outage_the_last_word_is_the_state_now(tmp_path: Path, receiver: Receiver):
     """Down; the alert fires, resolves, fires again; back: one message, in order, ending FIRING."""
     from tests.support.helpers import ruleset
+    from watcher.app.poll import Watcher
     from watcher.app.replay import build_overview
-    from watcher.app.watcher import Watcher
     from watcher.config.settings import Settings
 
     rules = ruleset("  - name: low\n    when: USDT.spot < 100\n".replace("json://127.0.0.1:9/", ""))
@@ -332,7 +332,7 @@ def test_after_an_outage_the_last_word_is_the_state_now(tmp_path: Path, receiver
     rules = replace(rules, channels=channels)
     clock = [at(0)]
     settings = Settings(web_key="WEB-x-123456", state=tmp_path / "w.db")
-    w = Watcher(settings, rules, Store(tmp_path / "w.db"), clock=lambda: clock[0])
+    w = Watcher.open(settings, rules, Store(tmp_path / "w.db"), clock=lambda: clock[0])
     receiver.fail = 10**6  # Telegram is down
     for minute, spot in [(0, "500"), (1, "50"), (5, "500"), (9, "50"), (10, "40")]:
         clock[0] = at(minutes=minute)

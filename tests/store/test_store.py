@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.helpers import at, ruleset
+from watcher.app.poll import Watcher
 from watcher.app.replay import build_overview
-from watcher.app.watcher import Watcher
 from watcher.config.settings import Settings
 from watcher.core.alerts import FIRING
 from watcher.core.errors import StoreError
@@ -34,7 +34,7 @@ class Clock:
 
 def watcher(path: Path, clock: Clock) -> Watcher:
     settings = Settings(web_key="WEB-k-123456", state=path)
-    return Watcher(settings, ruleset(RULES), Store(path), clock=clock)
+    return Watcher.open(settings, ruleset(RULES), Store(path), clock=clock)
 
 
 def poll(w: Watcher, clock: Clock, usdt: str, btc: str) -> list[tuple]:
@@ -101,7 +101,7 @@ def test_reload_to_rules_that_do_not_read_a_series_writes_no_zeros(tmp_path: Pat
     clock = Clock()
     a = ruleset("  - name: btc-up\n    when: delta(BTC.total, 10m) > 1000\n")
     b = ruleset("  - name: usdt-low\n    when: USDT.spot < 100\n")
-    w = Watcher(
+    w = Watcher.open(
         Settings(web_key="WEB-k-123456", state=tmp_path / "w.db"),
         a,
         Store(tmp_path / "w.db"),
@@ -123,7 +123,7 @@ def test_reload_to_rules_that_do_not_read_a_series_writes_no_zeros(tmp_path: Pat
 def test_an_unreadable_row_keeps_its_rules_state_and_history(tmp_path: Path) -> None:
     clock = Clock()
     rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
-    w = Watcher(
+    w = Watcher.open(
         Settings(web_key="WEB-k-123456", state=tmp_path / "w.db"),
         rules,
         Store(tmp_path / "w.db"),

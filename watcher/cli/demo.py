@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from watcher.app.watcher import utcnow
+from watcher.app.poll import utcnow
 from watcher.cli import table
 from watcher.config.settings import Settings
 from watcher.core.durations import parse_duration

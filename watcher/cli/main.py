@@ -74,7 +74,7 @@ def _store(settings: Any, snapshot: bool = False) -> Any:
 
 @command("run", "Run the daemon: poll, evaluate, notify, forever.", "watcher run")
 def cmd_run(args: argparse.Namespace) -> int:
-    from watcher.daemon.service import run
+    from watcher.daemon.build import run
 
     settings = _settings(args, one_shot=False)
     return run(settings)  # each account's source checks its own secrets
@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     "watcher once --dry-run --json",
 )
 def cmd_once(args: argparse.Namespace) -> int:
-    from watcher.app.watcher import Watcher
+    from watcher.app.poll import Watcher
     from watcher.cli.views import once_json, once_text
     from watcher.core.errors import StoreError
     from watcher.store.lock import StateLock
@@ -110,7 +110,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     # With --json, stdout is for the JSON alone: a console:// channel prints to stderr.
     console = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        watcher = Watcher(settings, rules, store)
+        watcher = Watcher.open(settings, rules, store)
         with console:
             result = watcher.poll(dry_run=dry_run)
             if not dry_run:
@@ -182,7 +182,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     "watcher silence usdt-spot-low --for 4h --comment 'topping up'",
 )
 def cmd_silence(args: argparse.Namespace) -> int:
-    from watcher.app.watcher import utcnow
+    from watcher.app.poll import utcnow
     from watcher.core.durations import format_duration, parse_duration
 
     settings = _settings(args)
@@ -296,8 +296,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     "watcher replay --since 7d --for 10m",
 )
 def cmd_replay(args: argparse.Namespace) -> int:
+    from watcher.app.poll import utcnow
     from watcher.app.replay import from_file, from_polls, override, replay
-    from watcher.app.watcher import utcnow
     from watcher.core.durations import format_duration, parse_duration
 
     settings = _settings(args)
@@ -356,8 +356,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     import time
 
+    from watcher.app.poll import utcnow
     from watcher.app.replay import overview_to_json
-    from watcher.app.watcher import utcnow
     from watcher.sources import open_source
 
     settings = _settings(args)
@@ -389,7 +389,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     "watcher digest --send",
 )
 def cmd_digest(args: argparse.Namespace) -> int:
-    from watcher.app.watcher import Watcher, utcnow
+    from watcher.app.poll import Watcher, utcnow
 
     settings = _settings(args)
     rules = _rules(settings)
@@ -400,14 +400,14 @@ def cmd_digest(args: argparse.Namespace) -> int:
         )
     store = _store(settings, snapshot=not args.send)
     try:
-        watcher = Watcher(settings, rules, store)
+        watcher = Watcher.open(settings, rules, store)
         now = utcnow()
         if args.send:
-            watcher.maybe_digest(now, force=True)
+            watcher.daily.maybe(now, force=True)
             report = watcher.deliver()
             print(f"digest sent to {', '.join(rules.digest.notify)} ({report.sent} delivered)")
         else:
-            print(watcher.digest_text(now))
+            print(watcher.daily.text(now))
     finally:
         store.close()
     return 0

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from watcher.app.watcher import PollResult
+from watcher.app.poll import PollResult
 from watcher.cli import table
 from watcher.config.settings import Settings
 from watcher.core.alerts import MAIN, describe

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,13 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from watcher.app.poll import AccountPoll, PollResult, Watcher, utcnow
 from watcher.app.preflight import load_checked
-from watcher.app.watcher import AccountPoll, PollResult, Watcher, utcnow
 from watcher.config.model import RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.errors import ConfigError, RulesError
 from watcher.daemon.systemd import Notifier, watchdog_period
-from watcher.notify.delivery import Deliverer
 from watcher.notify.heartbeat import Pinger
 from watcher.store import Store
 from watcher.store.lock import StateLock
@@ -61,29 +61,37 @@ log = logs.get("watcher.daemon")
 
 
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    """The running service: jobs on a scheduler, signals, systemd, metrics, the bot.
+
+    Built by ``watcher.daemon.build.build``, which opens everything in order; the
+    constructor only takes what it is given."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        lock: StateLock,
+        store: Store,
+        watcher: Watcher,
+        pinger: Pinger,
+        scheduler: BlockingScheduler,
+        notifier: Notifier,
+        open_bot: Callable[[Daemon, Any], Any],
+    ) -> None:
         self.settings = settings
-        rules = load_checked(settings.rules)
-        self.lock = StateLock(settings.state)
-        self.lock.acquire()  # a second daemon on this database stops here, naming the first
-        self.store = Store(settings.state)
-        # Delivery gets its own connection: it runs beside the poll, in another thread.
-        deliverer = Deliverer(Store(settings.state), rules.channels, name=settings.name)
-        self.watcher = Watcher(settings, rules, self.store, deliverer=deliverer)
-        self.pinger = Pinger(rules.heartbeats)
+        self.lock = lock
+        self.store = store
+        self.watcher = watcher
+        self.pinger = pinger
+        self.scheduler = scheduler
+        self.notifier = notifier
+        self.open_bot = open_bot
         self.results: dict[str, PollResult] = {}
         self.stopping = False
         self.bot: Any = None
-        self.start_bot(rules)
         self.cycle = threading.Lock()
         self.heartbeat = time.monotonic()
-        self.notifier = Notifier()
         self.metrics: Any = None  # prometheus-client is imported only when it is asked for
         self.server: Any = None
-        self.scheduler = BlockingScheduler(
-            timezone=UTC,
-            job_defaults={"coalesce": True, "max_instances": 1},
-        )
 
     # --- jobs -----------------------------------------------------------------
     def poll_job(self, name: str | None = None) -> None:
@@ -123,25 +131,15 @@ class Daemon:
         self.pinger.ping(urls)  # a thread per URL: returns at once
 
     def start_bot(self, rules: RuleSet) -> None:
-        """Telegram commands, in their own thread with their own database connection."""
+        """Telegram commands, in their own thread (a reload restarts it only if it changed)."""
         spec = rules.telegram
         if self.bot is not None and self.bot.spec == spec:
             return
         if self.bot is not None:
             self.bot.stop()
             self.bot = None
-        if spec is None:
-            return
-        from watcher.telegram.bot import Bot
-        from watcher.telegram.commands import Context
-
-        context = Context(
-            store=Store(self.settings.state),
-            rules=lambda: self.watcher.rules,
-            balances=self.latest_balances,
-            clock=utcnow,
-        )
-        self.bot = Bot(spec, context).start()
+        if spec is not None:
+            self.bot = self.open_bot(self, spec)
 
     def latest_balances(self) -> dict[str, Any]:
         accounts = self.watcher.accounts
@@ -151,7 +149,7 @@ class Daemon:
         """Queue the day's digest when it is due (checked every minute), then deliver it."""
         try:
             with self.cycle:
-                queued = self.watcher.maybe_digest(utcnow())
+                queued = self.watcher.daily.maybe(utcnow())
         except Exception:
             log.exception("the digest could not be prepared; the next minute tries again")
             return
@@ -312,7 +310,3 @@ class Daemon:
         self.store.close()
         self.lock.release()
         return 0
-
-
-def run(settings: Settings) -> int:
-    return Daemon(settings).run()

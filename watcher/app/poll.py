@@ -10,23 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from watcher.app.account import Account
+from watcher.app.accounts import Account, Accounts
+from watcher.app.daily import DailyDigest
 from watcher.config.model import DEFAULT_CHANNEL, RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
-from watcher.core.alerts import FIRING, Alert, Key, Notice, Outcome, Silence, describe
+from watcher.core.alerts import FIRING, Alert, Key, Notice, Outcome, Silence
 from watcher.core.errors import ExchangeError, PollCrashed, Problem
 from watcher.core.models import Overview, combine
-from watcher.engine.builtins import WEB_KEY_LIFE, Fact, poll_facts
+from watcher.engine.builtins import Fact, poll_facts
 from watcher.engine.evaluate import evaluate_poll, silenced_by
-from watcher.engine.lookback import History, Sample, absent_is_zero, watched_series
-from watcher.notify import digest
+from watcher.engine.lookback import History, Sample, absent_is_zero
 from watcher.notify.delivery import Deliverer, DeliveryReport, route
-from watcher.notify.digest import Book, Facts
-from watcher.sources import Source, open_source, spec_from
+from watcher.sources import Source
 from watcher.store import Store
 
 Clock = Callable[[], datetime]
@@ -107,84 +106,58 @@ class Watcher:
         settings: Settings,
         rules: RuleSet,
         store: Store,
-        source: Source | None = None,
+        accounts: Accounts,
+        deliverer: Deliverer,
+        alerts: Mapping[Key, Alert],
         clock: Clock = utcnow,
-        deliverer: Deliverer | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
         self.store = store
+        self.roster = accounts
+        self.deliverer = deliverer
+        self.alerts = dict(alerts)
         self.clock = clock
-        self.started = clock()
-        self.alerts = store.load_alerts()
-        self.accounts = self.open_accounts(rules, source)
-        self.groups: dict[str, History] = {}
-        self.load_history()
-        self.deliverer = deliverer or Deliverer(store.sibling(), rules.channels, name=settings.name)
         self.last: PollResult | None = None
+        self.daily = DailyDigest(settings, store, accounts, lambda: self.rules, self.alert_list)
 
-    def open_accounts(
-        self,
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
         rules: RuleSet,
+        store: Store,
         source: Source | None = None,
-        keep: Mapping[str, Account] | None = None,
-    ) -> dict[str, Account]:
-        """One ``Account`` per configured account, its memory restored from the database;
-        an account in ``keep`` whose settings are the same is kept as it is, source and all."""
-        meta = self.store.meta()
-        specs = rules.accounts or (spec_from(self.settings),)
-        accounts = {}
-        for spec in specs:
-            kept = (keep or {}).get(spec.name)
-            if kept is not None and kept.spec == spec:
-                accounts[spec.name] = kept
-                continue
-            opened = source if source is not None and len(specs) == 1 else None
-            opened = opened or open_source(self.settings, self.clock, account=spec)
-            account = Account(spec, opened, self.started)
-            issued = self.settings.web_key_issued if not rules.accounts else None
-            account.restore(meta, issued)
-            accounts[spec.name] = account
-        return accounts
+        clock: Clock = utcnow,
+        deliverer: Deliverer | None = None,
+    ) -> Watcher:
+        """Open what one poll needs: the accounts (sources, memory from the database), the
+        alerts as stored, and delivery on a connection of its own unless one is given."""
+        accounts = Accounts.open(settings, rules, store, clock, source)
+        deliverer = deliverer or Deliverer(store.sibling(), rules.channels, name=settings.name)
+        return cls(settings, rules, store, accounts, deliverer, store.load_alerts(), clock)
+
+    @property
+    def accounts(self) -> dict[str, Account]:
+        return self.roster.by_name
 
     @property
     def last_success(self) -> datetime | None:
-        """When every account last polled well (the oldest of their last successes)."""
-        times = [a.last_success for a in self.accounts.values()]
-        return None if any(t is None for t in times) else min(times)  # type: ignore[type-var]
+        return self.roster.last_success
 
     @property
     def history(self) -> History:
         """The first account's history (the only one, in most setups)."""
         return next(iter(self.accounts.values())).history
 
-    def reload(self, rules: RuleSet) -> None:
-        """New rules; instances of rules that still exist keep their state. Accounts whose
-        settings changed get a new source; the others keep theirs."""
-        old = self.accounts
-        self.rules = rules
-        fresh = self.open_accounts(rules, keep=old) if rules.accounts or len(old) > 1 else old
-        for name, account in old.items():
-            if fresh.get(name) is not account:
-                account.source.close()
-        self.accounts = fresh
-        self.deliverer.set_channels(rules.channels)
-        self.load_history()
+    def alert_list(self) -> tuple[Alert, ...]:
+        return tuple(self.alerts.values())
 
-    def load_history(self) -> None:
-        """What ``change``/``delta`` look back on, rebuilt from the database per account."""
-        series = self.rules.needs.series
-        since = self.clock() - self.rules.history_keep
-        wanted = watched_series(series)
-        for account in self.accounts.values():
-            account.history = History()
-            if series:
-                self.store.load_history(account.history, since, wanted, account.name)
-        self.groups = {}
-        for label in self.rules.groups:
-            self.groups[label] = History()
-            if series:
-                self.store.load_history(self.groups[label], since, wanted, label)
+    def reload(self, rules: RuleSet) -> None:
+        """New rules; instances of rules that still exist keep their state."""
+        self.rules = rules
+        self.roster.reload(rules)
+        self.deliverer.set_channels(rules.channels)
 
     def poll(self, dry_run: bool = False, names: list[str] | None = None) -> PollResult:
         """Fetch every account (side by side), evaluate, and (unless ``dry_run``) persist
@@ -257,7 +230,7 @@ class Watcher:
             parts = [self.accounts[m].fresh(now, within) for m in members if m in self.accounts]
             if len(parts) == len(members) and all(p is not None for p in parts):
                 combined = combine(parts, now)  # type: ignore[arg-type]
-                step.run(self, label, self.groups[label], now, combined, (), silences)
+                step.run(self, label, self.roster.groups[label], now, combined, (), silences)
         for message in step.outcome.errors:
             log.warning(message)
         first = next(iter(polled.values()))
@@ -309,60 +282,6 @@ class Watcher:
             kind, marker = "rejected", digest or ""
         notice = Notice(name, None, kind, "warning", (DEFAULT_CHANNEL,), None, None, now, now, text)
         self.store.announce(route([notice], self.rules.channels, now), {"reload_rejected": marker})
-
-    def digest_facts(self, now: datetime) -> Facts:
-        """What today's digest says: fresh balances, 24 h ago, alerts, silences, outbox."""
-        books = []
-        for account in self.accounts.values():
-            try:
-                overview, error = account.fetch(rows=True, totals=True), None
-            except Exception as exc:  # the digest says so; it is no reason not to send
-                overview = None
-                error = str(exc) if isinstance(exc, ExchangeError) else type(exc).__name__
-            issued = account.web_key_issued
-            day_ago = now - timedelta(hours=24)
-            books.append(
-                Book(
-                    name=account.name if self.rules.labelled else None,
-                    overview=overview,
-                    error=error,
-                    total_24h_ago=self.store.value_at("ACCOUNT.total", day_ago, account.name),
-                    web_key_expires=issued + WEB_KEY_LIFE if issued else None,
-                )
-            )
-        return Facts(
-            name=self.settings.name,
-            now=now,
-            books=tuple(books),
-            alerts=tuple(self.alerts.values()),
-            silences=tuple(self.store.silences(now)),
-            acks=tuple(f"{describe(a.key)} by {a.by}" for a in self.store.acks()),
-            outbox=self.store.outbox_depth(),
-            oldest=self.store.oldest(),
-        )
-
-    def digest_text(self, now: datetime) -> str | None:
-        spec = self.rules.digest
-        return None if spec is None else digest.compose(spec, self.digest_facts(now))
-
-    def maybe_digest(self, now: datetime, force: bool = False) -> bool:
-        """Queue the day's digest once (the day is recorded in the same transaction), late
-        and marked so after downtime; ``force`` queues one now (``watcher digest --send``)."""
-        spec = self.rules.digest
-        if spec is None:
-            return False
-        last = self.store.meta().get("digest_last")
-        day = digest.due_day(spec, now, last)
-        if last is None and day is not None and not force:
-            self.store.set_meta({"digest_last": day.isoformat()})  # first start: from tomorrow
-            return False
-        if day is None and not force:
-            return False
-        text = digest.compose(spec, self.digest_facts(now))
-        notice = Notice("digest", None, "digest", "info", spec.notify, None, None, now, now, text)
-        marker = (day or digest.scheduled(spec, now).date()).isoformat()
-        self.store.announce(route([notice], self.rules.channels, now), {"digest_last": marker})
-        return True
 
     def deliver(self) -> DeliveryReport:
         return self.deliverer.deliver(self.clock())

@@ -1,0 +1,77 @@
+"""The composition root: the one function that builds the daemon, stage by stage.
+
+Order: settings (given) -> rules (read and checked) -> the state lock and store ->
+sources (one per account, inside ``Watcher.open``) -> delivery -> heartbeat ->
+scheduler -> bot. Every constructor below only takes what it is given; this function
+alone opens files, connections and threads. If a step fails, what the earlier steps
+opened is closed again, in reverse.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from datetime import UTC
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from watcher.app.poll import Watcher, utcnow
+from watcher.app.preflight import load_checked
+from watcher.config.model import TelegramCommands
+from watcher.config.settings import Settings
+from watcher.daemon.service import Daemon
+from watcher.daemon.systemd import Notifier
+from watcher.notify.delivery import Deliverer
+from watcher.notify.heartbeat import Pinger
+from watcher.store import Store
+from watcher.store.lock import StateLock
+
+
+def build(settings: Settings) -> Daemon:
+    """A daemon ready to ``run``: nothing is scheduled or started yet but the bot."""
+    rules = load_checked(settings.rules)
+    with ExitStack() as undo:
+        lock = StateLock(settings.state)
+        lock.acquire()  # a second daemon on this database stops here, naming the first
+        undo.callback(lock.release)
+        store = Store(settings.state)
+        undo.callback(store.close)
+        # Delivery gets its own connection: it runs beside the poll, in another thread.
+        deliverer = Deliverer(Store(settings.state), rules.channels, name=settings.name)
+        watcher = Watcher.open(settings, rules, store, deliverer=deliverer)
+        scheduler = BlockingScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
+        )
+        daemon = Daemon(
+            settings,
+            lock,
+            store,
+            watcher,
+            Pinger(rules.heartbeats),
+            scheduler,
+            Notifier(),
+            open_bot,
+        )
+        daemon.start_bot(rules)
+        undo.pop_all()
+    return daemon
+
+
+def open_bot(daemon: Daemon, spec: TelegramCommands) -> Any:
+    """Telegram commands on their own thread and database connection (imported only
+    when the rules file asks for them)."""
+    from watcher.telegram.bot import Bot
+    from watcher.telegram.commands import Context
+
+    context = Context(
+        store=Store(daemon.settings.state),
+        rules=lambda: daemon.watcher.rules,
+        balances=daemon.latest_balances,
+        clock=utcnow,
+    )
+    return Bot(spec, context).start()
+
+
+def run(settings: Settings) -> int:
+    """``watcher run``: build, then run until a signal stops it."""
+    return build(settings).run()
