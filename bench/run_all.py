@@ -15,12 +15,18 @@ import footprint
 import parse
 import rules
 import soak
+import walk
 
 
 def main() -> int:
     started = time.monotonic()
     figures: dict[str, str] = {}
-    for name, bench in (("parse", parse), ("rules", rules), ("footprint", footprint)):
+    for name, bench in (
+        ("parse", parse),
+        ("rules", rules),
+        ("footprint", footprint),
+        ("walk", walk),
+    ):
         print(f"--- bench/{name}.py", flush=True)
         figures.update(bench.main())
     print("--- bench/soak.py", flush=True)

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from watcher.app.poll import Watcher
-from watcher.config.rules_file import BUILTIN_RULES, parse_rules
+from watcher.config.model import BUILTIN_RULES
+from watcher.config.rules_file import parse_rules
 from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.models import Overview

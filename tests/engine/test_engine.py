@@ -65,7 +65,7 @@ def test_fires_at_once_without_for_then_resolves() -> None:
 def test_pending_until_for_elapses() -> None:
     c = Clocked(LOW + "    for: 5m\n")
     out = c.step(at(0), usdt("50"))
-    assert out.notices == [] and [r.state for r in out.reports] == [PENDING]
+    assert out.notices == [] and [r.state for r in out.standings] == [PENDING]
     assert c.kinds(at(minutes=4, seconds=59), usdt("50")) == []
     assert c.kinds(at(minutes=5), usdt("50")) == [("low", None, FIRING)]
     assert c.alerts[("main", "low", None)].since == at(0)
@@ -75,7 +75,7 @@ def test_pending_that_clears_returns_silently() -> None:
     c = Clocked(LOW + "    for: 5m\n")
     c.step(at(0), usdt("50"))
     out = c.step(at(60), usdt("500"))
-    assert out.notices == [] and c.alerts == {} and out.reports == []
+    assert out.notices == [] and c.alerts == {} and out.standings == []
     assert c.kinds(at(120), usdt("50")) == []  # pending starts over
     assert c.alerts[("main", "low", None)].since == at(120)
 
@@ -124,7 +124,7 @@ def test_send_resolved_false() -> None:
     c = Clocked(LOW + "    send_resolved: false\n")
     c.step(at(0), usdt("50"))
     out = c.step(at(60), usdt("500"))
-    assert out.notices == [] and [r.state for r in out.reports] == [RESOLVED]
+    assert out.notices == [] and [r.state for r in out.standings] == [RESOLVED]
 
 
 def test_no_data_keeps_the_state_exactly() -> None:

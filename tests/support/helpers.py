@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from watcher.config.rules_file import RuleSet, parse_rules
+from watcher.config.model import RuleSet
+from watcher.config.rules_file import parse_rules
 from watcher.core.models import ORIGIN_WALLETS, WALLETS, Balance, Overview, Totals
 from watcher.sim.receiver import fill_disk
 

@@ -127,7 +127,7 @@ class Accounts:
     ) -> Accounts:
         accounts = cls(settings, store, clock, clock())
         accounts.by_name = accounts.opened(rules, source)
-        accounts.load_history(rules)
+        accounts.restore_history(rules)
         return accounts
 
     def opened(
@@ -162,9 +162,9 @@ class Accounts:
             if fresh.get(name) is not account:
                 account.source.close()
         self.by_name = fresh
-        self.load_history(rules)
+        self.restore_history(rules)
 
-    def load_history(self, rules: RuleSet) -> None:
+    def restore_history(self, rules: RuleSet) -> None:
         """What ``change``/``delta`` look back on, rebuilt from the database per account."""
         series = rules.needs.series
         since = self.clock() - rules.history_keep

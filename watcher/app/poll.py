@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from watcher.app.accounts import Account, Accounts
@@ -19,21 +19,18 @@ from watcher.config.model import DEFAULT_CHANNEL, RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.alerts import FIRING, Alert, Key, Notice, Outcome, Silence
+from watcher.core.durations import utcnow
 from watcher.core.errors import ExchangeError, PollCrashed, Problem
 from watcher.core.models import Overview, combine
 from watcher.engine.builtins import Fact, poll_facts
 from watcher.engine.evaluate import evaluate_poll, silenced_by
 from watcher.engine.lookback import History, Sample, absent_is_zero
-from watcher.notify.delivery import Deliverer, DeliveryReport, route
+from watcher.notify.delivery import Deliverer, DeliveryCounts, route
 from watcher.sources import Source
 from watcher.store import Store
 
 Clock = Callable[[], datetime]
 log = logs.get("watcher.poll")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Step:
@@ -71,7 +68,7 @@ class Step:
         )
         self.outcome.alerts = outcome.alerts
         self.outcome.notices += outcome.notices
-        self.outcome.reports += outcome.reports
+        self.outcome.standings += outcome.standings
         self.outcome.errors += outcome.errors
         self.samples[account] = samples
         self.absent[account] = absent_is_zero(rules, overview)
@@ -283,5 +280,5 @@ class Watcher:
         notice = Notice(name, None, kind, "warning", (DEFAULT_CHANNEL,), None, None, now, now, text)
         self.store.announce(route([notice], self.rules.channels, now), {"reload_rejected": marker})
 
-    def deliver(self) -> DeliveryReport:
+    def deliver(self) -> DeliveryCounts:
         return self.deliverer.deliver(self.clock())

@@ -157,14 +157,14 @@ def replay(
     for last, overview in stepped(list(overviews), interval):
         polls += 1
         outcome, _ = evaluate_poll(rules, alerts, history, last, overview, account=account)
-        for report in outcome.reports:
-            key = (report.rule, report.currency)
-            if report.state == FIRING and key not in started:
+        for standing in outcome.standings:
+            key = (standing.rule, standing.currency)
+            if standing.state == FIRING and key not in started:
                 started[key] = last
-                stats[report.rule].fired += 1
-            elif report.state == RESOLVED and key in started:
-                _close(stats[report.rule], last - started.pop(key))
-                stats[report.rule].resolved += 1
+                stats[standing.rule].fired += 1
+            elif standing.state == RESOLVED and key in started:
+                _close(stats[standing.rule], last - started.pop(key))
+                stats[standing.rule].resolved += 1
         alerts = outcome.alerts
     for key, since in started.items():
         if last is not None:

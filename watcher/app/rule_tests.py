@@ -200,7 +200,7 @@ class Case:
             rules, before.alerts, history, now, overview, facts, account=account, label=label
         )
         outcome.notices = before.notices + outcome.notices
-        outcome.reports = before.reports + outcome.reports
+        outcome.standings = before.standings + outcome.standings
         return outcome
 
 
@@ -212,7 +212,8 @@ def check(expect: Expect, outcome: Any, result: CaseResult, labelled: bool = Fal
             for a in outcome.alerts.values()
         }
         actual |= {
-            (r.rule, r.currency, r.state, r.account if labelled else None) for r in outcome.reports
+            (r.rule, r.currency, r.state, r.account if labelled else None)
+            for r in outcome.standings
         }
         if expect.alerts != actual:
             result.failures.append(
@@ -249,7 +250,7 @@ class TestFile:
     cases: list[Case]
 
 
-class Loader(Reader):
+class TestFileLoader(Reader):
     """A test file to ``TestFile``, collecting every located problem before failing."""
 
     def load(self) -> TestFile:
@@ -385,7 +386,7 @@ def snapshot(item: Mapping[str, Any], rules: RuleSet) -> Overview:
 
 
 def load_test_file(path: Path) -> TestFile:
-    return Loader(path).load()
+    return TestFileLoader(path).load()
 
 
 def run_files(paths: list[Path], out: Any) -> int:

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from watcher.app.poll import utcnow
 from watcher.cli import table
 from watcher.config.settings import Settings
-from watcher.core.durations import parse_duration
+from watcher.core.durations import parse_duration, utcnow
 from watcher.sim.exchange import SimExchange, sample_portfolio
 from watcher.sources import open_source
 

@@ -182,8 +182,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     "watcher silence usdt-spot-low --for 4h --comment 'topping up'",
 )
 def cmd_silence(args: argparse.Namespace) -> int:
-    from watcher.app.poll import utcnow
-    from watcher.core.durations import format_duration, parse_duration
+    from watcher.core.durations import format_duration, parse_duration, utcnow
 
     settings = _settings(args)
     store = _store(settings)
@@ -296,9 +295,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     "watcher replay --since 7d --for 10m",
 )
 def cmd_replay(args: argparse.Namespace) -> int:
-    from watcher.app.poll import utcnow
     from watcher.app.replay import from_file, from_polls, override, replay
-    from watcher.core.durations import format_duration, parse_duration
+    from watcher.core.durations import format_duration, parse_duration, utcnow
 
     settings = _settings(args)
     rules = _rules(settings)
@@ -356,8 +354,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     import time
 
-    from watcher.app.poll import utcnow
     from watcher.app.replay import overview_to_json
+    from watcher.core.durations import utcnow
     from watcher.sources import open_source
 
     settings = _settings(args)
@@ -389,7 +387,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     "watcher digest --send",
 )
 def cmd_digest(args: argparse.Namespace) -> int:
-    from watcher.app.poll import Watcher, utcnow
+    from watcher.app.poll import Watcher
+    from watcher.core.durations import utcnow
 
     settings = _settings(args)
     rules = _rules(settings)
@@ -404,8 +403,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
         now = utcnow()
         if args.send:
             watcher.daily.maybe(now, force=True)
-            report = watcher.deliver()
-            print(f"digest sent to {', '.join(rules.digest.notify)} ({report.sent} delivered)")
+            counts = watcher.deliver()
+            print(f"digest sent to {', '.join(rules.digest.notify)} ({counts.sent} delivered)")
         else:
             print(watcher.daily.text(now))
     finally:

@@ -11,7 +11,7 @@ from watcher.cli import table
 from watcher.config.settings import Settings
 from watcher.core.alerts import MAIN, describe
 from watcher.core.models import ROW_FIELDS, WALLETS, Overview
-from watcher.engine.evaluate import Report
+from watcher.engine.evaluate import Standing
 from watcher.notify.messages import human
 from watcher.store import Store
 from watcher.store.db import iso
@@ -21,16 +21,16 @@ def _dec(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def alert_json(report: Report) -> dict[str, Any]:
+def alert_json(standing: Standing) -> dict[str, Any]:
     return {
-        "account": report.account,
-        "rule": report.rule,
-        "currency": report.currency,
-        "state": report.state,
-        "value": _dec(report.value),
-        "threshold": _dec(report.threshold),
-        "severity": report.severity,
-        "since": iso(report.since),
+        "account": standing.account,
+        "rule": standing.rule,
+        "currency": standing.currency,
+        "state": standing.state,
+        "value": _dec(standing.value),
+        "threshold": _dec(standing.threshold),
+        "severity": standing.severity,
+        "since": iso(standing.since),
     }
 
 
@@ -60,7 +60,7 @@ def once_json(settings: Settings, result: PollResult) -> dict[str, Any]:
         "error": None if result.error is None else str(result.error),
         "balances": balances_json(result.overview),
         "accounts": accounts,
-        "alerts": [alert_json(r) for r in all_reports(result)],
+        "alerts": [alert_json(r) for r in all_standings(result)],
         "notifications": notifications,
     }
 
@@ -84,14 +84,14 @@ def _amounts(item: Any, names: tuple[str, ...]) -> dict[str, str]:
     return {name: str(getattr(item, name)) for name in names}
 
 
-def all_reports(result: PollResult) -> list[Report]:
-    """This evaluation's reports, then instances it did not touch (e.g. exchange down)."""
-    reports = list(result.outcome.reports)
-    seen = {(r.account, r.rule, r.currency) for r in reports}
+def all_standings(result: PollResult) -> list[Standing]:
+    """This evaluation's standings, then instances it did not touch (e.g. exchange down)."""
+    standings = list(result.outcome.standings)
+    seen = {(r.account, r.rule, r.currency) for r in standings}
     for alert in result.outcome.alerts.values():
         if alert.key not in seen:
-            reports.append(
-                Report(
+            standings.append(
+                Standing(
                     alert.rule,
                     alert.currency,
                     alert.state,
@@ -102,11 +102,11 @@ def all_reports(result: PollResult) -> list[Report]:
                     alert.account,
                 )
             )
-    return reports
+    return standings
 
 
-def alerts_table(reports: list[Report]) -> str:
-    if not reports:
+def alerts_table(standings: list[Standing]) -> str:
+    if not standings:
         return "no alerts pending or firing"
     rows = [
         [
@@ -118,7 +118,7 @@ def alerts_table(reports: list[Report]) -> str:
             human(r.threshold),
             f"{r.since:%Y-%m-%d %H:%M:%S}",
         ]
-        for r in reports
+        for r in standings
     ]
     headers = ["state", "account", "rule", "currency", "value", "threshold", "since (UTC)"]
     return table.render(headers, rows, right={4, 5})
@@ -133,7 +133,7 @@ def once_text(result: PollResult) -> str:
             parts.append(head + table.balances(answer.overview))
         else:
             parts.append(f"{head}no balances: {answer.error}")
-    parts.append(alerts_table(all_reports(result)))
+    parts.append(alerts_table(all_standings(result)))
     return "\n\n".join(parts)
 
 

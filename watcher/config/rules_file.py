@@ -17,7 +17,7 @@ from watcher.config import sections as schedules
 from watcher.config.accounts_section import accounts as account_specs
 from watcher.config.channels import Channel, ChannelError, parse_channel
 from watcher.config.expr import Compiled, ExprError, Needs, compile_expression
-from watcher.config.model import (  # the types, re-exported for callers of the loader
+from watcher.config.model import (
     BUILTIN_RULES,
     DEFAULT_CHANNEL,
     SEVERITIES,
@@ -31,7 +31,7 @@ from watcher.core.alerts import MAIN
 from watcher.core.durations import parse_duration
 from watcher.core.errors import Problem, RulesError, Where
 
-__all__ = ["BUILTIN_RULES", "Policy", "Rule", "RuleSet", "load_rules", "parse_rules"]
+__all__ = ["load_rules", "parse_rules", "read_rules_file"]
 
 TOP_KEYS = ("defaults", "accounts", "channels", "rules", "heartbeat", "digest", "commands")
 POLICY_KEYS = ("for", "keep_firing_for", "repeat", "severity", "notify", "send_resolved")
@@ -63,7 +63,7 @@ SAMPLE = {
 }
 
 
-class Loader:
+class RulesCompiler:
     """Walks the YAML tree and compiles it, collecting located problems."""
 
     def __init__(self, path: str) -> None:
@@ -428,7 +428,7 @@ def _channel_loc(section: LocMap, name: str, exc: ChannelError) -> Loc:
 def parse_rules(text: str, path: str = "rules.yaml") -> RuleSet:
     """Syntax and meaning only: no environment, no apprise, no ccxt. ``${VAR}`` stay as
     written; ``watcher.config.resolve`` and ``watcher.app.preflight`` take it from here."""
-    return Loader(path).load(text)
+    return RulesCompiler(path).load(text)
 
 
 def load_rules(path: Path | str) -> RuleSet:

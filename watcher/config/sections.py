@@ -2,7 +2,7 @@
 located problems.
 
 Kept out of ``rules_file.py`` so that the loader of rules stays about rules; the
-sections are small and share its ``Loader.problem`` for their errors. URLs and tokens
+sections are small and share its ``RulesCompiler.problem`` for their errors. URLs and tokens
 are kept as written (``${VAR}``); ``watcher.config.resolve`` expands them at start-up.
 """
 

@@ -66,7 +66,7 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class Report:
+class Standing:
     """An instance that is pending, firing, or resolved in this evaluation."""
 
     rule: str
@@ -83,7 +83,7 @@ class Report:
 class Outcome:
     alerts: dict[Key, Alert]
     notices: list[Notice] = field(default_factory=list)
-    reports: list[Report] = field(default_factory=list)
+    standings: list[Standing] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 

@@ -1,9 +1,10 @@
-"""Durations as users write them (``30s``, ``5m``, ``1h30m``, ``90``) to ``timedelta``."""
+"""Time as users write it (``30s``, ``5m``, ``1h30m``, ``90``) to ``timedelta``, and the real
+clock that every ``clock`` argument defaults to."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 MAX_DURATION = timedelta(days=366)  # no balance alert looks back, waits or repeats longer
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -45,3 +46,8 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def utcnow() -> datetime:
+    """The real clock, the default of every ``clock`` argument (tests pass their own)."""
+    return datetime.now(UTC)

@@ -1,0 +1,3 @@
+"""``watcher run``: the composition root (``build``), the scheduler and signals
+(``service``), systemd and metrics.
+"""

@@ -15,10 +15,11 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from watcher.app.poll import Watcher, utcnow
+from watcher.app.poll import Watcher
 from watcher.app.preflight import load_checked
 from watcher.config.model import TelegramCommands
 from watcher.config.settings import Settings
+from watcher.core.durations import utcnow
 from watcher.daemon.service import Daemon
 from watcher.daemon.systemd import Notifier
 from watcher.notify.delivery import Deliverer

@@ -114,10 +114,10 @@ class Metrics:
                 self.errors.labels(name, type(answer.error).__name__).inc()
         self.snapshot.observe(result)
 
-    def observe_delivery(self, report: Any, depth: int) -> None:
-        self.notifications.labels("sent").inc(report.sent)
-        self.notifications.labels("failed").inc(report.failed)
-        self.notifications.labels("dropped").inc(report.dropped)
+    def observe_delivery(self, counts: Any, depth: int) -> None:
+        self.notifications.labels("sent").inc(counts.sent)
+        self.notifications.labels("failed").inc(counts.failed)
+        self.notifications.labels("dropped").inc(counts.dropped)
         self.snapshot.outbox = depth
 
     def render(self) -> bytes:

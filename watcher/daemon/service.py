@@ -24,11 +24,12 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher.app.poll import AccountPoll, PollResult, Watcher, utcnow
+from watcher.app.poll import AccountPoll, PollResult, Watcher
 from watcher.app.preflight import load_checked
 from watcher.config.model import RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
+from watcher.core.durations import utcnow
 from watcher.core.errors import ConfigError, RulesError
 from watcher.daemon.systemd import Notifier, watchdog_period
 from watcher.notify.heartbeat import Pinger
@@ -158,12 +159,12 @@ class Daemon:
 
     def deliver_job(self) -> None:
         try:
-            report = self.watcher.deliver()
+            counts = self.watcher.deliver()
         except Exception:
             log.exception("delivery crashed; the outbox keeps every message")
             return
         if self.metrics:
-            self.metrics.observe_delivery(report, self.watcher.deliverer.store.outbox_depth())
+            self.metrics.observe_delivery(counts, self.watcher.deliverer.store.outbox_depth())
 
     def reload_job(self) -> None:
         try:

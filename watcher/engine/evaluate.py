@@ -26,8 +26,8 @@ from watcher.core.alerts import (  # re-exported: the engine's vocabulary
     Key,
     Notice,
     Outcome,
-    Report,
     Silence,
+    Standing,
 )
 from watcher.core.models import Overview
 from watcher.engine.builtins import Fact
@@ -173,8 +173,8 @@ class Evaluation:
         if after is not None:
             self.outcome.alerts[key] = after
         state = RESOLVED if after is None else after.state
-        self.outcome.reports.append(
-            Report(
+        self.outcome.standings.append(
+            Standing(
                 key[1],
                 key[2],
                 state,
@@ -357,7 +357,7 @@ __all__ = [
     "Key",
     "Notice",
     "Outcome",
-    "Report",
+    "Standing",
     "Silenced",
     "advance",
     "evaluate",

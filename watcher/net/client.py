@@ -1,4 +1,4 @@
-"""The HTTP pieces every web source shares.
+"""The hardened HTTP client that the sources, the Telegram bot and the heartbeat share.
 
 One ``requests.Session`` per source, TLS verified, following no redirect
 (requests would re-send our secret headers to the target). Retries live in
@@ -260,6 +260,21 @@ class HttpClient:
         finally:
             response.close()
         return Answer(response.status_code, body, response.headers)
+
+
+def status_of(url: str, timeout: tuple[float, float]) -> int:
+    """The HTTP status of one GET whose body is never read (a heartbeat ping): no redirect
+    followed, no proxy from the environment, TLS verified. ``TransportError`` without an
+    answer; its text names the host only (a ping URL's path is its token)."""
+    host = urlsplit(url).hostname or "?"
+    with requests.Session() as session:
+        session.trust_env = False
+        try:
+            response = session.get(url, timeout=timeout, allow_redirects=False, stream=True)
+        except (requests.RequestException, HTTPError) as exc:
+            raise TransportError(f"cannot reach {host}: {type(exc).__name__}") from None
+        response.close()
+        return response.status_code
 
 
 def read_body(response: requests.Response, deadline: float, max_body: int = MAX_BODY) -> bytes:

@@ -81,7 +81,7 @@ def compose(notices: list[Notice], name: str = "", markdown: bool = False) -> Me
 
 
 @dataclass
-class DeliveryReport:
+class DeliveryCounts:
     sent: int = 0
     failed: int = 0
     dropped: int = 0
@@ -127,22 +127,22 @@ class Deliverer:
         self.channels = dict(channels)
         self.urls = {(name, url_key(u)): u for name, ch in channels.items() for u in ch.urls}
 
-    def deliver(self, now: datetime) -> DeliveryReport:
+    def deliver(self, now: datetime) -> DeliveryCounts:
         with self.lock:
             return self._deliver(now)
 
-    def _deliver(self, now: datetime) -> DeliveryReport:
+    def _deliver(self, now: datetime) -> DeliveryCounts:
         """Plan under the lock, then one thread per URL: a receiver that drips its answer
         holds up only itself. Threads still running after ``budget`` are left to finish;
         their URLs are skipped until they do, so nothing is ever sent twice."""
-        report = DeliveryReport()
+        counts = DeliveryCounts()
         with self.write:  # threads of an earlier cycle may still be recording
-            work = self.plan(now, report)
+            work = self.plan(now, counts)
         threads = []
         for key, rows in work:
             self.in_flight.add(key)
             thread = threading.Thread(
-                target=self.send_group, args=(key, rows, now, report), daemon=True
+                target=self.send_group, args=(key, rows, now, counts), daemon=True
             )
             thread.start()
             threads.append(thread)
@@ -150,7 +150,7 @@ class Deliverer:
         self.threads = [t for t in self.threads if t.is_alive()] + threads
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0.0))
-        return report
+        return counts
 
     def wait_idle(self, timeout: float) -> bool:
         """Let sends still under way finish (a stop or a restart); True when none is left."""
@@ -160,7 +160,7 @@ class Deliverer:
         return not any(t.is_alive() for t in self.threads)
 
     def plan(
-        self, now: datetime, report: DeliveryReport
+        self, now: datetime, counts: DeliveryCounts
     ) -> list[tuple[tuple[str, str], list[OutboxRow]]]:
         """Which URLs get which rows this cycle, in decision order."""
         groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
@@ -169,7 +169,7 @@ class Deliverer:
         work = []
         for key, rows in groups.items():
             if key not in self.urls:
-                self.follow_channel(key, rows, report)
+                self.follow_channel(key, rows, counts)
                 continue
             if key in self.in_flight or any(r.attempts and r.due and r.due > now for r in rows):
                 continue  # still sending, or in backoff: newer rows wait behind the older ones
@@ -180,10 +180,10 @@ class Deliverer:
         return work
 
     def send_group(
-        self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, report: DeliveryReport
+        self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, counts: DeliveryCounts
     ) -> None:
         try:
-            self.deliver_group(key, rows, now, report)
+            self.deliver_group(key, rows, now, counts)
         except Exception:  # a plugin or the database: the rows stay, the next cycle retries
             log.exception("delivery to one URL failed", channel=key[0])
         finally:
@@ -206,46 +206,46 @@ class Deliverer:
         return [r for r in rows if r.id not in sent]
 
     def follow_channel(
-        self, key: tuple[str, str], rows: list[OutboxRow], report: DeliveryReport
+        self, key: tuple[str, str], rows: list[OutboxRow], counts: DeliveryCounts
     ) -> None:
         """A URL that is no longer configured: its rows move to the channel's current URLs."""
         channel = self.channels.get(key[0])
         if channel is None:
-            self.drop(key, rows, "the channel is no longer configured", report)
+            self.drop(key, rows, "the channel is no longer configured", counts)
             return
         self.store.move(rows, [url_key(u) for u in channel.urls])
         log.info("waiting notifications follow the channel's new URL", channel=key[0])
 
     def drop(
-        self, key: tuple[str, str], rows: list[OutboxRow], reason: str, report: DeliveryReport
+        self, key: tuple[str, str], rows: list[OutboxRow], reason: str, counts: DeliveryCounts
     ) -> None:
         """Give rows up, loudly: the one way a decided notification leaves unsent."""
         log.error("notifications dropped", channel=key[0], count=len(rows), reason=reason)
         with self.write:
             self.store.drop(r.id for r in rows)
-            report.dropped += len(rows)
+            counts.dropped += len(rows)
 
     def deliver_group(
-        self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, report: DeliveryReport
+        self, key: tuple[str, str], rows: list[OutboxRow], now: datetime, counts: DeliveryCounts
     ) -> None:
         url = self.urls[key]
         expired = [r for r in rows if too_old(r, now, self.max_age)]
         if expired:
-            self.drop(key, expired, "too old", report)
+            self.drop(key, expired, "too old", counts)
             rows = [r for r in rows if r not in expired]
         if not rows:
             return
         message = compose([r.notice for r in rows], self.name, renders_markdown(url))
         ok, error = send(url, message)
         with self.write:
-            report.messages += 1
+            counts.messages += 1
             if ok:
-                self.record_sent(key, rows, url, report)
+                self.record_sent(key, rows, url, counts)
                 return
             attempts = max(r.attempts for r in rows)  # newer rows do not reset the backoff
             self.store.retry_later((r.id for r in rows), now + backoff(attempts), error)
-            report.failed += len(rows)
-            report.errors.append(error)
+            counts.failed += len(rows)
+            counts.errors.append(error)
         log.warning(
             "notification failed; will retry",
             channel=key[0],
@@ -255,11 +255,11 @@ class Deliverer:
         )
 
     def record_sent(
-        self, key: tuple[str, str], rows: list[OutboxRow], url: str, report: DeliveryReport
+        self, key: tuple[str, str], rows: list[OutboxRow], url: str, counts: DeliveryCounts
     ) -> None:
         """Delete what was sent; if the database refuses (disk full), remember it and hold
         that URL back rather than send the same message every cycle."""
-        report.sent += len(rows)
+        counts.sent += len(rows)
         try:
             self.store.delivered(r.id for r in rows)
         except sqlite3.Error as exc:  # sent but not recorded: hold the URL back, never resend

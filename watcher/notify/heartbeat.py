@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import requests
-
 from watcher.config.model import Heartbeat
 from watcher.core import logs
+from watcher.core.errors import TransportError
+from watcher.net.client import status_of
 
 TIMEOUT = (3.0, 5.0)
 log = logs.get("watcher.heartbeat")
@@ -89,22 +89,17 @@ class Pinger:
             threading.Thread(target=self._ping, args=(url, target), daemon=True).start()
 
     def _ping(self, url: str, target: str) -> None:
+        said = None
         try:  # only the status counts: the body is never read, however long it is
-            answer = requests.get(url, timeout=TIMEOUT, stream=True)
-            answer.close()
-            fine = answer.status_code < 400
-        except requests.RequestException as exc:
-            fine, answer = False, exc
+            status = status_of(url, TIMEOUT)
+            said = f"HTTP {status}" if status >= 400 else None
+        except TransportError as exc:
+            said = str(exc)
         finally:
             with self.lock:
                 self.busy.discard(target)
-        if not fine:
+        if said is not None:
             with self.lock:
                 self.failures += 1
             host = urlsplit(url).hostname or "?"  # the path and query hold the token
-            said = (
-                f"HTTP {answer.status_code}"
-                if isinstance(answer, requests.Response)
-                else type(answer).__name__
-            )
             log.warning("heartbeat ping failed", host=host, answer=said)

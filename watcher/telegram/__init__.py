@@ -1,0 +1,1 @@
+"""The Telegram command bot: commands, replies, and its long-polling loop."""
