@@ -87,3 +87,26 @@ def test_apprise_urls_are_shown_in_their_privacy_form() -> None:
     shown = masked(f"tgram://{BOT_TOKEN}/111")
     assert BOT_TOKEN not in shown and "AAFake" not in shown
     assert "header-secret-42" not in masked(HEADER_URL)
+
+
+def test_cli_output_and_the_notification_hold_no_url_token(
+    tmp_path, receiver, capsys, monkeypatch
+) -> None:
+    """``watcher test-notify`` shows the URL it sent to, and the receiver gets a message:
+    neither holds the path token or the ``+Header`` value."""
+    token, header = "pathtoken0123456789", "header-secret-42"
+    url = receiver.url(f"{token}/x") + f"?+X-Api-Key={header}"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("channels:\n  default: '${HOOK}'\nrules: []\n")
+    monkeypatch.setenv("HOOK", url)
+    from watcher.cli.main import main
+
+    try:
+        assert main(["test-notify", "--rules", str(rules)]) == 0
+    finally:
+        MASKER.clear()
+    shown = capsys.readouterr()
+    assert "ok   default: json://" in shown.out and len(receiver.posts) == 1
+    for secret in (token, header):
+        assert secret not in shown.out + shown.err
+        assert all(secret not in str(post) for post in receiver.posts)
