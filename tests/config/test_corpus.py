@@ -20,7 +20,7 @@ from watcher.core.models import MAX_AMOUNT, WALLETS
 from watcher.net.client import Answer
 from watcher.sim.exchange import SimExchange
 from watcher.sources import open_source
-from watcher.sources.parse import BadField, amount, amounts
+from watcher.sources.parse import ROWS, TOTALS, BadField, amount, amounts
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 RULES = sorted((CORPUS / "rules").glob("*.yaml"))
@@ -52,7 +52,9 @@ def test_bad_answer_gives_its_error_class_and_message(path: Path) -> None:
     settings = Settings(source="bypass", api_key=API_KEY)
     source = open_source(settings, lambda: datetime.now(UTC))
     with pytest.raises(errors.ExchangeError) as caught:
-        source.parse(Answer(spec["status"], spec["body"].encode(), {}))  # type: ignore[attr-defined]
+        asked = ROWS if spec["convert"] else TOTALS  # what the request was for
+        answer = Answer(spec["status"], spec["body"].encode(), {})
+        source.parse(answer, asked)  # type: ignore[attr-defined]
     assert type(caught.value).__name__ == spec["error"]
     assert str(caught.value) == spec["message"]
     assert "\n" not in str(caught.value)

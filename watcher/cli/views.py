@@ -66,7 +66,9 @@ def once_json(settings: Settings, result: PollResult) -> dict[str, Any]:
 
 
 def balances_json(overview: Overview | None) -> dict[str, Any] | None:
-    """What the rules saw, as exact decimal strings; an unreadable row says ``no_data``."""
+    """What the rules saw, as exact decimal strings; an unreadable row says ``no_data``, and
+    ``unlisted`` says what a currency the answer did not list holds: zero, or no data (when
+    the answer could not vouch for being whole), with the ``problems`` that made it so."""
     if overview is None:
         return None
     rows: dict[str, Any] | None = None
@@ -77,7 +79,8 @@ def balances_json(overview: Overview | None) -> dict[str, Any] | None:
         }
         rows |= {code: {"no_data": True} for code in sorted(overview.nodata)}
     totals = _amounts(overview.totals, WALLETS) if overview.totals is not None else None
-    return {"rows": rows, "totals": totals}
+    unlisted = "zero" if overview.complete else "no data"
+    return {"rows": rows, "totals": totals, "unlisted": unlisted, "problems": [*overview.problems]}
 
 
 def _amounts(item: Any, names: tuple[str, ...]) -> dict[str, str]:

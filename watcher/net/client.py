@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -354,14 +355,35 @@ def body_kind(answer: Answer, exc: Exception | None = None) -> str:
     return "not JSON"
 
 
+class DuplicateKey(ValueError):
+    """An object that names one key twice: which value the sender meant cannot be known."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        raise DuplicateKey(next(key for key, n in counts.items() if n > 1))
+    return found
+
+
 def decode_json(answer: Answer) -> tuple[Any, str | None]:
-    """(document, None), or (None, what the body looks like) when it is not JSON."""
+    """(document, None), or (None, what the body looks like) when it is not JSON.
+
+    An object with a key twice (``{"data": [row], "data": []}``) is a bad answer: Python
+    would keep the last value silently, and an empty last ``data`` would read as zero."""
     if _too_deep(answer.body):
         raise BadResponse(f"the answer nests deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(answer.body, parse_float=Decimal), None
+        return json.loads(answer.body, parse_float=Decimal, object_pairs_hook=_unique), None
+    except DuplicateKey as exc:
+        key = str(exc)[:40].translate(_PRINTABLE)
+        raise BadResponse(f"the answer names the key '{key}' twice") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         return None, body_kind(answer, exc)
+
+
+_PRINTABLE = {c: "?" for c in range(32)} | {127: "?"}
 
 
 def _too_deep(body: bytes) -> bool:

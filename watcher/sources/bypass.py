@@ -29,12 +29,13 @@ from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
 from watcher.sources.parse import (
     AUTH_CODES,
     RATE_CODES,
+    ROWS,
+    TOTALS,
     code_error,
+    fetch_overview,
     integer,
-    merge,
     message_of,
     overview_from,
-    plan,
 )
 
 PATH = "/getAssetsOverview"
@@ -85,10 +86,14 @@ class BypassSource:
 
     def fetch(self, rows: bool, totals: bool) -> Overview:
         deadline = self.http.deadline()
-        asks: list[dict[str, str] | None] = plan(rows, totals, {"convert": "1"}, None)
-        return merge([self.parse(self.http.get(self.url, ask, deadline)) for ask in asks])
+        asks: dict[str, dict[str, str] | None] = {ROWS: {"convert": "1"}, TOTALS: None}
 
-    def parse(self, answer: Answer) -> Overview:
+        def get(kind: str) -> Overview:
+            return self.parse(self.http.get(self.url, asks[kind], deadline), kind)
+
+        return fetch_overview(rows, totals, get)
+
+    def parse(self, answer: Answer, asked: str | None = None) -> Overview:
         if 300 <= answer.status < 400:
             raise TransportError(
                 f"the gateway redirected to {answer.location_host} (HTTP {answer.status}); "
@@ -113,7 +118,7 @@ class BypassSource:
                 "these are not your real numbers (check WATCHER_NETWORK)"
             )
         data = document.get("data")
-        return overview_from(data, self.clock(), is_testnet, document.get("timestamp"))
+        return overview_from(data, self.clock(), is_testnet, document.get("timestamp"), asked)
 
     def not_json(self, status: int, kind: str) -> ExchangeError:
         if status >= 500:

@@ -27,12 +27,13 @@ from watcher.core.models import Overview
 from watcher.core.secrets import Masker
 from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
 from watcher.sources.parse import (
+    ROWS,
+    TOTALS,
     code_error,
+    fetch_overview,
     integer,
-    merge,
     message_of,
     overview_from,
-    plan,
     unknown_keys,
 )
 
@@ -112,10 +113,14 @@ class MexcWebSource:
 
     def fetch(self, rows: bool, totals: bool) -> Overview:
         deadline = self.http.deadline()
-        paths = plan(rows, totals, ROWS_PATH, TOTALS_PATH)
-        return merge([self.parse(self.http.get(self.url + p, None, deadline)) for p in paths])
+        paths = {ROWS: ROWS_PATH, TOTALS: TOTALS_PATH}
 
-    def parse(self, answer: Answer) -> Overview:
+        def get(kind: str) -> Overview:
+            return self.parse(self.http.get(self.url + paths[kind], None, deadline), kind)
+
+        return fetch_overview(rows, totals, get)
+
+    def parse(self, answer: Answer, asked: str | None = None) -> Overview:
         """One answer to an overview, or the precise error class."""
         if 300 <= answer.status < 400:
             raise AuthError(
@@ -130,7 +135,8 @@ class MexcWebSource:
             raise BadResponse(f"response should be a JSON object, got {type(document).__name__}")
         self.check(answer, document)
         self.note_unknown(document.get("data"))
-        return overview_from(document.get("data"), self.clock(), None, document.get("timestamp"))
+        data, stamp = document.get("data"), document.get("timestamp")
+        return overview_from(data, self.clock(), None, stamp, asked)
 
     def not_json(self, answer: Answer, kind: str) -> ExchangeError:
         status = answer.status

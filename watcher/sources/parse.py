@@ -159,13 +159,24 @@ def _amount(value: Any) -> bool:
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
+ROWS, TOTALS = "rows", "totals"
+
+
 def overview_from(
     data: Any,
     fetched_at: datetime,
     is_testnet: bool | None,
     timestamp: Any,
+    asked: str | None = None,
 ) -> Overview:
-    """Rows when ``data`` is a list, totals when it is an object; anything else is an error."""
+    """Rows when ``data`` is a list, totals when it is an object; anything else is an error.
+
+    A request that ``asked`` for rows and got totals is a bad answer: read as it stands,
+    it would be an account without a single currency, every balance zero. The other way
+    round is read as it stands (a Bypass gateway answers rows to a totals request when
+    PHP reads ``convert=false`` as true), and only adds currencies."""
+    if asked == ROWS and isinstance(data, dict):
+        raise BadResponse("currencies were asked for, but field 'data' holds account totals")
     stamp = integer(timestamp)
     if isinstance(data, list):
         rows = parse_rows(data)
@@ -192,6 +203,26 @@ def overview_from(
 def plan(rows: bool, totals: bool, for_rows: T, for_totals: T) -> list[T]:
     """The requests of one poll: rows if asked, totals if asked (or if nothing was)."""
     return ([for_rows] if rows else []) + ([for_totals] if totals or not rows else [])
+
+
+def fetch_overview(rows: bool, totals: bool, get: Callable[[str], Overview]) -> Overview:
+    """One poll's requests (``get(ROWS)``, ``get(TOTALS)``), merged; an empty list of
+    currencies is settled against the account total before anyone reads it as zero."""
+    merged = merge([get(kind) for kind in plan(rows, totals, ROWS, TOTALS)])
+    if rows and merged.currencies == {} and not merged.nodata and merged.complete:
+        merged = settle_empty(merged, merged.totals or get(TOTALS).totals)
+    return merged
+
+
+def settle_empty(overview: Overview, totals: Totals | None) -> Overview:
+    """``"data": []`` means an empty account only when the exchange's own total agrees
+    (it is zero). Otherwise every currency is no data this poll: its rules keep their
+    state, so an answer that lost its rows can never fire "USDT spot below 100"."""
+    if totals is not None and totals.total.is_zero():
+        return overview
+    said = "unreadable" if totals is None else "not zero"
+    problem = f"the exchange listed no currency while the account total is {said}"
+    return replace(overview, complete=False, problems=(*overview.problems, problem))
 
 
 def merge(parts: list[Overview]) -> Overview:
