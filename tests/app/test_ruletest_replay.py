@@ -154,7 +154,7 @@ def test_bad_recording_names_the_line(tmp_path: Path) -> None:
 def test_record_then_replay(tmp_path: Path, sim: SimExchange, monkeypatch, capsys) -> None:
     monkeypatch.setenv("WATCHER_WEB_KEY", WEB_KEY)
     monkeypatch.setenv("WATCHER_MEXC_URL", sim.mexc_url)
-    monkeypatch.setenv("WATCHER_INTERVAL", "0.01")
+    monkeypatch.setenv("WATCHER_INTERVAL", "1s")
     out = tmp_path / "rec.jsonl"
     assert main(["record", "--to", str(out), "--count", "2"]) == 0
     lines = out.read_text().splitlines()

@@ -61,6 +61,7 @@ def test_dotenv_file(tmp_path: Path) -> None:
         ("WATCHER_BASE_URL", "ftp://x", "must be an http(s) URL"),
         ("WATCHER_NETWORK", "moon", "WATCHER_NETWORK: must be MAINNET or TESTNET, not 'moon'"),
         ("WATCHER_INTERVAL", "0s", "WATCHER_INTERVAL: must be longer than 0s"),
+        ("WATCHER_INTERVAL", "1ms", "WATCHER_INTERVAL: must be at least 1s, got '1ms'"),
         ("WATCHER_METRICS_ADDR", "9108", "WATCHER_METRICS_ADDR: expected HOST:PORT"),
         ("WATCHER_LOG_FORMAT", "xml", "WATCHER_LOG_FORMAT"),
     ],

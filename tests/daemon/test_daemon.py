@@ -67,6 +67,19 @@ def test_fire_resolve_restart_and_stop(daemon, sim: SimExchange, receiver: Recei
     assert API_KEY not in daemon.output() and "Traceback" not in daemon.output()
 
 
+def test_sighup_with_a_400_deep_file_is_rejected_and_announced(daemon, receiver) -> None:
+    """Second adversarial round, finding 11: 400-deep YAML crashed the reload job before."""
+    daemon.start()
+    wait_for(lambda: "watcher started" in daemon.output(), what="start")
+    good = RULES.format(url=receiver.url())
+    daemon.rules.write_text(good + "x-deep: " + "[" * 400 + "]" * 400 + "\n")
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: receiver.posts, what="the rejection announced to default")
+    message = receiver.posts[0]["message"]
+    assert message.startswith("RELOAD REJECTED rules.yaml: ") and "nested deeper than 64" in message
+    assert "Traceback" not in daemon.output() and daemon.process.poll() is None
+
+
 def test_sighup_broken_file_keeps_old_rules_then_valid_reload(daemon, sim, receiver) -> None:
     daemon.start()
     wait_for(lambda: "watcher started" in daemon.output(), what="start")

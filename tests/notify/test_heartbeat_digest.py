@@ -80,7 +80,7 @@ def test_pings_after_good_polls_at_most_once_per_every_then_the_failure_form(
 ) -> None:
     pings = PingServer()
     beat = f'heartbeat:\n  - {{url: "{pings.url("/ping/abc123token")}", every: 1s}}\n'
-    daemon = DaemonProcess(tmp_path, sim, rules_with(receiver, beat), WATCHER_INTERVAL="0.3s")
+    daemon = DaemonProcess(tmp_path, sim, rules_with(receiver, beat), WATCHER_INTERVAL="1s")
     try:
         daemon.start()
         wait_for(lambda: len(pings.hits) >= 3, timeout=20, what="three pings")
@@ -105,15 +105,15 @@ def test_kuma_style_and_a_hanging_service_that_does_not_delay_polls(
         f'  - {{url: "{kuma.url("/api/push/kumaTOKEN42")}", every: 1s}}\n'
         f'  - {{url: "{hanging.url("/stuck")}", every: 1s}}\n'
     )
-    daemon = DaemonProcess(tmp_path, sim, rules_with(receiver, beat), WATCHER_INTERVAL="0.3s")
+    daemon = DaemonProcess(tmp_path, sim, rules_with(receiver, beat), WATCHER_INTERVAL="1s")
     try:
         daemon.start()
         wait_for(lambda: kuma.hits, what="a kuma ping")
         assert kuma.hits[0][1].startswith("/api/push/kumaTOKEN42?status=up&msg=OK")
         served, pinged = sim.served, len(kuma.hits)
-        time.sleep(3)
-        assert sim.served - served >= 6  # one poll every 0.3 s, the hanging ping or not
-        assert len(kuma.hits) - pinged >= 2  # and kuma every second beside it
+        time.sleep(5)
+        assert sim.served - served >= 4  # one poll a second (the floor), the hanging ping or not
+        assert len(kuma.hits) - pinged >= 2  # and kuma beside it
         assert len(hanging.hits) == 1  # still waiting: skipped, never stacked
         assert "heartbeat ping skipped: the last one is still waiting" in daemon.output()
         sim.inject("disconnect", times=None)

@@ -121,7 +121,7 @@ class Show:
             "WATCHER_MEXC_URL": self.sim.mexc_url,
             "WATCHER_RULES": str(self.tmp / "rules.yaml"),
             "WATCHER_STATE": str(self.tmp / "watcher.db"),
-            "WATCHER_INTERVAL": f"{self.step}s",
+            "WATCHER_INTERVAL": f"{max(self.step, 1.0)}s",  # 1 s is the floor
             "WATCHER_TIMEOUT": "1s",
             "WATCHER_STALE_AFTER": f"{self.step * 3}s",
             "WATCHER_LOG_LEVEL": "ERROR",

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from watcher.config.model import SECRET_FIELDS, AccountSpec
+from watcher.config.resolve import is_reference
 from watcher.config.settings import is_loopback
 from watcher.config.yamlloc import Loc, LocMap
 from watcher.core.errors import Where
@@ -26,7 +27,6 @@ ACCOUNT_KEYS = (*PLAIN_KEYS, *SECRET_KEYS, *LIST_KEYS)
 SOURCES = ("mexc", "bypass", "ccxt")
 NEEDS = {"mexc": ("web_key",), "bypass": ("api_key",), "ccxt": ("exchange", "api_key", "secret")}
 NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_VAR = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 Complain = Callable[[Loc, str], None]
 Locate = Callable[[Loc], Where]
 
@@ -70,7 +70,7 @@ def one(name: str, spec: Any, loc: Loc, locate: Locate, complain: Complain) -> A
             )
             continue
         text = str(value)
-        if key in SECRET_KEYS and not _VAR.search(text):
+        if key in SECRET_KEYS and not is_reference(text):
             complain(
                 where,
                 f"account {name}: {key} must be ${{VAR}} (an environment variable or "

@@ -18,10 +18,19 @@ from urllib.parse import urlsplit
 from watcher.config.channels import Channel
 from watcher.config.credentials import credential
 from watcher.config.model import SECRET_FIELDS, AccountSpec, Heartbeat, RuleSet
+from watcher.config.settings import is_loopback
 from watcher.core.errors import NOWHERE, Problem, RulesError, Where
 from watcher.core.secrets import MASKER
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def is_reference(text: str) -> bool:
+    """A secret in the rules file is exactly one ``${VAR}``: never the secret, nor a part
+    of it glued to a variable (``WEBliteral${EMPTY}``)."""
+    return _VAR.fullmatch(text.strip()) is not None
+
+
 SENDABLE_KEYS = ("web_key", "api_key")  # sent in a header: printable ASCII only
 
 
@@ -123,7 +132,12 @@ def _account(account: AccountSpec, fill: Fill, problems: list[Problem]) -> Accou
 def _heartbeat(beat: Heartbeat, fill: Fill, problems: list[Problem]) -> Heartbeat:
     url = fill(beat.url, beat.where, "heartbeat")
     parts = urlsplit(url)
-    if "${" not in url and (parts.scheme not in ("http", "https") or not parts.hostname):
+    if unresolved(url):
+        pass  # its problem is the unset variable
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(beat.where.problem("heartbeat: the url must be http(s)://..."))
+    elif parts.scheme == "http" and not is_loopback(parts.hostname):
+        message = "heartbeat: the url must be https (plain http only for loopback)"
+        problems.append(beat.where.problem(message))
     style = beat.style or ("kuma" if "/api/push/" in url else "healthchecks")
     return replace(beat, url=url, style=style)

@@ -340,8 +340,12 @@ class RulesCompiler:
         if not isinstance(combined, bool):
             self.problem(item.locs["combined"], "combined must be true or false")
             combined = False
-        group = "+".join(names or self.names) if combined else None
-        return names, group
+        members = names or self.names
+        if combined and len(members) == 1:
+            # the sum over one account is that account: its own rule, under the same label
+            # (a group labelled like the account would take over all of its rules)
+            return members, None
+        return names, "+".join(members) if combined else None
 
     def problems_for(self, name: str) -> bool:
         return any(p.rule == name for p in self.problems)

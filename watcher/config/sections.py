@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from watcher.config.model import Digest, Heartbeat
+from watcher.config.resolve import is_reference
+from watcher.config.settings import is_loopback
 from watcher.config.yamlloc import Loc, LocList, LocMap
 from watcher.core.durations import parse_duration
 from watcher.core.errors import Where
@@ -121,7 +123,7 @@ def telegram(section: Any, loc: Loc, locate: Locate, complain: Complain) -> Any:
                 f"unknown telegram key '{key}' (keys: {', '.join(COMMAND_KEYS)})",
             )
     raw = str(spec.get("token", ""))
-    if "${" not in raw:
+    if not is_reference(raw):
         complain(
             spec.locs.get("token", where), 'telegram token must be "${VAR}", never the token itself'
         )
@@ -129,8 +131,12 @@ def telegram(section: Any, loc: Loc, locate: Locate, complain: Complain) -> Any:
     chats = _ids(spec, "chats", where, complain, required=True)
     users = _ids(spec, "users", where, complain, required=False)
     api = str(spec.get("api_url") or "https://api.telegram.org").rstrip("/")
-    if urlsplit(api).scheme not in ("http", "https"):
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https"):
         complain(spec.locs.get("api_url", where), "telegram api_url must be http(s)://...")
+    elif parts.scheme == "http" and not is_loopback(parts.hostname):
+        message = "telegram api_url must be https (plain http only for loopback): the token"
+        complain(spec.locs.get("api_url", where), f"{message} is in every request")
     return TelegramCommands(raw, chats or (), users, api, locate(spec.locs["token"]))
 
 

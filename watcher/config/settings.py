@@ -24,12 +24,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from watcher.config.credentials import credential
-from watcher.core.durations import parse_duration
+from watcher.core.durations import format_duration, parse_duration
 from watcher.core.errors import ConfigError
 from watcher.core.secrets import Secret
 
 ENV_PREFIX = "WATCHER_"
 CREDENTIAL_FIELDS = ("api_key", "web_key")
+MIN_INTERVAL = timedelta(seconds=1)  # a poll a second is already more than an exchange likes
 ENV_FILE = ".env"
 
 
@@ -248,11 +249,13 @@ def _login_time(value: Any) -> datetime | None:
     return when
 
 
-def _duration(positive: bool) -> Callable[[Any], timedelta]:
+def _duration(positive: bool, floor: timedelta | None = None) -> Callable[[Any], timedelta]:
     def check(value: Any) -> timedelta:
         delta = parse_duration(value)
         if positive and delta <= timedelta(0):
             raise ValueError("must be longer than 0s")
+        if floor is not None and delta < floor:
+            raise ValueError(f"must be at least {format_duration(floor)}, got {value!r}")
         return delta
 
     return check
@@ -280,7 +283,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "proxy": _proxy,
     "rules": Path,
     "state": Path,
-    "interval": _duration(positive=True),
+    "interval": _duration(positive=True, floor=MIN_INTERVAL),
     "timeout": _duration(positive=True),
     "stale_after": _duration(positive=True),
     "history_keep": _duration(positive=False),

@@ -50,13 +50,16 @@ class DuplicateKey(yaml.MarkedYAMLError):
 
 
 MAX_ALIASES = 64  # a rules file reuses a few anchors; a "billion laughs" file uses thousands
+MAX_NESTING = 64  # a rules file nests 5 levels; 400 would overflow Python's stack
 
 
 class _Loader(yaml.SafeLoader):
     aliases = 0
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        """Count alias uses as they are composed, so an expansion bomb stops early."""
+        """Count alias uses as they are composed, so an expansion bomb stops early, and
+        nesting, so a deep file is a located problem instead of a ``RecursionError``."""
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
@@ -64,7 +67,16 @@ class _Loader(yaml.SafeLoader):
                 raise yaml.MarkedYAMLError(
                     None, None, f"more than {MAX_ALIASES} aliases (*name)", mark
                 )
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                mark = self.peek_event().start_mark
+                raise yaml.MarkedYAMLError(
+                    None, None, f"nested deeper than {MAX_NESTING} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LocMap:

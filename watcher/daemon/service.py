@@ -30,7 +30,7 @@ from watcher.config.model import RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.durations import utcnow
-from watcher.core.errors import ConfigError, RulesError
+from watcher.core.errors import ConfigError, Problem, RulesError
 from watcher.daemon.systemd import Notifier, watchdog_period
 from watcher.notify.heartbeat import Pinger
 from watcher.store import Store
@@ -170,10 +170,12 @@ class Daemon:
         try:
             rules = load_checked(self.settings.rules)
         except RulesError as exc:
-            for problem in exc.problems:
-                log.error("reload rejected; the old rules keep running", problem=str(problem))
-            with self.cycle:
-                self.watcher.announce_reload(exc.problems[0], file_digest(self.settings.rules))
+            self.reject_reload(exc.problems)
+            return
+        except Exception as exc:  # whatever the file does, the old rules run and default hears
+            log.exception("reload crashed; the old rules keep running")
+            what = f"the file could not be loaded ({type(exc).__name__})"
+            self.reject_reload([Problem(str(self.settings.rules), 1, 1, what)])
             return
         with self.cycle:
             self.watcher.reload(rules)
@@ -183,6 +185,13 @@ class Daemon:
             self.start_bot(rules)
         self.schedule_polls()
         log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
+
+    def reject_reload(self, problems: list[Problem]) -> None:
+        """RELOAD REJECTED: every problem in the log, the first to ``default`` once."""
+        for problem in problems:
+            log.error("reload rejected; the old rules keep running", problem=str(problem))
+        with self.cycle:
+            self.watcher.announce_reload(problems[0], file_digest(self.settings.rules))
 
     def watchdog_job(self) -> None:
         """Ping only while polls make progress: a wedged poll gets us restarted."""
