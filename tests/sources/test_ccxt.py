@@ -154,14 +154,15 @@ def test_ccxt_a_price_that_is_missing_or_an_absurd_amount_is_no_data(sim) -> Non
     spec = official(sim)
     overview = CcxtSource(spec, 5, lambda: datetime.now(UTC)).fetch(True, True)
     assert overview.nodata == {"HUGE"} and "HUGE: an amount beyond 1e18" in overview.problems[0]
-    assert (
-        overview.totals.spot == overview.currencies["USDT"].spot + overview.currencies["BTC"].spot
-    )
+    # a held currency that is no data leaves the sum too small: the totals are no data too
+    # (second adversarial round, finding 4); the readable rows still evaluate
+    assert overview.totals is None and overview.currencies["USDT"].spot == Decimal(1500)
     sim.remove_coin("HUGE")
     sim.set_coin("ODD", "1", spot="5")
     spec = official(sim, quote="EUR", pegged=("USDT",))  # nothing is priced in EUR here
     overview = CcxtSource(spec, 5, lambda: datetime.now(UTC)).fetch(True, True)
     assert overview.nodata == {"BTC", "ODD"} and overview.currencies["USDT"].spot == Decimal(1500)
+    assert overview.totals is None
     with pytest.raises(Exception) as caught:
         overview.balance("BTC")
     assert type(caught.value).__name__ == "NoData"
@@ -225,3 +226,15 @@ rules:
 def _both(receiver) -> bool:
     text = "\n".join(p["message"] for p in receiver.posts)
     return "(web)" in text and "(official)" in text
+
+
+def test_ccxt_a_currency_without_a_price_makes_the_total_no_data(env: Path, sim, capsys) -> None:
+    """Second adversarial round, finding 4: BTC has no EUR price, so the sum without it
+    would read as a fall of the account; a rule on `total` keeps its state instead."""
+    text = rules(sim, extra=', quote: EUR, pegged: ["USDT"]').split("rules:")[0]
+    env.write_text(text + "rules:\n  - name: total-fell\n    when: total < 5000\n")
+    assert main(["once", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    balances = data["accounts"]["official"]["balances"]
+    assert balances["totals"] is None and balances["rows"]["BTC"] == {"no_data": True}
+    assert [a for a in data["alerts"] if a["state"] == "firing"] == []

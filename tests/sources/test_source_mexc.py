@@ -119,6 +119,22 @@ def test_other_faults_map_to_their_errors(
     assert type(caught.value) is error and text in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("status", "location"),
+    [(304, ""), (301, "https://www.mexc.com/assets/moved"), (307, "https://cdn.example/x")],
+)
+def test_a_3xx_that_is_not_the_login_page_is_unreachable_not_auth(
+    sim: SimExchange, settings: Settings, status: int, location: str
+) -> None:
+    """Second adversarial round, finding 11: only a redirect to the login page says the key
+    is dead; a 304 or another move says nothing about it."""
+    sim.inject("redirect", times=None, status=status, location=location)
+    with pytest.raises(ExchangeError) as caught:
+        source(settings).fetch(rows=True, totals=False)
+    assert type(caught.value) is TransportError
+    assert f"MEXC answered HTTP {status}" in str(caught.value)
+
+
 def test_no_header_of_either_source_reaches_a_redirect_target(
     sim: SimExchange, settings: Settings, bypass_settings: Settings
 ) -> None:

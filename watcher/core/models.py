@@ -24,6 +24,19 @@ class NoData(Exception):
     """A value that cannot be known this evaluation (missing history, an unreadable row)."""
 
 
+class UnknownTotals:
+    """Account totals that this poll could not establish (a held currency without a
+    price): every field is no data, never zero."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Decimal:
+        raise NoData(f"ACCOUNT.{name}")
+
+
+UNKNOWN_TOTALS = UnknownTotals()
+
+
 def in_range(numbers: Sequence[Decimal]) -> bool:
     """Every finite number within ±1e18, the most any real balance can hold; min and max
     run in C, which matters on a 500-currency answer. A NaN raises InvalidOperation."""

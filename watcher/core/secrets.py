@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
+from watcher.core.text import printable
+
 HIDDEN = "**********"
 MASK = "***"
 MIN_LENGTH = 4  # shorter values would mask unrelated text and protect nothing
@@ -113,8 +115,9 @@ class Masker:
     __call__ = mask
 
     def short(self, text: object, limit: int = 200) -> str:
-        """One line of at most ``limit`` characters, masked first so no cut hides a key."""
-        return self.mask(" ".join(str(text).split()))[:limit]
+        """One printable line of at most ``limit`` characters, masked first so no cut
+        hides a key: how anything an outsider said is shown."""
+        return self.mask(printable(str(text)))[:limit]
 
 
 def url_secrets(url: str) -> list[str]:

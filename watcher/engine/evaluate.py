@@ -29,7 +29,7 @@ from watcher.core.alerts import (  # re-exported: the engine's vocabulary
     Silence,
     Standing,
 )
-from watcher.core.models import Overview
+from watcher.core.models import UNKNOWN_TOTALS, Overview
 from watcher.engine.builtins import Fact
 from watcher.engine.lookback import History, Sample, record_history
 
@@ -86,7 +86,7 @@ class Evaluation:
             del self.outcome.alerts[key]
             self.outcome.errors.append(f"rule {key[1]} is gone; its alert state was dropped")
         lookup = overview.balance
-        totals, testnet = overview.totals, overview.is_testnet
+        totals, testnet = overview.totals or UNKNOWN_TOTALS, overview.is_testnet
         for rule in mine:
             if not rule.each:
                 args = (totals, None, lookup, history, testnet)

@@ -303,7 +303,7 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
                 page = "<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY>Reference #18</BODY>"
                 return self._send(403, page.encode(), "text/html")
             if fault and fault.kind == "redirect":
-                return self._send(302, b"", "text/html", {"Location": fault.location})
+                return self._redirect(fault)
             if any(k != sim.web_key for k in keys):
                 body = {"code": 401, "msg": "Unauthorized", "timestamp": now_ms()}
                 return self._send(200, json.dumps(body).encode(), "application/json")
@@ -319,7 +319,7 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
                 page = f"<html><body><h1>{fault.status} Bad Gateway</h1></body></html>"
                 return self._send(fault.status, page.encode(), "text/html")
             if fault and kind == "redirect":
-                return self._send(302, b"", "text/html", {"Location": fault.location})
+                return self._redirect(fault)
             data: Any = sim.rows() if rows else sim.totals()
             _damage(data, fault, rows)
             body: dict[str, Any] = {
@@ -374,6 +374,13 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError, OSError):
                 pass
             self.close_connection = True
+
+        def _redirect(self, fault: Fault) -> None:
+            """A 302 to the login page by default; ``status`` picks another 3xx (a 304
+            carries no Location when ``location`` is empty)."""
+            status = fault.status if 300 <= fault.status < 400 else 302
+            where = {"Location": fault.location} if fault.location else {}
+            self._send(status, b"", "text/html", where)
 
         def _send(
             self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None

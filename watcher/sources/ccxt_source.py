@@ -31,6 +31,7 @@ from watcher.core.models import (
     in_range,
 )
 from watcher.core.secrets import Masker
+from watcher.core.text import currency_code
 
 DEFAULT_WALLETS = {"mexc": ("spot", "swap")}
 CONTRACT_TYPES = ("swap", "future", "futures", "contract", "margin", "linear", "inverse")
@@ -225,11 +226,17 @@ def ticker_price(ticker: dict[str, Any] | None) -> Decimal | None:
 def overview(
     native: dict[str, dict[str, Decimal]], prices: dict[str, Decimal], at: datetime
 ) -> Overview:
-    """Rows from native amounts and prices; totals are the sum of the rows."""
-    rows, nodata, problems = {}, set(), []
-    for code, origin in sorted(native.items()):
+    """Rows from native amounts and prices; totals are the sum of the rows, and no data
+    while any held currency has no price (a smaller sum would read as a fall)."""
+    rows, nodata, problems, complete = {}, set(), [], True
+    for raw, origin in sorted(native.items()):
+        code = currency_code(raw)
+        if code is None:  # a newline or an escape in a code could forge a message line
+            complete = False
+            problems.append("a currency code that is not plain; currencies not listed are no data")
+            continue
         origin["originTotal"] = sum((origin[o] for o in ORIGIN_WALLETS[1:]), ZERO)
-        price = prices.get(code)
+        price = prices.get(raw)
         if price is None:
             nodata.add(code)
             problems.append(f"{code}: no price in the quote currency; no data this poll")
@@ -240,11 +247,13 @@ def overview(
             problems.append(f"{code}: an amount beyond 1e18; no data this poll")
             continue
         rows[code] = Balance(currency=code, **converted, **origin)
-    totals = Totals(**{w: sum((getattr(r, w) for r in rows.values()), ZERO) for w in WALLETS})
+    whole = complete and not nodata
+    sums = {w: sum((getattr(r, w) for r in rows.values()), ZERO) for w in WALLETS}
     return Overview(
         fetched_at=at,
         currencies=rows,
-        totals=totals,
+        totals=Totals(**sums) if whole else None,
         nodata=frozenset(nodata),
+        complete=complete,
         problems=tuple(problems),
     )

@@ -123,11 +123,7 @@ class MexcWebSource:
     def parse(self, answer: Answer, asked: str | None = None) -> Overview:
         """One answer to an overview, or the precise error class."""
         if 300 <= answer.status < 400:
-            raise AuthError(
-                f"MEXC answered with a redirect to {answer.location_host} (HTTP {answer.status}), "
-                f"which means a login page; it was not followed: {WEB_KEY_HINT}",
-                answer.status,
-            )
+            raise self.redirected(answer)
         document, kind = decode_json(answer)
         if document is None:
             raise self.not_json(answer, kind or "not JSON")
@@ -137,6 +133,23 @@ class MexcWebSource:
         self.note_unknown(document.get("data"))
         data, stamp = document.get("data"), document.get("timestamp")
         return overview_from(data, self.clock(), None, stamp, asked)
+
+    def redirected(self, answer: Answer) -> ExchangeError:
+        """A redirect to MEXC's login page means the web key is dead; any other 3xx (a 304,
+        a move elsewhere) says nothing about the key and counts as unreachable."""
+        status, host = answer.status, answer.location_host
+        target = urlsplit(answer.headers.get("Location", "")).path.lower()
+        if status in (301, 302, 303, 307, 308) and "login" in target:
+            return AuthError(
+                f"MEXC answered with a redirect to {host} (HTTP {status}), which means a login "
+                f"page; it was not followed: {WEB_KEY_HINT}",
+                status,
+            )
+        return TransportError(
+            f"MEXC answered HTTP {status} (to {host}), not its login page; nothing was "
+            "followed or sent there",
+            status,
+        )
 
     def not_json(self, answer: Answer, kind: str) -> ExchangeError:
         status = answer.status

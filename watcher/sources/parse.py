@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from watcher.core.errors import AuthError, BadResponse, ExchangeError, RateLimited
 from watcher.core.models import ROW_FIELDS, WALLETS, Balance, Overview, Totals, amount, in_range
+from watcher.core.text import currency_code
 
 AUTH_CODES = frozenset({401, 402, 602})
 RATE_CODES = frozenset({510})
@@ -130,12 +131,9 @@ def parse_rows(data: list[Any]) -> Rows:
 
 
 def _code_of(item: Any) -> str | None:
-    if not isinstance(item, dict):
-        return None
-    code = item.get("currency")
-    if not isinstance(code, str) or not code.strip() or len(code) > 32:
-        return None
-    return code.strip().upper()
+    """A plain currency code (``BTC``, ``1INCH``): a code with a newline, an escape or a
+    bidi override could forge a line of a notification, so it is no code at all."""
+    return currency_code(item.get("currency")) if isinstance(item, dict) else None
 
 
 def unknown_keys(data: Any) -> set[str]:

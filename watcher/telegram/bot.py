@@ -161,5 +161,5 @@ def telegram_said(status: int, data: Any) -> str:
     """Telegram's refusal in its own words (409: another instance or a webhook holds the
     updates; 401: a wrong token), shortened and masked, for the log and ``status``."""
     described = data.get("description") if isinstance(data, dict) else None
-    words = MASKER.mask(str(described))[:200] if described else "no description"
+    words = MASKER.short(described) if described else "no description"
     return f"Telegram said {status}: {words}"
