@@ -32,32 +32,24 @@ install -d -m 700 "$root$etc/credentials"
 [ -e "$root$etc/rules.yaml" ] || install -m 640 "$here/rules.example.yaml" "$root$etc/rules.yaml"
 [ -e "$root$etc/watcher.env" ] || install -m 600 "$here/systemd/watcher.env.example" "$root$etc/watcher.env"
 
-sed "s|^ExecStart=.*|ExecStart=$prefix/venv/bin/watcher run|" "$here/systemd/watcher.service" \
-    > "$root$unit.tmp"
-chmod 644 "$root$unit.tmp"
-mv "$root$unit.tmp" "$root$unit"
+# Temporary files are made by mktemp in the target directory (O_EXCL, mode 600): a
+# symlink planted at a guessable name cannot redirect the write.
+tmp=$(mktemp "$root$unit.XXXXXX")
+sed "s|^ExecStart=.*|ExecStart=$prefix/venv/bin/watcher run|" "$here/systemd/watcher.service" > "$tmp"
+chmod 644 "$tmp"
+mv -f "$tmp" "$root$unit"
 
-cat > "$root$bin.tmp" <<WRAPPER
+# The command a person runs: no file is sourced by a shell (watcher.env is read as data),
+# and only the files watcher created in the service's state directory are handed back.
+tmp=$(mktemp "$root$bin.XXXXXX")
+cat > "$tmp" <<WRAPPER
 #!/bin/sh
-# watcher as the service runs it: its settings, its credentials, its state database.
-# Files it creates in the state directory are handed back to the service's user.
-set -a
-[ -r $etc/watcher.env ] && . $etc/watcher.env
-set +a
-export WATCHER_RULES=\${WATCHER_RULES:-$etc/rules.yaml}
-export WATCHER_STATE=\${WATCHER_STATE:-/var/lib/private/watcher/watcher.db}
-export CREDENTIALS_DIRECTORY=\${CREDENTIALS_DIRECTORY:-$etc/credentials}
-export WATCHER_CONFIG_DIR=$etc
-state_dir=\$(dirname "\$WATCHER_STATE")
-$prefix/venv/bin/watcher "\$@"
-status=\$?
-if [ "\$(id -u)" = 0 ] && [ -d "\$state_dir" ]; then
-    chown -R "\$(stat -c %u:%g "\$state_dir")" "\$state_dir" 2>/dev/null || true
-fi
-exit \$status
+# watcher as the service runs it: its settings, its credentials, its state database
+# (/var/lib/private/watcher/watcher.db). See watcher/cli/wrapper.py.
+exec $prefix/venv/bin/python -m watcher.cli.wrapper $etc /var/lib/private/watcher "\$@"
 WRAPPER
-chmod 755 "$root$bin.tmp"
-mv "$root$bin.tmp" "$root$bin"
+chmod 755 "$tmp"
+mv -f "$tmp" "$root$bin"
 
 if [ -z "$root" ] && command -v systemctl >/dev/null 2>&1; then
     systemctl daemon-reload

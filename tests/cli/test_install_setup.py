@@ -187,3 +187,20 @@ def test_the_lock_file_is_in_step_with_pyproject() -> None:
         assert name in pins, f"{name} is in pyproject.toml but not pinned in requirements.lock"
         assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} does not satisfy {spec}"
     assert len(pins) > len(project["dependencies"])  # the transitive ones are pinned too
+
+
+def test_starter_rules_skip_codes_the_condition_language_cannot_name() -> None:
+    """Second adversarial round, finding 11: setup wrote change(1INCH.total, 1h), which
+    failed its own check. A code that starts with a digit is skipped, and the drawdown
+    rule counts coins (originTotal), as rules.example.yaml does."""
+    from tests.support.helpers import overview, row
+    from watcher.cli.setup_wizard import starter_rules
+    from watcher.config.rules_file import parse_rules
+
+    held = overview(
+        row("USDT", spot="100"), row("1INCH", "5", spot="10000"), row("ETH", "3000", spot="2")
+    )
+    text = starter_rules(held)
+    rules = parse_rules(text)
+    assert [r.name for r in rules.rules] == ["usdt-spot-low", "eth-drawdown"]
+    assert "change(ETH.originTotal, 1h) < -10%" in text and "1INCH" not in text

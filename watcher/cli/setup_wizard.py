@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +24,7 @@ from typing import TextIO
 from watcher.cli.table import balances
 from watcher.config.settings import Settings
 from watcher.core import logs
-from watcher.core.errors import ConfigError, ExchangeError, WatcherError
+from watcher.core.errors import ConfigError, ExchangeError, RulesError, WatcherError
 from watcher.core.models import Overview
 from watcher.sources import open_source
 
@@ -115,10 +117,25 @@ class Wizard:
         return url
 
     def write_rules(self, path: Path, overview: Overview) -> None:
+        """The starter rules replace the old file only once they parse: a working file is
+        never swapped for one that fails ``check``."""
+        from watcher.config.rules_file import parse_rules
+
+        text = starter_rules(overview)
+        try:
+            parse_rules(text, str(path))
+        except RulesError as exc:
+            raise ConfigError(
+                f"the starter rules would not pass check ({exc.problems[0].message}); "
+                f"{path} is unchanged"
+            ) from None
+        fd, name = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(name, 0o640)
         if path.exists():
             path.replace(path.with_name(path.name + ".bak"))
-        path.write_text(starter_rules(overview), encoding="utf-8")
-        path.chmod(0o640)
+        os.replace(name, path)
         self.say(f"Starter rules written to {path} (the old file, if any, is {path.name}.bak).")
 
     def check(self, rules: Path, url: str) -> None:
@@ -144,15 +161,32 @@ class Wizard:
         """Set one variable in watcher.env (600), keeping every other line."""
         path = self.dir / "watcher.env"
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-        lines = [x for x in lines if not x.startswith(f"{name}=")] + [f"{name}={value}"]
+        lines = [x for x in lines if not x.startswith(f"{name}=")] + [f"{name}={env_quote(value)}"]
         self.write_secret(path, "\n".join(lines) + "\n")
+
+
+NAMEABLE = re.compile(r"[A-Z_][A-Z0-9_]*")  # a code the condition language can name
+
+
+def env_quote(value: str) -> str:
+    """A value for ``watcher.env`` that systemd's ``EnvironmentFile=`` and python-dotenv
+    (how the installed command reads it) read back as the same text: single quotes, or
+    double quotes with ``\\`` and ``"`` escaped when the value holds a single quote.
+    Nothing in it is ever run: ``&``, ``;`` and ``${IFS}`` stay text."""
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ConfigError("a value for watcher.env cannot hold a line break")
+    if "'" not in value:
+        return f"'{value}'"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def starter_rules(overview: Overview) -> str:
     """Two rules a trader would write first, from what the account holds."""
     rows = overview.currencies or {}
     stable = next((c for c in STABLES if c in rows), None)
-    biggest = max(rows.values(), key=lambda r: r.total, default=None)
+    nameable = [r for r in rows.values() if NAMEABLE.fullmatch(r.currency)]  # not 1INCH
+    biggest = max(nameable, key=lambda r: r.total, default=None)
     rules = []
     if stable is not None:
         floor = max(int(rows[stable].spot / 2), 1)
@@ -166,7 +200,8 @@ def starter_rules(overview: Overview) -> str:
         code = biggest.currency
         rules.append(
             f"  - name: {code.lower()}-drawdown\n"
-            f"    when: change({code}.total, 1h) < -10%\n"
+            f"    # originTotal counts coins; total is converted and follows the price\n"
+            f"    when: change({code}.originTotal, 1h) < -10%\n"
             f"    severity: critical\n"
         )
     if len(rules) < 2:
