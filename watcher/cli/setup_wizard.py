@@ -50,12 +50,12 @@ class Wizard:
     def __init__(
         self,
         answers: Answers,
-        out: TextIO = sys.stdout,
+        out: TextIO | None = None,
         ask: Callable[[str], str] = input,
         secret: Callable[[str], str] = getpass.getpass,
     ) -> None:
         self.answers = answers
-        self.out = out
+        self.out = out or sys.stdout  # looked up now: a default would pin the import's stdout
         self.ask = ask
         self.secret = secret
         self.dir = answers.config_dir

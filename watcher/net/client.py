@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import socket
 import threading
@@ -59,6 +60,49 @@ class Watch:
             self.cut = True
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def watched(seconds: float) -> Iterator[Watch]:
+    """While the block runs, whatever connection this thread uses is cut once ``seconds``
+    have passed: one deadline over every request made inside, however they trickle."""
+    watch = Watch()
+    _current.watch = watch
+    watchdog = threading.Timer(seconds, watch.fire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield watch
+    finally:
+        watchdog.cancel()
+        _current.watch = None
+
+
+def bounded_session(timeout: float, max_body: int = MAX_BODY) -> requests.Session:
+    """A ``requests`` session for a library that makes its own requests (ccxt), with the
+    bounds of ``HttpClient``: watched connections (cut by ``watched``), no redirect
+    followed (``max_redirects = 0``: the target is never contacted), no proxy from the
+    environment, and every body read within ``timeout`` and ``max_body`` after
+    decompression, its JSON nesting checked, before the library sees it."""
+    session = requests.Session()
+    session.trust_env = False
+    session.max_redirects = 0
+    adapter = WatchedAdapter(max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+
+    def bound(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            body = read_body(response, time.monotonic() + timeout, max_body)
+        finally:
+            response.close()  # read to the end, or given up: the connection goes either way
+        if _too_deep(body):
+            raise BadResponse(f"the answer nests deeper than {MAX_DEPTH} levels")
+        response.raw = io.BytesIO(body)  # what the library reads: the bounded, inflated body
+        return response
+
+    session.hooks["response"].append(bound)
+    return session
 
 
 class _Watched:
@@ -225,24 +269,17 @@ class HttpClient:
         """One GET (retried inside ``deadline``); raises ``TransportError`` without an answer."""
         self.adapter.max_retries = retry_policy(deadline, self.backoff)
         host = urlsplit(url).hostname or "?"
-        watch = Watch()
-        _current.watch = watch
         total = max(deadline - time.monotonic(), 0.0) + sum(self.timeout)
-        watchdog = threading.Timer(total, watch.fire)
-        watchdog.daemon = True
-        watchdog.start()
         slow = f"the answer from {host} arrived too slowly (total deadline {total:.0f}s)"
-        try:
-            answer = self._get(url, params, host)
-        except TransportError:
-            if watch.cut:
-                raise TransportError(slow) from None
-            raise
-        except ExchangeError as exc:  # the frames would keep a 20 MB body alive with the error
-            raise exc.with_traceback(None) from None
-        finally:
-            watchdog.cancel()
-            _current.watch = None
+        with watched(total) as watch:
+            try:
+                answer = self._get(url, params, host)
+            except TransportError:
+                if watch.cut:
+                    raise TransportError(slow) from None
+                raise
+            except ExchangeError as exc:  # the frames would keep a 20 MB body alive
+                raise exc.with_traceback(None) from None
         if watch.cut:  # cut mid-body: what arrived is not the whole answer
             raise TransportError(slow)
         return answer
@@ -297,7 +334,7 @@ def read_body(response: requests.Response, deadline: float, max_body: int = MAX_
                     limit = max_body / (1024 * 1024)
                     raise BadResponse(f"the answer is larger than {limit:g} MB once decompressed")
                 body += data
-    except (OSError, ValueError, EOFError) as exc:  # urllib3 decode and socket errors
+    except (OSError, ValueError, EOFError, HTTPError) as exc:  # decode, socket, a cut body
         raise TransportError(f"the answer could not be read: {type(exc).__name__}") from None
 
 

@@ -76,6 +76,7 @@ class Fault:
     body: str = ""
     location: str = "https://www.mexc.com/login"
     until: float | None = None  # monotonic end, for faults given a duration
+    path: str | None = None  # only requests to this path (the official APIs need one)
 
 
 class _Server(ThreadingHTTPServer):
@@ -162,20 +163,22 @@ class SimExchange:
         with self.lock:
             self.faults.clear()
 
-    def _next_fault(self) -> Fault | None:
+    def _next_fault(self, path: str = "", official: bool = False) -> Fault | None:
+        """The fault for this request, in the order they were queued. A fault with a
+        ``path`` applies only there; one without applies to the web endpoints (MEXC's
+        and the gateway's), never to the official APIs, whose tests name their path."""
         with self.lock:
-            while self.faults and self.faults[0].until is not None:
-                if self.faults[0].until > time.monotonic():
-                    break
+            now = time.monotonic()
+            while self.faults and self.faults[0].until is not None and self.faults[0].until <= now:
                 self.faults.popleft()
-            if not self.faults:
-                return None
-            fault = self.faults[0]
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.popleft()
-            return fault
+            for fault in self.faults:
+                if fault.path == path or (fault.path is None and not official):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self.faults.remove(fault)
+                    return fault
+            return None
 
     def rows(self) -> list[dict[str, str]]:
         with self.lock:
@@ -278,8 +281,8 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             else:  # MEXC's and Binance's, or None: not an official endpoint
                 answer = official(sim, self.path, self.headers)
             if answer is not None:
-                return self._send(answer[0], json.dumps(answer[1]).encode(), "application/json")
-            fault = sim._next_fault()
+                return self._official(answer, sim._next_fault(parts.path, official=True))
+            fault = sim._next_fault(parts.path)
             if fault and fault.kind == "delay":
                 time.sleep(fault.delay)
                 fault = None
@@ -295,6 +298,25 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             if parts.path != BYPASS_PATH:
                 return self._wrapper(404, "Not found", testnet)
             self._answer(fault, _php_truthy(query.get("convert")), testnet, bypass=True)
+
+        def _official(self, answer: tuple[int, Any], fault: Fault | None) -> None:
+            """An official API's answer, or what a fault on its path makes of it."""
+            body = json.dumps(answer[1]).encode()
+            kind = fault.kind if fault else None
+            if fault and kind == "delay":
+                time.sleep(fault.delay)
+            if fault and kind == "disconnect":
+                self.close_connection = True
+            elif fault and kind == "redirect":
+                self._redirect(fault)
+            elif fault and kind == "raw":
+                self._send(fault.status, fault.body.encode(), "application/json")
+            elif fault and kind in ("drip", "driphead"):
+                self._drip(body, fault.delay or 1.0, head=kind == "driphead")
+            elif kind == "gzipbomb":
+                self._send(200, _bomb(), "application/json", {"Content-Encoding": "gzip"})
+            else:
+                self._send(answer[0], body, "application/json")
 
         def _mexc(self, fault: Fault | None, rows: bool) -> None:
             cookies = _cookies(self.headers.get("Cookie"))

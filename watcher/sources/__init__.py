@@ -50,7 +50,7 @@ def open_source(
     if spec.source == "ccxt":
         from watcher.sources.ccxt_source import CcxtSource
 
-        return CcxtSource(spec, timeout, clock)
+        return CcxtSource(spec, timeout, clock, budget=interval)
     if spec.source == "bypass":
         from watcher.sources.bypass import BypassSource
 

@@ -18,9 +18,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
+
 from watcher.config.model import AccountSpec
 from watcher.core import logs
-from watcher.core.errors import AuthError, ExchangeError, RateLimited, TransportError
+from watcher.core.errors import (
+    AuthError,
+    BadResponse,
+    ExchangeError,
+    RateLimited,
+    TransportError,
+)
 from watcher.core.models import (
     ORIGIN_WALLETS,
     WALLETS,
@@ -32,6 +40,7 @@ from watcher.core.models import (
 )
 from watcher.core.secrets import Masker
 from watcher.core.text import currency_code
+from watcher.net.client import bounded_session, watched
 
 DEFAULT_WALLETS = {"mexc": ("spot", "swap")}
 CONTRACT_TYPES = ("swap", "future", "futures", "contract", "margin", "linear", "inverse")
@@ -45,6 +54,7 @@ class CcxtSource:
         spec: AccountSpec,
         timeout: float,
         clock: Callable[[], datetime],
+        budget: float = 60.0,
     ) -> None:
         import ccxt  # the optional extra, imported only when an account uses it
 
@@ -61,6 +71,10 @@ class CcxtSource:
         if spec.password:
             config["password"] = spec.password
         self.exchange = getattr(ccxt, self.exchange_id)(config)
+        # ccxt's sync client takes a requests session (its manual: exchange.session); this
+        # one has the bounds of the web sources: deadline, size cap, no redirect, depth
+        self.exchange.session = bounded_session(timeout)
+        self.budget = max(budget, timeout)  # one poll's deadline over every request it makes
         if spec.proxy:
             self.exchange.proxies = {"http": spec.proxy, "https": spec.proxy}
         if spec.base_url:  # tests and the simulator: every API URL on that host
@@ -81,6 +95,19 @@ class CcxtSource:
                 log.debug("ccxt close", error=type(exc).__name__)
 
     def fetch(self, rows: bool, totals: bool) -> Overview:
+        """Every balance type and the prices, within one poll's deadline: a server that drips
+        is cut there, and the poll fails as unreachable instead of running for minutes."""
+        with watched(self.budget) as watch:
+            try:
+                return self._fetch()
+            except ExchangeError:
+                if watch.cut:
+                    raise TransportError(
+                        f"{self.exchange_id} answered too slowly (poll deadline {self.budget:.0f}s)"
+                    ) from None
+                raise
+
+    def _fetch(self) -> Overview:
         native: dict[str, dict[str, Decimal]] = {}
         try:
             for wallet in self.wallets:
@@ -134,6 +161,11 @@ class CcxtSource:
         text = self.scrub.short(f"{type(exc).__name__}: {exc}")
         name = self.exchange_id
         ccxt = self.ccxt
+        if isinstance(exc.__cause__, requests.TooManyRedirects):
+            return TransportError(
+                f"{name} answered with a redirect; watcher follows none, so nothing (no key, "
+                "no signature) was sent there"
+            )
         if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied):
             return AuthError(
                 f"{name} refused the API key ({text}): check the key and secret, and that the "
@@ -176,33 +208,48 @@ def exact(value: Any) -> Decimal | None:
 
 
 def amounts(exchange: str, wallet: str, balance: dict[str, Any]) -> dict[str, Decimal]:
-    """Native amounts per currency for one balance type, exact where ``info`` has strings."""
+    """Native amounts per currency for one balance type, exact where ``info`` has strings.
+
+    An answer without the exchange's balance list is a bad answer, never an empty account:
+    read as empty, every rule on a balance would fire at once."""
     info = balance.get("info")
     if exchange in ("mexc", "binance") and wallet == "spot" and isinstance(info, dict):
         found = {}
-        for row in info.get("balances") or []:
+        for row in _listed(info, "balances", exchange):
             free, locked = exact(row.get("free")), exact(row.get("locked"))
             if row.get("asset") and free is not None and locked is not None and free + locked:
                 found[str(row["asset"]).upper()] = free + locked
         return found
     if exchange == "mexc" and wallet in CONTRACT_TYPES and isinstance(info, dict):
         found = {}
-        for row in info.get("data") or []:
+        for row in _listed(info, "data", exchange):
             equity = exact(row.get("equity"))  # MEXC reports equity: margin plus unrealized
             if row.get("currency") and equity is not None and equity:
                 found[str(row["currency"]).upper()] = equity
         return found
     if exchange == "bybit" and isinstance(info, dict):
         return bybit_amounts(info)
-    totals = balance.get("total") or {}
+    totals = balance.get("total")
+    if not isinstance(totals, dict):
+        raise BadResponse(f"{exchange} answered without a balance structure")
     return {c.upper(): v for c, t in totals.items() if (v := exact(t)) is not None and v}
+
+
+def _listed(info: dict[str, Any], key: str, exchange: str) -> list[dict[str, Any]]:
+    rows = info.get(key)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise BadResponse(f"{exchange} answered without its list of balances ('{key}')")
+    return rows
 
 
 def bybit_amounts(info: dict[str, Any]) -> dict[str, Decimal]:
     """Bybit's wallet balance per coin, from its own strings (ccxt's ``total``)."""
     found: dict[str, Decimal] = {}
     result = info.get("result")
-    for account in (result.get("list") if isinstance(result, dict) else None) or []:
+    accounts = result.get("list") if isinstance(result, dict) else None
+    if not isinstance(accounts, list):
+        raise BadResponse("bybit answered without its list of balances ('result.list')")
+    for account in accounts:
         for row in (account.get("coin") if isinstance(account, dict) else None) or []:
             amount = exact(row.get("walletBalance")) if isinstance(row, dict) else None
             if amount and row.get("coin"):
