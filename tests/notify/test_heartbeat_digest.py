@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ import pytest
 
 from tests.conftest import WEB_KEY
 from tests.support.daemon_harness import DaemonProcess, wait_for
+from tests.support.pings import PingServer
 from tests.support.receivers import Receiver
 from watcher.app.poll import Watcher
 from watcher.app.replay import build_overview
@@ -26,46 +24,6 @@ from watcher.core.alerts import FIRING, Alert
 from watcher.notify.heartbeat import Pinger
 from watcher.sim.exchange import SimExchange
 from watcher.store import Store
-
-
-class PingServer:
-    """Records GETs (path and query) with their time; ``hang`` makes it never answer,
-    ``endless`` answers 200 with a body that never ends."""
-
-    def __init__(self, hang: bool = False, endless: bool = False) -> None:
-        self.hits: list[tuple[float, str]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                owner.hits.append((time.monotonic(), self.path))
-                if hang:
-                    time.sleep(30)
-                if endless:
-                    self.send_response(200)
-                    self.end_headers()
-                    with contextlib.suppress(OSError):
-                        while True:
-                            self.wfile.write(b"x" * 65536)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"OK")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def rules_with(receiver: Receiver, extra: str) -> str:

@@ -20,7 +20,7 @@ from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.alerts import FIRING, Alert, Key, Notice, Outcome, Silence
 from watcher.core.durations import utcnow
-from watcher.core.errors import ExchangeError, PollCrashed, Problem
+from watcher.core.errors import ExchangeError, PollCrashed, Problem, StateUnwritable
 from watcher.core.models import Overview, combine
 from watcher.engine.builtins import Fact, poll_facts
 from watcher.engine.evaluate import evaluate_poll, silenced_by
@@ -74,6 +74,20 @@ class Step:
         self.absent[account] = absent_is_zero(rules, overview)
 
 
+Queued = tuple[str, str, Notice, datetime]  # a routed notification: channel, URL key, ...
+
+
+@dataclass(frozen=True)
+class Held:
+    """What polls decided while the state database refused writes: their notifications,
+    in order, and their poll facts. History samples are not held: a gap in the look-back
+    is no data, never a wrong number."""
+
+    outbox: list[Queued] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    cause: str | None = None
+
+
 @dataclass(frozen=True)
 class AccountPoll:
     """One account's answer this poll: balances or the error, never both."""
@@ -116,6 +130,7 @@ class Watcher:
         self.alerts = dict(alerts)
         self.clock = clock
         self.last: PollResult | None = None
+        self.held = Held()
         self.daily = DailyDigest(settings, store, accounts, lambda: self.rules, self.alert_list)
 
     @classmethod
@@ -238,15 +253,7 @@ class Watcher:
         self.last = result
         if dry_run:
             return result
-        keep = max(self.rules.history_keep, self.settings.history_keep)
-        self.store.commit(
-            step.outcome.alerts,
-            route(step.outcome.notices, self.rules.channels, now),
-            step.samples,
-            step.meta,
-            prune_before=now - keep,
-            absent_is_zero=step.absent,
-        )
+        self.save(step, route(step.outcome.notices, self.rules.channels, now), now)
         for account in self.accounts.values():
             account.web_key_meta = {}
         self.alerts = step.outcome.alerts
@@ -259,6 +266,37 @@ class Watcher:
                 kind=notice.kind,
             )
         return result
+
+    def save(self, step: Step, rows: list[Queued], now: datetime) -> None:
+        """One transaction for the poll, after what earlier polls had to hold back. When the
+        database refuses writes (a full disk), the decisions are held in memory, in order,
+        ``default`` hears it once, straight, and the next poll that can write sends them."""
+        keep = max(self.rules.history_keep, self.settings.history_keep)
+        held = self.held
+        try:
+            self.store.commit(
+                step.outcome.alerts,
+                held.outbox + rows,
+                step.samples,
+                {**held.meta, **step.meta},
+                prune_before=now - keep,
+                absent_is_zero=step.absent,
+            )
+        except StateUnwritable as exc:
+            if held.cause is None:
+                log.error("the state cannot be written; deciding in memory", cause=str(exc))
+                self.deliverer.warn_disk(exc)
+            self.held = Held(held.outbox + rows, {**held.meta, **step.meta}, str(exc))
+            return
+        if held.cause is not None:
+            log.info("the state is writable again", messages=len(held.outbox))
+            self.deliverer.state_writable()
+        self.held = Held()
+
+    @property
+    def unwritable(self) -> str | None:
+        """Why the last poll could not write its state, or None."""
+        return self.held.cause
 
     def announce_reload(self, problem: Problem | None, digest: str | None) -> None:
         """Tell ``default`` once per rejected file content; after a rejection, that a good

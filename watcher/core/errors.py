@@ -106,3 +106,8 @@ class StoreError(WatcherError):
     """The state database cannot be used (schema from the future, disk, lock)."""
 
     exit_code = 2
+
+
+class StateUnwritable(StoreError):
+    """A write was refused (disk full, read-only, I/O error): retrying later can help, so
+    the daemon keeps evaluating in memory and holds what it decided until writes work."""

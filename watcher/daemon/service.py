@@ -30,7 +30,7 @@ from watcher.config.model import RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.durations import utcnow
-from watcher.core.errors import ConfigError, Problem, RulesError
+from watcher.core.errors import ConfigError, Problem, RulesError, StoreError
 from watcher.daemon.systemd import Notifier, watchdog_period
 from watcher.notify.heartbeat import Pinger
 from watcher.store import Store
@@ -57,6 +57,7 @@ def file_digest(path: Any) -> str:
         return "unreadable"
 
 
+DAMAGED_POLLS = 3  # polls in a row on a damaged database before the daemon gives up
 STOP_BUDGET = 8.0  # seconds to finish a cycle and flush after SIGTERM (systemd waits 90)
 log = logs.get("watcher.daemon")
 
@@ -93,6 +94,8 @@ class Daemon:
         self.heartbeat = time.monotonic()
         self.metrics: Any = None  # prometheus-client is imported only when it is asked for
         self.server: Any = None
+        self.damaged = 0  # polls in a row that crashed on a damaged database
+        self.fatal: str | None = None  # why the state database cannot be used, once known
 
     # --- jobs -----------------------------------------------------------------
     def poll_job(self, name: str | None = None) -> None:
@@ -109,15 +112,19 @@ class Daemon:
         with self.cycle:
             if self.stopping:
                 return  # the stop has the database now; this poll's answer is dropped
+            gone = self.store.gone()
+            if gone is not None:
+                return self.give_up(gone)
             try:
                 result = self.watcher.process_accounts(now, {name: AccountPoll(*answer)})
             except Exception:
                 log.exception("poll crashed; the next one runs on schedule", account=name)
                 if self.metrics:
                     self.metrics.polls.labels(name, "crashed").inc()
-                return
+                return self.count_damage()
             finally:
                 self.heartbeat = time.monotonic()
+            self.damaged = 0
             self.results[name] = result
             if self.metrics:
                 self.metrics.observe_poll(result, time.perf_counter() - started)
@@ -128,8 +135,32 @@ class Daemon:
         if result.outcome.notices:
             self.scheduler.add_job(self.deliver_job, id="deliver-now", replace_existing=True)
         error = "" if result.error is None else str(result.error)
-        urls = self.pinger.due(result.at, self.watcher.last_success, error)
+        last_success = self.watcher.last_success
+        if self.watcher.unwritable:  # a heartbeat must not say healthy while nothing is kept
+            last_success, error = None, f"the state cannot be written: {self.watcher.unwritable}"
+        urls = self.pinger.due(result.at, last_success, error)
         self.pinger.ping(urls)  # a thread per URL: returns at once
+
+    def count_damage(self) -> None:
+        """A poll that crashed on a damaged database (SQLite's own check says so), three
+        times in a row, ends the daemon: restarting reports the damage at start-up."""
+        damage = self.store.damage()
+        self.damaged = self.damaged + 1 if damage else 0
+        if damage and self.damaged >= DAMAGED_POLLS:
+            self.give_up(damage)
+
+    def give_up(self, reason: str) -> None:
+        """The state database is gone or damaged: unhealthy at once (``/healthz`` 503, no
+        watchdog ping), ``default`` told straight, then a stop with the one-line reason and
+        a non-zero exit, so that systemd restarts watcher and start-up names the damage."""
+        if self.fatal is not None:
+            return
+        self.fatal = reason
+        log.error("the state database cannot be used; stopping", reason=reason)
+        said = f"{reason}. watcher stops now; systemd starts it again and start-up says more."
+        self.watcher.deliverer.tell_default("state database unusable", said)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
 
     def start_bot(self, rules: RuleSet) -> None:
         """Telegram commands, in their own thread (a reload restarts it only if it changed)."""
@@ -196,7 +227,7 @@ class Daemon:
     def watchdog_job(self) -> None:
         """Ping only while polls make progress: a wedged poll gets us restarted."""
         limit = 3 * self.settings.interval.total_seconds() + self.settings.timeout.total_seconds()
-        if time.monotonic() - self.heartbeat < max(limit, 30.0):
+        if self.fatal is None and time.monotonic() - self.heartbeat < max(limit, 30.0):
             self.notifier.watchdog()
 
     def status_line(self, result: PollResult | None) -> str:
@@ -211,6 +242,8 @@ class Daemon:
         return f"{result.firing} firing, last poll {', '.join(polls)}"
 
     def healthy(self) -> bool:
+        if self.fatal is not None:
+            return False
         last = self.watcher.last_success
         return last is not None and utcnow() - last < self.settings.stale_after
 
@@ -312,11 +345,22 @@ class Daemon:
             self.server.shutdown()
         if finished:
             self.cycle.release()
-        log.info("watcher stopped", outbox=self.store.outbox_depth())
+        log.info("watcher stopped", outbox=self.outbox_depth())
         if flusher.is_alive() or not finished:
+            if self.fatal is not None:
+                print(f"watcher: {self.fatal}", file=sys.stderr)
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(0)  # a stuck HTTP call must not hold systemd's stop past its budget
+            # a stuck HTTP call must not hold systemd's stop past its budget
+            os._exit(StoreError.exit_code if self.fatal is not None else 0)
         self.store.close()
         self.lock.release()
+        if self.fatal is not None:
+            raise StoreError(self.fatal)
         return 0
+
+    def outbox_depth(self) -> int | str:
+        try:
+            return self.store.outbox_depth()
+        except StoreError as exc:
+            return str(exc)

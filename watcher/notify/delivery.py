@@ -270,6 +270,10 @@ class Deliverer:
             return
         log.info("notification sent", channel=key[0], url=masked(url), alerts=len(rows))
 
+    def state_writable(self) -> None:
+        """The database took a write again: a later episode is announced again."""
+        self.disk_warned = False
+
     def warn_disk(self, exc: Exception) -> None:
         """Once per episode, straight to ``default`` (the outbox is what cannot be written)."""
         if self.disk_warned:
@@ -280,7 +284,11 @@ class Deliverer:
             "back messages it cannot record, so none is sent twice. Free disk space on the "
             "server; delivery resumes by itself."
         )
-        message = Message(f"watcher {self.name}: state not writable", text, FAILURE, "critical")
+        self.tell_default("state not writable", text)
+
+    def tell_default(self, title: str, text: str) -> None:
+        """Straight to ``default``'s URLs, past the outbox: for what the outbox cannot hold."""
+        message = Message(f"watcher {self.name}: {title}", text, FAILURE, "critical")
         for url in self.channels.get(DEFAULT_CHANNEL, Channel("", ())).urls:
             send(url, message)
 

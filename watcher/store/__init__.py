@@ -19,7 +19,7 @@ from watcher.core.alerts import MAIN, Alert, Key, Notice
 from watcher.core.errors import StoreError
 from watcher.engine.lookback import Sample
 from watcher.store.alert_table import AlertTable
-from watcher.store.db import SCHEMA_VERSION, Database
+from watcher.store.db import SCHEMA_VERSION, Database, refused
 from watcher.store.history_table import POLL_KEY, HistoryTable
 from watcher.store.outbox import OutboxRow, OutboxTable, notice_from_json, notice_to_json
 from watcher.store.silences import Ack, AckTable, SilenceTable
@@ -83,15 +83,19 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
         """Alert states, decided notifications, history and poll facts: all or nothing.
         ``samples`` and ``absent_is_zero`` are per account (a plain list: ``main``)."""
         by_account = samples if isinstance(samples, Mapping) else {MAIN: list(samples)}
-        with self.transaction():
-            self._write_alerts(alerts)
-            self._end_acks({k for k, a in alerts.items() if a.state == "firing"})
-            self._queue(outbox)
-            for account, polled in by_account.items():
-                zero = absent_is_zero if callable(absent_is_zero) else absent_is_zero[account]
-                self._write_samples(account, list(polled), zero)
-            if prune_before is not None:
-                self._prune(prune_before)
-            if meta:
-                self._set_meta(meta)
+        try:
+            with self.transaction():
+                self._write_alerts(alerts)
+                self._end_acks({k for k, a in alerts.items() if a.state == "firing"})
+                self._queue(outbox)
+                for account, polled in by_account.items():
+                    zero = absent_is_zero if callable(absent_is_zero) else absent_is_zero[account]
+                    self._write_samples(account, list(polled), zero)
+                if prune_before is not None:
+                    self._prune(prune_before)
+                if meta:
+                    self._set_meta(meta)
+        except sqlite3.Error as exc:
+            self._last = None  # what the rolled-back samples changed is read anew
+            raise refused(self.path, exc) from None
         self._saved = dict(alerts)

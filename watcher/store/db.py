@@ -6,13 +6,14 @@ all of a poll's writes or none of them.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from watcher.core.errors import StoreError
+from watcher.core.errors import StateUnwritable, StoreError
 
 SCHEMA_VERSION = 2  # 2: several accounts (an `account` on alerts and silences, key prefixes)
 # Written once: the fresh schema and the upgrade both create this table.
@@ -66,6 +67,18 @@ def damaged(path: Path | None, exc: Exception) -> str:
     )
 
 
+UNWRITABLE = ("full", "readonly", "read-only", "disk i/o", "locked", "busy")
+
+
+def refused(path: Path | None, exc: sqlite3.Error) -> StoreError:
+    """A failed write as watcher's error: ``StateUnwritable`` when waiting can help (a full
+    disk, a read-only file, a lock), ``StoreError`` when the file itself is damaged."""
+    message = damaged(path, exc)
+    if any(word in str(exc).lower() for word in UNWRITABLE):
+        return StateUnwritable(message)
+    return StoreError(message)
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -94,6 +107,7 @@ class Database:
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(damaged(self.path, exc)) from None
+        self.inode = self._inode()
 
     def _migrate(self) -> None:
         """Create what is missing; write nothing to a database that is already current, so
@@ -140,6 +154,31 @@ class Database:
 
     def close(self) -> None:
         self.db.close()
+
+    def _inode(self) -> int | None:
+        try:
+            return os.stat(self.path).st_ino if str(self.path) != ":memory:" else None
+        except OSError:
+            return None
+
+    def gone(self) -> str | None:
+        """Why the file this connection writes is no longer the state database (deleted or
+        replaced at run time: SQLite would go on writing an unlinked inode), or None."""
+        if self.inode is None:
+            return None
+        if self._inode() != self.inode:
+            return f"the state database {self.path} was deleted or replaced while watcher ran"
+        return None
+
+    def damage(self) -> str | None:
+        """One line when SQLite finds the file damaged (``quick_check``), or None."""
+        try:
+            found = self.db.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.Error as exc:
+            return damaged(self.path, exc)
+        if found and found[0] != "ok":
+            return damaged(self.path, sqlite3.DatabaseError(str(found[0])))
+        return None
 
     def _set_meta(self, values: Mapping[str, str]) -> None:
         self.db.executemany(

@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from watcher.core import logs
 from watcher.core.alerts import Notice
-from watcher.store.db import stamp
+from watcher.core.errors import StoreError
+from watcher.store.db import damaged, stamp
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class OutboxTable:
     """Mixin for ``Store``: queue, read what is due, and record each attempt."""
 
     db: sqlite3.Connection
+    path: Path
 
     def _queue(self, rows: Iterable[tuple[str, str, Notice, datetime]]) -> None:
         self.db.executemany(
@@ -115,7 +118,10 @@ class OutboxTable:
             )
 
     def outbox_depth(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        try:
+            return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(damaged(self.path, exc)) from None
 
     def oldest(self) -> datetime | None:
         """When the longest-waiting message was decided."""
