@@ -18,7 +18,7 @@ from watcher.config.resolve import resolve
 from watcher.core import logs
 from watcher.core.secrets import MASKER
 from watcher.engine.evaluate import FIRING, RESOLVED, Notice
-from watcher.notify.adapter import instantiate, masked
+from watcher.notify.adapter import Service, masked
 from watcher.notify.delivery import Deliverer, compose, route
 from watcher.store import Store
 
@@ -235,9 +235,9 @@ def test_rows_follow_an_edited_channel_and_only_a_removed_one_drops(
 
 
 def test_long_messages_are_split_not_cut(tmp_path: Path, receiver: Receiver) -> None:
-    service = instantiate("tgram://123456789:abcdefghijklmnopqrstuvwxyz0123456/1234567")
+    service = Service("tgram://123456789:abcdefghijklmnopqrstuvwxyz0123456/1234567").plugin
     assert service.overflow_mode == apprise.common.OverflowMode.SPLIT
-    assert instantiate("json://127.0.0.1:9/?overflow=truncate").overflow_mode == "truncate"
+    assert Service("json://127.0.0.1:9/?overflow=truncate").plugin.overflow_mode == "truncate"
     channels = {"default": Channel("default", (receiver.url(),))}
     store = Store(tmp_path / "w.db")
     decide(store, channels, [notice(f"rule-{i}") for i in range(300)])

@@ -346,7 +346,7 @@ class Daemon:
         if finished:
             self.cycle.release()
         log.info("watcher stopped", outbox=self.outbox_depth())
-        if flusher.is_alive() or not finished:
+        if flusher.is_alive() or not finished or self.watcher.deliverer.busy():
             if self.fatal is not None:
                 print(f"watcher: {self.fatal}", file=sys.stderr)
             sys.stdout.flush()

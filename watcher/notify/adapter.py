@@ -1,128 +1,93 @@
-"""All apprise use in one place: building a service from a URL, masking it, sending.
+"""All apprise use in one place, through its public API only.
 
-apprise's own ``Apprise.instantiate`` imports all of its ~217 plugin modules
-the first time it is asked anything (about 11 MB). The services people use
-most are built here from their one plugin module instead; any other scheme
-falls back to apprise's full load, which is always correct, only heavier.
-``console://`` is watcher's own service, registered in the same table.
+- One ``apprise.Apprise`` per channel URL (``Service``), built once when the rules are
+  loaded or reloaded and reused for every send, so a plugin keeps its own state (Slack's
+  and Discord's rate limits) and apprise prepares each URL its own way (``#channel``
+  targets, Telegram's markdown to HTML).
+- URL parameters apprise documents set watcher's defaults when the URL does not:
+  ``overflow=split`` (long messages arrive whole), ``rto``/``cto`` (read and connect
+  timeouts: a receiver that answers slowly is waited for, not sent the message again).
+- ``console://`` is watcher's own service, registered with apprise's documented
+  ``@notify`` decorator; the demo and first-time users read their alerts there.
+- apprise's logger is quietened once, at start (``watcher.core.logs``), never toggled.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from watcher.core.secrets import Masker, url_secrets
 
-# scheme -> (module under apprise.plugins, class): the fast path.
-FAST_PLUGINS: dict[str, tuple[str, str]] = {
-    "tgram": ("telegram", "NotifyTelegram"),
-    "json": ("custom_json", "NotifyJSON"),
-    "jsons": ("custom_json", "NotifyJSON"),
-    "form": ("custom_form", "NotifyForm"),
-    "forms": ("custom_form", "NotifyForm"),
-    "mailto": ("email", "NotifyEmail"),
-    "mailtos": ("email", "NotifyEmail"),
-    "slack": ("slack", "NotifySlack"),
-    "discord": ("discord", "NotifyDiscord"),
-    "ntfy": ("ntfy", "NotifyNtfy"),
-    "ntfys": ("ntfy", "NotifyNtfy"),
-}
 INFO, SUCCESS, WARNING, FAILURE = "info", "success", "warning", "failure"  # apprise's types
+WORDS = {FAILURE: "critical", WARNING: "warning", INFO: "info", SUCCESS: "resolved"}
 MARKDOWN_SCHEMES = frozenset({"tgram", "slack", "discord", "matrix", "matrixs"})
+DEFAULTS = {"overflow": "split", "rto": "15", "cto": "5"}  # apprise's own URL parameters
+_registered = threading.Lock()
+_console_ready = False
 
 
-class ConsoleService:
-    """``console://``: print the message; the demo and first-time users read it here."""
+def _console(body: str, title: str, notify_type: str, *args: Any, **kwargs: Any) -> bool:
+    """``console://``: the message on standard output, its severity as a word."""
+    label = WORDS.get(str(notify_type), str(notify_type))
+    sys.stdout.write(f"[{label}] {title}\n{body}\n" if title else f"{body}\n")
+    sys.stdout.flush()
+    return True
 
-    def __init__(self, url: str) -> None:
-        self.text = url
 
-    def url(self, privacy: bool = False) -> str:
-        return "console://"
+class _WhileBuilding(logging.Filter):
+    """Drops apprise's records about a URL while this thread builds a ``Service``: a URL
+    it cannot use is one located line from watcher (``check``), not two. Installed once
+    on apprise's logger; the flag is per thread, so no send elsewhere loses a record."""
 
-    def notify(self, body: str, title: str = "", notify_type: str = INFO, **kw: Any) -> bool:
-        """Severity as a word (``[critical]``), not apprise's notify type."""
-        label = kw.get("severity") or notify_type
-        stream = sys.stdout
-        stream.write(f"[{label}] {title}\n{body}\n" if title else f"{body}\n")
-        stream.flush()
-        return True
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_building, "active", False)
+
+
+_building = threading.local()
+
+
+def _apprise() -> Any:
+    """apprise, imported when a channel is first used, with ``console://`` registered and
+    the filter on its logger."""
+    global _console_ready
+    import apprise
+
+    with _registered:
+        if not _console_ready:
+            from apprise.decorators import notify
+
+            notify(on="console", name="watcher console")(_console)
+            logging.getLogger("apprise").addFilter(_WhileBuilding())
+            _console_ready = True
+    return apprise
 
 
 def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
-def _plugin(scheme: str) -> Any:
-    module, name = FAST_PLUGINS[scheme]
-    return getattr(importlib.import_module(f"apprise.plugins.{module}"), name)
+def prepared(url: str) -> str:
+    """The URL with watcher's defaults for the parameters it does not set itself. Appended
+    as text: in apprise's syntax a ``#`` is a target (``slack://T/B/C/#general``), not the
+    fragment a URL parser would take it for."""
+    if _scheme(url) == "console" or "://" not in url:
+        return url
+    head, _, query = url.partition("?")
+    given = parse_qs(query, keep_blank_values=True)
+    missing = {k: v for k, v in DEFAULTS.items() if k not in given}
+    if not missing:
+        return url
+    return f"{head}?{query}&{urlencode(missing)}" if query else f"{head}?{urlencode(missing)}"
 
 
-def instantiate(url: str) -> Any:
-    """A service for ``url`` (None if it is not usable), splitting long texts.
-
-    apprise's complaints about a URL would print the URL itself, so its logger
-    is muted while the URL is parsed.
-    """
-    scheme = _scheme(url)
-    if scheme == "console":
-        return ConsoleService(url)
-    logger = logging.getLogger("apprise")
-    quiet, logger.disabled = logger.disabled, True
-    try:
-        service = _build(url, scheme)
-    finally:
-        logger.disabled = quiet
-    if service is None:
-        return None
-    if "overflow" not in parse_qs(urlsplit(url).query):
-        from apprise.common import OverflowMode
-
-        service.overflow_mode = OverflowMode.SPLIT
-    return service
-
-
-def _build(url: str, scheme: str) -> Any:
-    if scheme not in FAST_PLUGINS:
-        import apprise
-
-        return apprise.Apprise.instantiate(url)
-    plugin = _plugin(scheme)
-    results = plugin.parse_url(url)
-    if not results:
-        return None
-    try:
-        return plugin(**results)
-    except Exception:  # apprise raises TypeError and friends for a bad token or target
-        return None
-
-
-def validate_url(url: str) -> str | None:
-    """None when the URL makes a service; else a reason that does not repeat it."""
-    if instantiate(url) is not None:
-        return None
-    if "://" not in url:
-        return "not a URL: expected SCHEME://..., e.g. tgram://TOKEN/CHAT_ID"
-    return f"apprise cannot use this '{_scheme(url)}://' URL; check it against apprise's docs"
-
-
-def masked(url: str) -> str:
-    """apprise's privacy form of a URL, with every token-like part masked too."""
-    service = instantiate(url)
-    text = str(service.url(privacy=True)) if service else urlsplit(url).scheme + "://***"
-    return Masker(url_secrets(url)).mask(text)
-
-
-def renders_markdown(url: str) -> bool:
-    """Services that render markdown (Telegram, Slack, Discord, Matrix), or ``?format=markdown``."""
-    if _scheme(url) in MARKDOWN_SCHEMES:
-        return True
-    return parse_qs(urlsplit(url).query).get("format", [""])[0].lower() == "markdown"
+def _query(url: str) -> dict[str, list[str]]:
+    return parse_qs(url.partition("?")[2], keep_blank_values=True)
 
 
 @dataclass(frozen=True)
@@ -136,31 +101,97 @@ class Message:
     markdown: str | None = None
 
 
-def send(url: str, message: Message) -> tuple[bool, str]:
-    """One send; never raises. Markdown first where the service renders it; a refusal is
-    retried once as plain text, so a formatting problem never loses the message."""
-    service = instantiate(url)
-    if service is None:
-        return False, "apprise rejected the URL"
-    if message.markdown is not None:
-        ok, error = _notify(service, message, message.markdown, "markdown")
-        if ok:
-            return ok, error
-    return _notify(service, message, message.plain, "text")
+@dataclass(frozen=True)
+class Sent:
+    """What one send came to. ``maybe``: no answer within the read timeout after the
+    request went out, so the message may well have arrived; a retry waits longer."""
+
+    ok: bool
+    error: str = ""
+    maybe: bool = False
 
 
-def _notify(service: Any, message: Message, body: str, body_format: str) -> tuple[bool, str]:
-    extra = {"severity": message.severity} if isinstance(service, ConsoleService) else {}
-    try:
-        ok = bool(
-            service.notify(
-                body=body,
-                title=message.title,
-                notify_type=message.kind,
-                body_format=body_format,
-                **extra,
+class Service:
+    """One channel URL as apprise serves it: built once, reused for every send."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.scheme = _scheme(url)
+        apprise = _apprise()
+        self.apprise = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
+        _building.active = True
+        try:
+            self.ok = "://" in url and bool(self.apprise.add(prepared(url)))
+        finally:
+            _building.active = False
+        query = _query(prepared(url))
+        self.read_timeout = float((query.get("rto") or [DEFAULTS["rto"]])[0] or 0)
+
+    @property
+    def plugin(self) -> Any:
+        """The added server object (apprise's plugin for the URL), or None."""
+        return self.apprise[0] if self.ok and len(self.apprise) else None
+
+    def privacy_url(self) -> str:
+        """apprise's privacy form of the URL, with every token-like part masked too."""
+        plugin = self.plugin
+        text = str(plugin.url(privacy=True)) if plugin else urlsplit(self.url).scheme + "://***"
+        return Masker(url_secrets(self.url)).mask(text)
+
+    def send(self, message: Message) -> Sent:
+        """One send; never raises. Markdown first where the service renders it; only an
+        explicit refusal is tried again as plain text, never a send that timed out."""
+        if not self.ok:
+            return Sent(False, "apprise rejected the URL")
+        if message.markdown is not None:
+            sent = self._notify(message, message.markdown, "markdown")
+            if sent.ok or sent.maybe:
+                return sent
+        return self._notify(message, message.plain, "text")
+
+    def _notify(self, message: Message, body: str, body_format: str) -> Sent:
+        started = time.monotonic()
+        try:
+            ok = bool(
+                self.apprise.notify(
+                    body=body,
+                    title=message.title,
+                    notify_type=message.kind,
+                    body_format=body_format,
+                )
             )
-        )
-    except Exception as exc:  # a plugin bug must not kill delivery
-        return False, f"{type(exc).__name__}: {exc}"
-    return ok, "" if ok else "the service did not accept the message"
+        except Exception as exc:  # a plugin bug must not kill delivery
+            return Sent(False, f"{type(exc).__name__}: {exc}")
+        if ok:
+            return Sent(True)
+        if self.read_timeout and time.monotonic() - started >= self.read_timeout * 0.9:
+            waited = f"{self.read_timeout:g}s"
+            return Sent(False, f"no answer within {waited}; the message may have arrived", True)
+        return Sent(False, "the service did not accept the message")
+
+
+def validate_url(url: str) -> str | None:
+    """None when the URL makes a service; else a reason that does not repeat it."""
+    if "://" not in url:
+        return "not a URL: expected SCHEME://..., e.g. tgram://TOKEN/CHAT_ID"
+    if Service(url).ok:
+        return None
+    return f"apprise cannot use this '{_scheme(url)}://' URL; check it against apprise's docs"
+
+
+def masked(url: str) -> str:
+    """apprise's privacy form of a URL, with every token-like part masked too."""
+    return Service(url).privacy_url()
+
+
+def renders_markdown(url: str) -> bool:
+    """Services that render markdown (Telegram, Slack, Discord, Matrix), or ``?format=markdown``."""
+    if _scheme(url) in MARKDOWN_SCHEMES:
+        return True
+    return _query(url).get("format", [""])[0].lower() == "markdown"
+
+
+def send(url: str, message: Message) -> tuple[bool, str]:
+    """A one-off send (a test message, a warning past the outbox); never raises."""
+    sent = Service(url).send(message)
+    return sent.ok, sent.error

@@ -31,6 +31,7 @@ from watcher.notify.adapter import (
     SUCCESS,
     WARNING,
     Message,
+    Service,
     masked,
     renders_markdown,
     send,
@@ -44,6 +45,7 @@ MAX_AGE = timedelta(hours=24)
 BUDGET = 6.0  # seconds a delivery cycle waits for its URLs; slower ones finish on their own
 MIN_ATTEMPTS = 12  # a message is only "too old" after this many real tries (clock jumps)
 NOTIFY_TYPES = {"critical": FAILURE, "warning": WARNING, "info": INFO}
+MAYBE_EXTRA = 2  # a send that may have arrived: its retry waits as if it had failed twice more
 log = logs.get("watcher.notify")
 
 
@@ -115,6 +117,7 @@ class Deliverer:
         self.max_age = max_age
         self.name = name
         self.budget = budget
+        self.services: dict[str, Service] = {}
         self.set_channels(channels)
         self.lock = threading.Lock()  # the scheduler and the stop flush may both call in
         self.write = threading.RLock()  # one connection, several sending threads
@@ -126,6 +129,9 @@ class Deliverer:
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
         self.channels = dict(channels)
         self.urls = {(name, url_key(u)): u for name, ch in channels.items() for u in ch.urls}
+        # one apprise object per URL, reused across sends and kept across reloads
+        kept = self.services
+        self.services = {u: kept.get(u) or Service(u) for u in self.urls.values()}
 
     def deliver(self, now: datetime) -> DeliveryCounts:
         with self.lock:
@@ -235,22 +241,25 @@ class Deliverer:
             rows = [r for r in rows if r not in expired]
         if not rows:
             return
-        message = compose([r.notice for r in rows], self.name, renders_markdown(url))
-        ok, error = send(url, message)
+        service = self.services[url]
+        sent = service.send(compose([r.notice for r in rows], self.name, renders_markdown(url)))
         with self.write:
             counts.messages += 1
-            if ok:
+            if sent.ok:
                 self.record_sent(key, rows, url, counts)
                 return
-            attempts = max(r.attempts for r in rows)  # newer rows do not reset the backoff
-            self.store.retry_later((r.id for r in rows), now + backoff(attempts), error)
+            # newer rows do not reset the backoff; a send that may have arrived waits longer
+            attempts = max(r.attempts for r in rows) + (MAYBE_EXTRA if sent.maybe else 0)
+            self.store.retry_later((r.id for r in rows), now + backoff(attempts), sent.error)
             counts.failed += len(rows)
-            counts.errors.append(error)
+            counts.errors.append(sent.error)
         log.warning(
-            "notification failed; will retry",
+            "notification may have arrived; will retry later"
+            if sent.maybe
+            else "notification failed; will retry",
             channel=key[0],
-            url=masked(url),
-            error=error,
+            url=service.privacy_url(),
+            error=sent.error,
             retry_in=str(backoff(attempts)),
         )
 
@@ -268,7 +277,13 @@ class Deliverer:
             if "full" in str(exc) or "disk" in str(exc):
                 self.warn_disk(exc)
             return
-        log.info("notification sent", channel=key[0], url=masked(url), alerts=len(rows))
+        shown = self.services[url].privacy_url()
+        log.info("notification sent", channel=key[0], url=shown, alerts=len(rows))
+
+    def busy(self) -> bool:
+        """A send still waits on its receiver (apprise's worker threads would hold the
+        interpreter's exit until it answers or times out)."""
+        return any(thread.is_alive() for thread in self.threads)
 
     def state_writable(self) -> None:
         """The database took a write again: a later episode is announced again."""
@@ -290,7 +305,7 @@ class Deliverer:
         """Straight to ``default``'s URLs, past the outbox: for what the outbox cannot hold."""
         message = Message(f"watcher {self.name}: {title}", text, FAILURE, "critical")
         for url in self.channels.get(DEFAULT_CHANNEL, Channel("", ())).urls:
-            send(url, message)
+            (self.services.get(url) or Service(url)).send(message)
 
 
 def test_channels(channels: Mapping[str, Channel], names: list[str]) -> list[tuple[str, str, bool]]:
