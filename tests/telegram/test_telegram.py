@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
+from tests.support.bot_api import TOKEN, FakeTelegram
 from tests.support.daemon_harness import DaemonProcess, wait_for
 from tests.support.receivers import Receiver
 from watcher.config.model import TelegramCommands
@@ -26,111 +22,6 @@ from watcher.sim.exchange import SimExchange
 from watcher.store import Store
 from watcher.telegram.bot import Bot
 from watcher.telegram.commands import Context
-
-TOKEN = "123456789:AAF-fake-bot-token-0123456789abcdef"
-
-
-class FakeTelegram:
-    """getUpdates serves queued updates by offset (holding the request open like Telegram's
-    long polling); sendMessage is recorded. A wrong token gets 401, as the real one; ``junk``
-    answers are served as they are, before any real one."""
-
-    def __init__(self) -> None:
-        self.updates: list[dict[str, Any]] = []
-        self.sent: list[dict[str, Any]] = []
-        self.offsets: list[int] = []
-        self.encodings: list[str | None] = []  # Accept-Encoding of each getUpdates
-        self.junk: list[tuple[int, bytes, dict[str, str]]] = []  # raw answers served first
-        self.ready = threading.Condition()
-        self.next_id = 1000
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)  # a stopped bot may leave mid long-poll
-
-            def method(self) -> str | None:
-                parts = urlsplit(self.path).path.split("/")
-                if len(parts) != 3 or parts[1] != f"bot{TOKEN}":
-                    self.reply(401, {"ok": False, "description": "Unauthorized"})
-                    return None
-                return parts[2]
-
-            def do_GET(self) -> None:
-                if self.method() != "getUpdates":
-                    return
-                owner.encodings.append(self.headers.get("Accept-Encoding"))
-                if owner.junk:
-                    status, body, headers = owner.junk.pop(0)
-                    self.send_response(status)
-                    for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                query = parse_qs(urlsplit(self.path).query)
-                offset = int(query.get("offset", ["0"])[0])
-                wait = min(float(query.get("timeout", ["0"])[0]), 1.0)
-                owner.offsets.append(offset)
-                with owner.ready:
-                    owner.ready.wait_for(
-                        lambda: any(u["update_id"] >= offset for u in owner.updates), wait
-                    )
-                    result = [u for u in owner.updates if u["update_id"] >= offset]
-                self.reply(200, {"ok": True, "result": result})
-
-            def do_POST(self) -> None:
-                if self.method() != "sendMessage":
-                    return
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.sent.append(body)
-                self.reply(200, {"ok": True, "result": {"message_id": 1}})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def say(self, text: str, chat: int = 111, user: int = 42, age: float = 0, **extra) -> int:
-        with self.ready:
-            self.next_id += 1
-            message = {
-                "message_id": self.next_id,
-                "date": int(time.time() - age),
-                "chat": {"id": chat, "type": "private"},
-                "from": {"id": user, "username": "trader"},
-                "text": text,
-                **extra,
-            }
-            self.updates.append({"update_id": self.next_id, "message": message})
-            self.ready.notify_all()
-        return self.next_id
-
-    def replies(self, chat: int = 111) -> list[str]:
-        return [m["text"] for m in self.sent if m["chat_id"] == chat]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def telegram():
-    fake = FakeTelegram()
-    yield fake
-    fake.stop()
 
 
 def rules(receiver: Receiver, telegram: FakeTelegram) -> str:

@@ -27,6 +27,9 @@ from watcher.telegram.commands import Context, handle
 
 LONG_POLL = 20  # seconds Telegram may hold getUpdates open
 TOO_OLD = timedelta(minutes=10)
+CLOCK_SLACK = timedelta(minutes=1)  # a message dated later than this is refused like an old one
+BATCH = 100  # updates asked for per poll (getUpdates limit=), at most
+MIN_GAP = 1.0  # seconds between getUpdates calls that came back empty at once
 MAX_TEXT = 4096
 MAX_ANSWER = 2 * 1024 * 1024  # getUpdates gives at most 100 updates of a few KB each
 log = logs.get("watcher.telegram")
@@ -43,6 +46,7 @@ class Bot:
         self.thread = threading.Thread(target=self.loop, daemon=True, name="telegram")
         self.strangers: set[int] = set()
         self.state = "starting"
+        self.me: str | None = None  # the bot's username, from getMe
 
     def start(self) -> Bot:
         self.thread.start()
@@ -72,12 +76,15 @@ class Bot:
     def updates(self) -> list[dict[str, Any]]:
         """One long poll. The answer is read like an exchange's: within its deadline, at
         most ``MAX_ANSWER`` bytes, nested no deeper than JSON answers need, so a broken
-        endpoint can neither fill the memory nor stop this thread."""
-        offset = int(self.context.store.meta().get("telegram_offset", "0") or 0)
+        endpoint can neither fill the memory nor stop this thread. At most ``BATCH``
+        updates a poll, and an empty answer that came back at once is followed by a pause:
+        a broken Bot API cannot turn this thread into a busy loop."""
+        offset = self.offset()
         read_timeout = self.long_poll + 10
+        asked = time.monotonic()
         response = self.session.get(
             self.url("getUpdates"),
-            params={"offset": offset, "timeout": self.long_poll},
+            params={"offset": offset, "timeout": self.long_poll, "limit": BATCH},
             timeout=(5, read_timeout),
             stream=True,
         )
@@ -89,21 +96,31 @@ class Bot:
         if not isinstance(data, dict) or not data.get("ok"):
             raise ValueError(telegram_said(response.status_code, data))
         result = data.get("result")
-        return [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
+        found = [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
+        if not found and time.monotonic() - asked < MIN_GAP:
+            self.stop_event.wait(MIN_GAP)
+        return found[:BATCH]
+
+    def offset(self) -> int:
+        text = self.context.store.meta().get("telegram_offset", "0") or "0"
+        return int(text) if text.isascii() and text.isdigit() else 0
 
     def handle(self, update: dict[str, Any]) -> None:
-        """One update: checked, answered once, and its offset stored, whatever happens."""
+        """One update: checked, answered once, and its offset stored, whatever happens. An
+        update below the offset was confirmed already: a Bot API that serves it again gets
+        nothing done twice, and the offset never goes down."""
+        ident = update.get("update_id")
+        if not isinstance(ident, int) or isinstance(ident, bool) or ident < self.offset():
+            return
         try:
             self.command(update)
         except Exception:  # a malformed update is skipped, never a crash of the bot
             log.exception("a Telegram update could not be handled; skipped")
         finally:
-            ident = update.get("update_id")
-            if isinstance(ident, int):
-                self.context.store.set_meta({"telegram_offset": str(ident + 1)})
+            self.context.store.set_meta({"telegram_offset": str(ident + 1)})
 
     def command(self, update: dict[str, Any]) -> None:
-        message = update.get("message") or update.get("edited_message")
+        message = update.get("message")  # an edited message never runs its command again
         if not isinstance(message, dict) or not isinstance(message.get("text"), str):
             return
         chat = message.get("chat", {}).get("id")
@@ -111,16 +128,46 @@ class Bot:
         if not self.allowed(chat, user):
             return
         text = message["text"][:MAX_TEXT]
-        if not text.startswith("/"):
+        if not text.startswith("/") or not self.addressed_to_me(text):
             return
-        sent = datetime.fromtimestamp(int(message.get("date", 0)), UTC)
-        if self.context.clock() - sent > TOO_OLD:
+        date = message.get("date")
+        sent = datetime.fromtimestamp(date if isinstance(date, int) else 0, UTC)
+        now = self.context.clock()
+        if now - sent > TOO_OLD:
             reply = "too old, not applied (sent while watcher was not running)"
+        elif sent - now > CLOCK_SLACK:
+            reply = "dated in the future, not applied (check this server's clock)"
         else:
             replied = (message.get("reply_to_message") or {}).get("text")
             who = (message.get("from") or {}).get("username") or str(user)
             reply = handle(text.splitlines()[0], replied, self.context, f"telegram:{who}")
         self.send(chat, reply, message.get("message_id"))
+
+    def addressed_to_me(self, text: str) -> bool:
+        """``/status`` or ``/status@this_bot``; ``/status@other_bot`` is for another bot in
+        the same group, as Telegram's clients and python-telegram-bot read it."""
+        command = text.split(maxsplit=1)[0]
+        if "@" not in command:
+            return True
+        name = self.username()
+        return name is not None and command.split("@", 1)[1].lower() == name.lower()
+
+    def username(self) -> str | None:
+        """This bot's own name (``getMe``), asked once; None while Telegram cannot say."""
+        if self.me is None:
+            try:
+                response = self.session.get(self.url("getMe"), timeout=(5, 15), stream=True)
+                try:
+                    body = read_body(response, time.monotonic() + 15, MAX_ANSWER)
+                finally:
+                    response.close()
+                data, _ = decode_json(Answer(response.status_code, body, response.headers))
+                result = data.get("result") if isinstance(data, dict) else None
+                name = result.get("username") if isinstance(result, dict) else None
+                self.me = name if isinstance(name, str) else None
+            except (requests.RequestException, WatcherError):
+                return None
+        return self.me
 
     def allowed(self, chat: Any, user: Any) -> bool:
         ok = chat in self.spec.chats and (self.spec.users is None or user in self.spec.users)

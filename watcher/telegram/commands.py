@@ -58,7 +58,7 @@ def handle(text: str, replied: str | None, ctx: Context, who: str) -> str:
     words = text.strip().split()
     if not words or not words[0].startswith("/"):
         return "commands start with /; try /help"
-    name = words[0][1:].split("@", 1)[0].lower()
+    name = words[0][1:].split("@", 1)[0].lower()  # the bot checked whose name follows @
     args = words[1:]
     try:
         if name in ("help", "start"):
@@ -170,8 +170,11 @@ def silence(ctx: Context, args: list[str], who: str) -> str:
     return esc(f"silence {ident}: {rule} muted for {format_duration(span)}")
 
 
+ID = re.compile(r"[0-9]{1,12}")  # ASCII digits only: "²" and Arabic-Indic digits are not ids
+
+
 def unsilence(ctx: Context, args: list[str]) -> str:
-    if len(args) != 1 or not args[0].isdigit():
+    if len(args) != 1 or not ID.fullmatch(args[0]):
         return "usage: /unsilence ID (the number /silence gave)"
     if not ctx.store.remove_silence(int(args[0])):
         return f"no silence with id {args[0]}"

@@ -1,0 +1,128 @@
+"""A local fake of Telegram's Bot API that checks what the real one checks.
+
+It follows https://core.telegram.org/bots/api: ``getMe`` answers a User; ``getUpdates``
+serves updates at or above ``offset`` (the ones below count as confirmed and are gone),
+at most ``limit`` (1-100, default 100), holding the request open up to ``timeout``;
+``sendMessage`` is recorded; a wrong token gets 401 "Unauthorized", as the real one does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+BOT_NAME = "watcher_test_bot"
+TOKEN = "123456789:AAF-fake-bot-token-0123456789abcdef"
+
+
+class FakeTelegram:
+    """getUpdates serves queued updates by offset (holding the request open like Telegram's
+    long polling); sendMessage is recorded. A wrong token gets 401, as the real one; ``junk``
+    answers are served as they are, before any real one."""
+
+    def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        self.offsets: list[int] = []
+        self.encodings: list[str | None] = []  # Accept-Encoding of each getUpdates
+        self.junk: list[tuple[int, bytes, dict[str, str]]] = []  # raw answers served first
+        self.ready = threading.Condition()
+        self.next_id = 1000
+        self.limits: list[str | None] = []  # getUpdates' limit= of each call
+        self.calls: list[float] = []  # when each getUpdates arrived
+        self.instant_empty = False
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)  # a stopped bot may leave mid long-poll
+
+            def method(self) -> str | None:
+                parts = urlsplit(self.path).path.split("/")
+                if len(parts) != 3 or parts[1] != f"bot{TOKEN}":
+                    self.reply(401, {"ok": False, "description": "Unauthorized"})
+                    return None
+                return parts[2]
+
+            def do_GET(self) -> None:
+                method = self.method()
+                if method == "getMe":  # https://core.telegram.org/bots/api#getme: a User
+                    me = {"id": 7000001, "is_bot": True, "first_name": "watcher"}
+                    return self.reply(200, {"ok": True, "result": {**me, "username": BOT_NAME}})
+                if method != "getUpdates":
+                    return
+                owner.encodings.append(self.headers.get("Accept-Encoding"))
+                owner.calls.append(time.monotonic())
+                if owner.instant_empty:  # a broken API: empty at once, whatever the timeout
+                    return self.reply(200, {"ok": True, "result": []})
+                if owner.junk:
+                    status, body, headers = owner.junk.pop(0)
+                    self.send_response(status)
+                    for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                query = parse_qs(urlsplit(self.path).query)
+                offset = int(query.get("offset", ["0"])[0])
+                owner.limits.append(query.get("limit", [None])[0])
+                wait = min(float(query.get("timeout", ["0"])[0]), 1.0)
+                owner.offsets.append(offset)
+                with owner.ready:
+                    owner.ready.wait_for(
+                        lambda: any(u["update_id"] >= offset for u in owner.updates), wait
+                    )
+                    result = [u for u in owner.updates if u["update_id"] >= offset]
+                limit = int(query.get("limit", ["100"])[0])  # Telegram: 1-100, default 100
+                self.reply(200, {"ok": True, "result": result[: max(1, min(limit, 100))]})
+
+            def do_POST(self) -> None:
+                if self.method() != "sendMessage":
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.sent.append(body)
+                self.reply(200, {"ok": True, "result": {"message_id": 1}})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def say(self, text: str, chat: int = 111, user: int = 42, age: float = 0, **extra) -> int:
+        with self.ready:
+            self.next_id += 1
+            message = {
+                "message_id": self.next_id,
+                "date": int(time.time() - age),
+                "chat": {"id": chat, "type": "private"},
+                "from": {"id": user, "username": "trader"},
+                "text": text,
+                **extra,
+            }
+            self.updates.append({"update_id": self.next_id, "message": message})
+            self.ready.notify_all()
+        return self.next_id
+
+    def replies(self, chat: int = 111) -> list[str]:
+        return [m["text"] for m in self.sent if m["chat_id"] == chat]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,93 @@
+"""Telegram updates as a hostile Bot API can serve them (second adversarial round,
+finding 10) and commands addressed to another bot (issue "Telegram as Telegram is"),
+against the local fake of the Bot API."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+from tests.support.bot_api import BOT_NAME, FakeTelegram
+from tests.telegram.test_telegram import bot_on
+
+
+def run(bot, telegram: FakeTelegram) -> None:
+    """One getUpdates and each update handled, as the bot's loop does."""
+    for update in bot.updates():
+        bot.handle(update)
+
+
+def test_a_command_for_another_bot_is_ignored_and_one_for_this_bot_is_answered(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    bot = bot_on(telegram, tmp_path)
+    telegram.say("/help@other_bot")
+    telegram.say(f"/help@{BOT_NAME}")
+    telegram.say("/help")
+    run(bot, telegram)
+    assert len(telegram.replies()) == 2
+
+
+def test_an_update_served_again_below_the_offset_runs_once(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    """A Bot API that re-serves one /silence made 3,359 silences in 10 s."""
+    bot = bot_on(telegram, tmp_path)
+    telegram.say("/silence exchange-unreachable 1h")
+    run(bot, telegram)
+    again = json.dumps({"ok": True, "result": copy.deepcopy(telegram.updates)}).encode()
+    for _ in range(5):
+        telegram.junk.append((200, again, {}))
+        run(bot, telegram)
+    assert len(bot.context.store.silences(bot.context.clock())) == 1
+    assert len(telegram.replies()) == 1
+    assert bot.offset() == telegram.updates[-1]["update_id"] + 1
+
+
+def test_every_poll_asks_for_a_bounded_batch(tmp_path: Path, telegram: FakeTelegram) -> None:
+    bot = bot_on(telegram, tmp_path)
+    for _ in range(120):
+        telegram.say("/help")
+    assert len(bot.updates()) == 100 and telegram.limits[-1] == "100"
+
+
+def test_instant_empty_answers_get_a_gap_not_a_busy_loop(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    telegram.instant_empty = True
+    bot = bot_on(telegram, tmp_path).start()
+    time.sleep(3)
+    bot.stop()
+    assert 1 <= len(telegram.calls) <= 5  # one a second at most, not thousands
+
+
+def test_odd_ids_get_one_clear_reply(tmp_path: Path, telegram: FakeTelegram) -> None:
+    bot = bot_on(telegram, tmp_path)
+    for odd in ("²", "99999999999999999999", "\u0661\u0662"):
+        telegram.say(f"/unsilence {odd}")
+    run(bot, telegram)
+    assert telegram.replies() == ["usage: /unsilence ID (the number /silence gave)"] * 3
+
+
+def test_an_edited_message_never_runs_its_command_again(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    bot = bot_on(telegram, tmp_path)
+    ident = telegram.say("/help")
+    with telegram.ready:
+        first = telegram.updates[-1]
+        telegram.next_id += 1
+        edited = {"update_id": telegram.next_id, "edited_message": first["message"]}
+        telegram.updates.append(edited)
+    run(bot, telegram)
+    assert len(telegram.replies()) == 1 and ident < edited["update_id"]
+
+
+def test_a_message_dated_in_the_future_is_refused(tmp_path: Path, telegram: FakeTelegram) -> None:
+    bot = bot_on(telegram, tmp_path)
+    telegram.say("/silence exchange-unreachable 1h", age=-600)  # ten minutes ahead of this server's clock
+    run(bot, telegram)
+    assert telegram.replies() == ["dated in the future, not applied (check this server's clock)"]
+    assert bot.context.store.silences(bot.context.clock()) == []
