@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean install uninstall lock
+.PHONY: demo test test-lowest lint bench clean install uninstall lock
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,23 @@ test: lint
 	@$(BIN)/python -m coverage combine -q
 	@$(BIN)/python -m coverage report --format=total | sed 's/^/coverage (with subprocesses): /; s/$$/%/'
 
+# Every direct dependency at the lowest version pyproject.toml allows (uv's lowest-direct
+# resolution), in a venv of its own; the tests that touch those libraries run against it:
+# settings and the rules file, delivery through apprise, the sources (ccxt too).
+LOWEST := .venv-lowest
+test-lowest:
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q uv
+	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct \
+		-e '.[ccxt]'
+	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python pytest pytest-xdist aiosmtpd \
+		hypothesis
+	@$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python 2>/dev/null | grep -iE \
+		'^(apscheduler|requests|urllib3|python-dotenv|apprise|structlog|pyyaml|prometheus-client|ccxt) ' \
+		| sed 's/^/lowest: /'
+	$(LOWEST)/bin/python -m pytest -q -n 6 -p no:cacheprovider tests/config tests/core \
+		tests/notify/test_adapter.py tests/notify/test_notify.py tests/sources
+
 # sudo make install [DESTDIR=...]; sudo make uninstall [PURGE=yes]: see packaging/.
 install:
 	sh packaging/install.sh
@@ -46,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .ruff_cache
