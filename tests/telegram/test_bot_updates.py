@@ -87,7 +87,7 @@ def test_an_edited_message_never_runs_its_command_again(
 
 def test_a_message_dated_in_the_future_is_refused(tmp_path: Path, telegram: FakeTelegram) -> None:
     bot = bot_on(telegram, tmp_path)
-    telegram.say("/silence exchange-unreachable 1h", age=-600)  # ten minutes ahead of this server's clock
+    telegram.say("/silence exchange-unreachable 1h", age=-600)  # ten minutes ahead
     run(bot, telegram)
     assert telegram.replies() == ["dated in the future, not applied (check this server's clock)"]
     assert bot.context.store.silences(bot.context.clock()) == []
