@@ -109,3 +109,11 @@ def test_a_scrape_during_a_poll_sees_one_whole_poll() -> None:
         stop.set()
         worker.join()
     assert counts <= {0, 300 * 7 * 2} and 300 * 7 * 2 in counts and mixed == 0
+
+
+def test_an_expired_web_key_says_expired_and_when() -> None:
+    """Issue "What a newcomer tripped on", point 3: never "expires ... (in 0s)"."""
+    issued = at(0)  # the key lives 5 days: it died at at(hours=120)
+    text = web_key_fact(at(hours=144), issued).text
+    assert "expired 1d ago (2026-01-06 00:00 UTC)" in text and "(in " not in text
+    assert "expires 2026-01-06 00:00 UTC (in 12h)" in web_key_fact(at(hours=108), issued).text

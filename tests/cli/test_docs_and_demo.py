@@ -128,6 +128,7 @@ def test_every_readme_command_parses(command: list[str], capsys) -> None:
 def test_every_readme_rules_example_checks(block: str, tmp_path: Path, monkeypatch, capsys) -> None:
     for var in set(re.findall(r"\$\{(\w+)\}", block)):
         monkeypatch.setenv(var, FAKE_SECRETS[var])
+    monkeypatch.setenv("WATCHER_WEB_KEY", "WEB-readme-example-key")  # what run needs, check too
     rules = tmp_path / "rules.yaml"
     rules.write_text(block)
     assert main(["check", "--rules", str(rules)]) == 0, capsys.readouterr().err

@@ -148,7 +148,11 @@ def test_setup_through_a_terminal_reaches_a_working_check(
     # What the service will read works: check with the written environment.
     check = subprocess.run(
         [watcher, "check", "--rules", str(config / "rules.yaml")],
-        env={**env, "NOTIFY_URL": receiver.url("setup-token-abc123")},
+        env={
+            **env,
+            "NOTIFY_URL": receiver.url("setup-token-abc123"),
+            "CREDENTIALS_DIRECTORY": str(config / "credentials"),  # the web key, as systemd
+        },
         capture_output=True,
         text=True,
     )

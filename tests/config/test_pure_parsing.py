@@ -55,3 +55,40 @@ def test_parsing_keeps_variables_as_written_and_start_up_names_every_problem() -
         "r.yaml:6:34: account desk: ccxt knows no exchange 'nosuchexchange'",
         "r.yaml:7:18: heartbeat: environment variable NOT_SET_PING is not set",
     ]
+
+
+def test_check_asks_for_what_run_needs(tmp_path, capsys, monkeypatch) -> None:
+    """Issue "What a newcomer tripped on", point 1: check said OK without the web key."""
+    from watcher.cli.main import main
+
+    for name in ("WATCHER_WEB_KEY", "WATCHER_SOURCE", "CREDENTIALS_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("channels: {default: 'console://'}\nrules: []\n")
+    assert main(["check", "--rules", str(rules)]) == 2
+    assert capsys.readouterr().err.startswith("watcher: WATCHER_WEB_KEY is not set")
+    for pasted in ("u_id=WEB1234567890abcdef", "WEB1234567890abcdef;"):
+        monkeypatch.setenv("WATCHER_WEB_KEY", pasted)
+        assert main(["check", "--rules", str(rules)]) == 2
+        err = capsys.readouterr().err
+        assert "keep only the value after u_id=" in err and "1234567890" not in err
+    monkeypatch.setenv("WATCHER_WEB_KEY", "WEB1234567890abcdef")
+    assert main(["check", "--rules", str(rules)]) == 0
+
+
+def test_an_accounts_web_key_pasted_as_the_cookie_is_located() -> None:
+    text = (
+        "channels: {default: 'console://'}\n"
+        "accounts:\n  main: {source: mexc, web_key: '${K}'}\nrules: []\n"
+    )
+    try:
+        parse_checked(text, "r.yaml", env={"K": "u_id=WEB1234567890abcdef;"})
+    except RulesError as exc:
+        found = [str(p) for p in exc.problems]
+    else:
+        raise AssertionError("a pasted cookie passed")
+    assert found == [
+        "r.yaml:3:33: account main: web_key looks like the cookie as copied (u_id=...;): "
+        "keep only the value after u_id="
+    ]

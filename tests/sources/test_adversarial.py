@@ -413,7 +413,8 @@ def test_hostile_yaml_is_one_located_line(tmp_path, capsys, text: str, expect: s
     assert code == 2 and expect in err[0] and "Traceback" not in "".join(err)
 
 
-def test_yaml_merge_keys_work_with_overrides(tmp_path, capsys) -> None:
+def test_yaml_merge_keys_work_with_overrides(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("WATCHER_WEB_KEY", WEB_KEY)  # check asks for what run needs
     text = (
         "x-common: &common {when: USDT.spot < 1, severity: info, for: 5m}\n"
         'channels:\n  default: "console://"\nrules:\n'
@@ -437,7 +438,10 @@ def test_yaml_merge_keys_work_with_overrides(tmp_path, capsys) -> None:
         ("    each: currency\n    when: USDT.spot < 5\n", "reads no field of the current"),
     ],
 )
-def test_check_warns_about_likely_mistakes_and_exits_0(tmp_path, capsys, body, warning) -> None:
+def test_check_warns_about_likely_mistakes_and_exits_0(
+    tmp_path, capsys, monkeypatch, body, warning
+) -> None:
+    monkeypatch.setenv("WATCHER_WEB_KEY", WEB_KEY)  # check asks for what run needs
     code, err = check(tmp_path, capsys, HEAD + body)
     assert code == 0 and len(err) == 1 and warning in err[0]
 

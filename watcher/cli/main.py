@@ -131,6 +131,8 @@ def cmd_once(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rules = _rules(settings)
+    if not rules.accounts:  # the one account of the environment: its key, as run needs it
+        settings.require_secrets()
     for warning in rules.warnings:
         print(f"watcher: {warning}", file=sys.stderr)
     print(f"{settings.rules}: {len(rules.rules)} rules, {len(rules.channels)} channels: OK")

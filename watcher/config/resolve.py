@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from watcher.config.channels import Channel
 from watcher.config.credentials import credential
 from watcher.config.model import SECRET_FIELDS, AccountSpec, Heartbeat, RuleSet
-from watcher.config.settings import is_loopback
+from watcher.config.settings import is_loopback, pasted_cookie
 from watcher.core.errors import NOWHERE, Problem, RulesError, Where
 from watcher.core.secrets import MASKER
 
@@ -122,6 +122,9 @@ def _account(account: AccountSpec, fill: Fill, problems: list[Problem]) -> Accou
         raw = getattr(account, key)
         if raw is not None:
             values[key] = fill(raw, account.at(key), f"account {account.name}: {key}")
+    pasted = pasted_cookie(values.get("web_key") or "")
+    if pasted:
+        problems.append(account.at("web_key").problem(f"account {account.name}: web_key {pasted}"))
     sendable = (values.get(k) or "" for k in SENDABLE_KEYS)
     if any(not 0x21 <= ord(c) <= 0x7E for text in sendable for c in text):
         message = f"account {account.name}: a key contains a character that cannot be sent"

@@ -202,6 +202,22 @@ def _key(value: Any) -> Secret | None:
     return Secret(text)
 
 
+def pasted_cookie(text: str) -> str | None:
+    """Why a web key looks like the whole cookie pasted (``u_id=WEB...;``), or None."""
+    if text.lower().startswith("u_id=") or text.rstrip().endswith(";"):
+        return "looks like the cookie as copied (u_id=...;): keep only the value after u_id="
+    return None
+
+
+def _web_key(value: Any) -> Secret | None:
+    """A key, and not the cookie line it was copied from: MEXC's refusal of ``u_id=WEB...``
+    would say "log in again", which sends the user the wrong way."""
+    key = _key(value)
+    if key is not None and (problem := pasted_cookie(key.get_secret_value())):
+        raise ValueError(problem)
+    return key
+
+
 def _proxy(value: Any) -> Secret | None:
     text = _text_of(value).strip()
     if not text:
@@ -275,7 +291,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "name": _name,
     "source": _one_of("mexc", "bypass"),
     "api_key": _key,
-    "web_key": _key,
+    "web_key": _web_key,
     "web_key_issued": _login_time,
     "network": _one_of("MAINNET", "TESTNET"),
     "mexc_url": _https_unless_loopback,

@@ -87,8 +87,17 @@ def web_key_fact(now: datetime, issued: datetime, account: str = MAIN) -> Fact:
     expires = issued + WEB_KEY_LIFE
     soon = now >= expires - WEB_KEY_WARN
     text = (
-        f"the MEXC web key expires {expires:%Y-%m-%d %H:%M} UTC "
-        f"(in {format_duration(max(expires - now, timedelta(0)))}): log in to MEXC again "
-        "and update WATCHER_WEB_KEY"
+        f"the MEXC web key {expiry(expires, now)}: log in to MEXC again and update WATCHER_WEB_KEY"
     )
     return Fact((account, "web-key-expiry", None), soon, not soon, WARNING, text)
+
+
+def expiry(expires: datetime, now: datetime) -> str:
+    """``expires 2026-12-01 08:00 UTC (in 11h59m)``, or once past it ``expired 1d ago
+    (2026-11-29 05:06 UTC)``: never "expires ... (in 0s)" for a key that is already dead.
+    Whole minutes: a person reads the time, not the seconds."""
+    left = timedelta(minutes=int((expires - now).total_seconds() // 60))
+    when = f"{expires:%Y-%m-%d %H:%M} UTC"
+    if left > timedelta(0):
+        return f"expires {when} (in {format_duration(left)})"
+    return f"expired {format_duration(max(-left, timedelta(minutes=1)))} ago ({when})"

@@ -16,6 +16,7 @@ from watcher.config.model import Digest
 from watcher.core.alerts import FIRING, MAIN, Alert, Silence
 from watcher.core.durations import format_duration
 from watcher.core.models import Overview
+from watcher.engine.builtins import expiry
 from watcher.notify.messages import human
 
 LATE_AFTER = timedelta(hours=1)  # queued later than this after `at`: marked late
@@ -92,12 +93,7 @@ def compose(spec: Digest, facts: Facts) -> str:
     lines.append(outbox_line(facts))
     for book in facts.books:
         if book.web_key_expires is not None:
-            left = max(book.web_key_expires - facts.now, timedelta(0))
-            left = timedelta(minutes=int(left.total_seconds() // 60))
-            lines.append(
-                f"Web key{whose(book)}: expires {book.web_key_expires:%Y-%m-%d %H:%M} UTC "
-                f"(in {format_duration(left)})"
-            )
+            lines.append(f"Web key{whose(book)}: {expiry(book.web_key_expires, facts.now)}")
     return "\n".join(lines)
 
 
