@@ -177,7 +177,7 @@ def test_text_output_is_a_table(env, capsys, sim) -> None:
 
 def test_check_ok_and_errors(env, capsys, tmp_path) -> None:
     assert main(["check"]) == 0
-    assert "4 rules, 1 channels: OK" in capsys.readouterr().out
+    assert "4 rules, 1 channel: OK" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "channels:\n  default: 'console://'\nrules:\n  - name: x\n    when: USDT.spto < 1\n"
@@ -309,3 +309,17 @@ def test_web_key_expiry_warns_12h_before_and_stores_only_a_hash(
     with sqlite3.connect(tmp_path / "w.db") as db:
         meta = dict(db.execute("SELECT key, value FROM meta"))
     assert meta["main/web_key_hash"] == hashlib.sha256(WEB_KEY.encode()).hexdigest()[:16]
+
+
+def test_counts_read_in_good_grammar_and_durations_in_words_get_a_hint(
+    env, capsys, tmp_path
+) -> None:
+    """Issue "What a newcomer tripped on", point 10."""
+    one = tmp_path / "one.yaml"
+    one.write_text("channels: {default: 'console://'}\nrules:\n  - name: a\n    when: total > 1\n")
+    assert main(["check", "--rules", str(one)]) == 0
+    assert capsys.readouterr().out.endswith(": 1 rule, 1 channel: OK\n")
+    assert main(["silence", "low", "--for", "4", "hours"]) == 2
+    assert "'hours' is not a duration unit: write durations like 4h or 30m" in (
+        capsys.readouterr().err
+    )

@@ -135,7 +135,7 @@ def test_setup_through_a_terminal_reaches_a_working_check(
     term.type("y")
     assert term.wait() == 0, term.seen
     screen = term.seen
-    assert "watcher check: 2 rules, 1 channels: OK" in screen
+    assert "watcher check: 2 rules, 1 channel: OK" in screen
     assert "sudo systemctl enable --now watcher" in screen
     assert re.search(r"USDT\s+2,300\s+1,500", screen)  # the balances it read
     assert WEB_KEY not in screen and "setup-token-abc123" not in screen

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 from watcher import __version__
 from watcher.core import logs
+from watcher.core.durations import counted
 from watcher.core.errors import ConfigError, WatcherError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -36,7 +38,13 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports a usage mistake as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        unit = UNIT_WORD.search(message)
+        if message.startswith("unrecognized arguments") and unit:
+            message = f"'{unit.group(0)}' is not a duration unit: write durations like 4h or 30m"
         raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+UNIT_WORD = re.compile(r"\b(?:sec|second|minute|min|hour|hr|day|week)s?\b", re.IGNORECASE)
 
 
 def _settings(args: argparse.Namespace, one_shot: bool = True) -> Any:
@@ -135,7 +143,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         settings.require_secrets()
     for warning in rules.warnings:
         print(f"watcher: {warning}", file=sys.stderr)
-    print(f"{settings.rules}: {len(rules.rules)} rules, {len(rules.channels)} channels: OK")
+    found = f"{counted(len(rules.rules), 'rule')}, {counted(len(rules.channels), 'channel')}"
+    print(f"{settings.rules}: {found}: OK")
     return 0
 
 
@@ -327,7 +336,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         finally:
             store.close()
     tuned = ", ".join(f"{k.rstrip('_')}={format_duration(v)}" for k, v in changes.items())
-    print(f"{polls} polls replayed{' with ' + tuned if tuned else ''}")
+    print(f"{counted(polls, 'poll')} replayed{' with ' + tuned if tuned else ''}")
     rows = [
         [
             name,

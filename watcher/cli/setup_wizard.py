@@ -24,6 +24,7 @@ from typing import TextIO
 from watcher.cli.table import balances
 from watcher.config.settings import Settings
 from watcher.core import logs
+from watcher.core.durations import counted
 from watcher.core.errors import ConfigError, ExchangeError, RulesError, WatcherError
 from watcher.core.models import Overview
 from watcher.sources import open_source
@@ -142,7 +143,8 @@ class Wizard:
         from watcher.app.preflight import load_checked
 
         loaded = load_checked(rules, env={**os.environ, "NOTIFY_URL": url})
-        self.say(f"\nwatcher check: {len(loaded.rules)} rules, {len(loaded.channels)} channels: OK")
+        found = f"{counted(len(loaded.rules), 'rule')}, {counted(len(loaded.channels), 'channel')}"
+        self.say(f"\nwatcher check: {found}: OK")
 
     # --- helpers --------------------------------------------------------------------
     def confirm(self, question: str) -> bool:

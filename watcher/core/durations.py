@@ -51,3 +51,8 @@ def format_duration(delta: timedelta) -> str:
 def utcnow() -> datetime:
     """The real clock, the default of every ``clock`` argument (tests pass their own)."""
     return datetime.now(UTC)
+
+
+def counted(number: int, word: str) -> str:
+    """``1 channel``, ``2 channels``: a count a person reads, in good grammar."""
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"
