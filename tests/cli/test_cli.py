@@ -256,7 +256,7 @@ def test_silence_mutes_notifications_end_to_end(env, capsys, sim, receiver) -> N
 def test_test_notify_reports_per_url_masked(env, capsys, receiver, tmp_path, monkeypatch) -> None:
     assert main(["test-notify"]) == 0
     assert capsys.readouterr().out.startswith("ok   default: json://127.0.0.1:")
-    assert "watcher: test message" in receiver.posts[0]["title"]
+    assert receiver.posts[0]["title"] == "watcher vps-1: test message"  # names the instance
     rules = tmp_path / "two.yaml"
     rules.write_text("channels:\n  default: 'json://127.0.0.1:9/${TOK}'\nrules: []\n")
     monkeypatch.setenv("TOK", "VERYSECRETTOKEN123")

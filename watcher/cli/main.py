@@ -156,12 +156,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_test_notify(args: argparse.Namespace) -> int:
     from watcher.notify.delivery import test_channels
 
-    rules = _rules(_settings(args))
+    settings = _settings(args)
+    rules = _rules(settings)
     names = args.channels or sorted(rules.channels)
     unknown = [n for n in names if n not in rules.channels]
     if unknown:
         raise ConfigError(f"no channel named {unknown[0]!r} (have: {', '.join(rules.channels)})")
-    results = test_channels(rules.channels, names)
+    results = test_channels(rules.channels, names, settings.name)
     for channel, url, ok in results:
         print(f"{'ok  ' if ok else 'FAIL'} {channel}: {url}")
     return 0 if all(ok for _, _, ok in results) else 1

@@ -308,12 +308,17 @@ class Deliverer:
             (self.services.get(url) or Service(url)).send(message)
 
 
-def test_channels(channels: Mapping[str, Channel], names: list[str]) -> list[tuple[str, str, bool]]:
-    """Send a test message to each URL of the named channels: (channel, masked URL, ok)."""
+def test_channels(
+    channels: Mapping[str, Channel], names: list[str], instance: str = ""
+) -> list[tuple[str, str, bool]]:
+    """Send a test message to each URL of the named channels: (channel, masked URL, ok).
+    The title names the instance, as every message does: a phone that hears from two
+    servers knows which one is set up."""
     results = []
+    title = f"watcher {instance}: test message" if instance else "watcher: test message"
     for name in names:
         for url in channels[name].urls:
             text = f"This is a test from watcher for channel '{name}'. If you read it, it works."
-            ok, _ = send(url, Message("watcher: test message", text, INFO, "info"))
+            ok, _ = send(url, Message(title, text, INFO, "info"))
             results.append((name, masked(url), ok))
     return results
