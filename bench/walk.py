@@ -30,23 +30,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from watcher import STAGES
 from watcher.config.settings import Settings
 from watcher.daemon.build import build
 from watcher.sim.exchange import SimExchange, sample_portfolio
 
-STAGES = (
-    "core",
-    "net",
-    "config",
-    "sources",
-    "engine",
-    "store",
-    "notify",
-    "app",
-    "telegram",
-    "daemon",
-    "cli",
-)
 DEPTH = 3
 GOAL_CLIMBS = 4
 KEY = "walk-key-0123456789abcdef"

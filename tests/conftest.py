@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +85,14 @@ def mailbox() -> Iterator[Mailbox]:
     server = Mailbox()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)])
+    if done.returncode != 0:
+        pytest.skip("needs root to mount a 2 MB tmpfs (CI runs as root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)])

@@ -12,20 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from watcher import STAGES
+
 PACKAGE = Path(__file__).resolve().parents[1] / "watcher"
-STAGES = (
-    "core",
-    "net",
-    "config",
-    "sources",
-    "engine",
-    "store",
-    "notify",
-    "app",
-    "telegram",
-    "daemon",
-    "cli",
-)
 BESIDE = {"sim": {"core", "sim"}}
 TOP_MODULES = {"__init__", "__main__"}
 

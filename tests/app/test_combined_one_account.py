@@ -4,11 +4,9 @@ used to take that account's label and silence every other rule of it."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from tests.conftest import WEB_KEY
+from tests.support.process import watcher
 
 RULES = """
 channels: {default: "console://"}
@@ -25,18 +23,12 @@ rules:
 
 def test_one_account_and_a_combined_rule_every_rule_fires_once(tmp_path, sim) -> None:
     (tmp_path / "rules.yaml").write_text(RULES % sim.mexc_url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    env |= {
-        "MAIN_KEY": WEB_KEY,
-        "WATCHER_RULES": str(tmp_path / "rules.yaml"),
-        "WATCHER_STATE": str(tmp_path / "w.db"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "watcher", "once", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+    done = watcher(
+        "once",
+        "--json",
+        MAIN_KEY=WEB_KEY,
+        WATCHER_RULES=str(tmp_path / "rules.yaml"),
+        WATCHER_STATE=str(tmp_path / "w.db"),
     )
     assert done.returncode == 1, done.stderr
     alerts = json.loads(done.stdout)["alerts"]

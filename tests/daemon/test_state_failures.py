@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,6 @@ from tests.support.pings import PingServer
 from watcher.sim.receiver import Receiver, fill_disk
 
 RULES = 'channels:\n  default: "{url}"\n{extra}rules:\n  - name: low\n    when: USDT.spot < 100\n'
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)])
-    if done.returncode != 0:
-        pytest.skip("needs root to mount a 2 MB tmpfs (CI runs as root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)])
 
 
 def test_a_full_disk_is_told_once_and_nothing_decided_meanwhile_is_lost(

@@ -187,17 +187,6 @@ def test_a_dripping_receiver_does_not_hold_up_a_healthy_one(tmp_path: Path, rece
 # --- 4. a full disk is not a notification storm -----------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)])
-    if done.returncode != 0:
-        pytest.skip("needs root to mount a 1 MB tmpfs (CI runs as root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)])
-
-
 def test_a_full_disk_sends_once_warns_once_and_recovers(small_disk: Path, receiver) -> None:
     channels = {"default": Channel("default", (receiver.url(),))}
     store = Store(small_disk / "w.db")

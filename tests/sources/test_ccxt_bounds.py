@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon_harness import wait_for
+from tests.support.process import watcher
 from watcher.core.errors import BadResponse, ExchangeError, TransportError
 from watcher.sim.exchange import SimExchange
 
@@ -71,19 +72,13 @@ def test_an_answer_without_balances_is_a_bad_answer_not_an_empty_account(
 ) -> None:
     sim.inject("raw", times=None, status=200, body=body, path=ACCOUNT)
     (tmp_path / "rules.yaml").write_text(rules(sim))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    env |= {
-        "K": sim.official_key,
-        "S": sim.official_secret,
-        "WATCHER_RULES": str(tmp_path / "rules.yaml"),
-        "WATCHER_STATE": str(tmp_path / "w.db"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "watcher", "once", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+    done = watcher(
+        "once",
+        "--json",
+        K=sim.official_key,
+        S=sim.official_secret,
+        WATCHER_RULES=str(tmp_path / "rules.yaml"),
+        WATCHER_STATE=str(tmp_path / "w.db"),
     )
     data = json.loads(done.stdout)
     assert done.returncode == 3 and "without its list of balances" in data["error"]

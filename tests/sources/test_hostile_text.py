@@ -4,12 +4,11 @@ line or a phone only as one printable line, and currency codes are plain codes."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import WEB_KEY
+from tests.support.process import watcher
 from watcher.core.models import ROW_FIELDS
 from watcher.core.text import printable
 from watcher.sim.exchange import SimExchange
@@ -22,20 +21,14 @@ def once(tmp_path: Path, sim: SimExchange, *args: str) -> subprocess.CompletedPr
     rules.write_text(
         "channels:\n  default: 'console://'\nrules:\n  - name: low\n    when: USDT.spot < 100\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    env |= {
-        "WATCHER_WEB_KEY": WEB_KEY,
-        "WATCHER_MEXC_URL": sim.mexc_url,
-        "WATCHER_RULES": str(rules),
-        "WATCHER_STATE": str(tmp_path / "w.db"),
-        "WATCHER_TIMEOUT": "2s",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", "once", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+    return watcher(
+        "once",
+        *args,
+        WATCHER_WEB_KEY=WEB_KEY,
+        WATCHER_MEXC_URL=sim.mexc_url,
+        WATCHER_RULES=str(rules),
+        WATCHER_STATE=str(tmp_path / "w.db"),
+        WATCHER_TIMEOUT="2s",
     )
 
 

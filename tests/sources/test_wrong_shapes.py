@@ -8,14 +8,12 @@ wrong never read as zero balances. Each case ran ``USDT.spot < 100`` to FIRING w
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import WEB_KEY
+from tests.support.process import watcher
 from watcher.core.models import ROW_FIELDS
 from watcher.sim.exchange import SimExchange
 
@@ -24,20 +22,14 @@ RULES = "channels:\n  default: 'console://'\nrules:\n  - name: low\n    when: US
 
 def once(tmp_path: Path, sim: SimExchange) -> tuple[int, dict]:
     (tmp_path / "rules.yaml").write_text(RULES)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
-    env |= {
-        "WATCHER_WEB_KEY": WEB_KEY,
-        "WATCHER_MEXC_URL": sim.mexc_url,
-        "WATCHER_RULES": str(tmp_path / "rules.yaml"),
-        "WATCHER_STATE": str(tmp_path / "w.db"),
-        "WATCHER_TIMEOUT": "2s",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "watcher", "once", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+    done = watcher(
+        "once",
+        "--json",
+        WATCHER_WEB_KEY=WEB_KEY,
+        WATCHER_MEXC_URL=sim.mexc_url,
+        WATCHER_RULES=str(tmp_path / "rules.yaml"),
+        WATCHER_STATE=str(tmp_path / "w.db"),
+        WATCHER_TIMEOUT="2s",
     )
     return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}
 
