@@ -3,7 +3,9 @@
 It follows https://core.telegram.org/bots/api: ``getMe`` answers a User; ``getUpdates``
 serves updates at or above ``offset`` (the ones below count as confirmed and are gone),
 at most ``limit`` (1-100, default 100), holding the request open up to ``timeout``;
-``sendMessage`` is recorded; a wrong token gets 401 "Unauthorized", as the real one does.
+``sendMessage`` is recorded, or refused as the real one refuses (400 for a text over
+4,096 characters or HTML it cannot parse, 429 with ``retry_after`` when told to throttle);
+a wrong token gets 401 "Unauthorized", as the real one does.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import json
 import threading
 import time
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +39,10 @@ class FakeTelegram:
         self.limits: list[str | None] = []  # getUpdates' limit= of each call
         self.calls: list[float] = []  # when each getUpdates arrived
         self.instant_empty = False
+        self.throttle = 0  # the next N sendMessage calls get 429 with retry_after 2
+        self.throttled: list[float] = []
+        self.sent_at: list[float] = []
+        self.refusals: list[str] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -94,7 +101,16 @@ class FakeTelegram:
                 if self.method() != "sendMessage":
                     return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if owner.throttle > 0:  # the Bot API's 429, with its ResponseParameters
+                    owner.throttle -= 1
+                    owner.throttled.append(time.monotonic())
+                    return self.reply(429, TOO_MANY)
+                problem = refused(body)
+                if problem:
+                    owner.refusals.append(problem)
+                    return self.reply(400, {"ok": False, "error_code": 400, "description": problem})
                 owner.sent.append(body)
+                owner.sent_at.append(time.monotonic())
                 self.reply(200, {"ok": True, "result": {"message_id": 1}})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -126,3 +142,47 @@ class FakeTelegram:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+TOO_MANY = {
+    "ok": False,
+    "error_code": 429,
+    "description": "Too Many Requests: retry after 2",
+    "parameters": {"retry_after": 2},
+}
+TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre"}
+
+
+class _Entities(HTMLParser):
+    """Telegram's HTML parse mode: only its tags, each closed in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.problem: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag not in TAGS:
+            self.problem = f'Bad Request: can\'t parse entities: Unsupported start tag "{tag}"'
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open.pop() != tag:
+            self.problem = f'Bad Request: can\'t parse entities: Unmatched end tag "{tag}"'
+
+
+def refused(body: dict[str, Any]) -> str | None:
+    """What the real sendMessage refuses with 400: text over 4,096 characters, and in
+    HTML mode a tag that is unknown, unclosed or closed out of order."""
+    text = str(body.get("text", ""))
+    if not text.strip():
+        return "Bad Request: message text is empty"
+    if len(text) > 4096:
+        return "Bad Request: message is too long"
+    if body.get("parse_mode") == "HTML":
+        parser = _Entities()
+        parser.feed(text)
+        parser.close()
+        if parser.problem or parser.open:
+            return parser.problem or "Bad Request: can't parse entities: unclosed tag"
+    return None

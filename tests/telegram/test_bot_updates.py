@@ -91,3 +91,30 @@ def test_a_message_dated_in_the_future_is_refused(tmp_path: Path, telegram: Fake
     run(bot, telegram)
     assert telegram.replies() == ["dated in the future, not applied (check this server's clock)"]
     assert bot.context.store.silences(bot.context.clock()) == []
+
+
+def test_a_6000_character_reply_arrives_as_two_valid_parts(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    """Issue "Telegram as Telegram is", point 2: text[:4096] could cut inside a tag, and
+    Telegram refused the whole reply."""
+    bot = bot_on(telegram, tmp_path)
+    lines = [f"<b>C{i:04d}</b> spot <code>{i},000.5</code> &amp; more" for i in range(140)]
+    text = "\n".join(lines)
+    assert len(text) > 6000
+    bot.send(111, text, 5)
+    assert telegram.refusals == [] and len(telegram.sent) == 2
+    assert "\n".join(m["text"] for m in telegram.sent) == text
+    first, second = telegram.sent
+    assert first["reply_parameters"] == {"message_id": 5, "allow_sending_without_reply": True}
+    assert "reply_parameters" not in second and "reply_to_message_id" not in first
+
+
+def test_a_429_delays_the_reply_and_it_still_arrives(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    bot = bot_on(telegram, tmp_path)
+    telegram.throttle = 1
+    bot.send(111, "<b>status</b>", None)
+    assert telegram.replies() == ["<b>status</b>"]
+    assert telegram.sent_at[0] - telegram.throttled[0] >= 1.9  # retry_after: 2

@@ -180,19 +180,44 @@ class Bot:
         return ok
 
     def send(self, chat: int, text: str, reply_to: Any) -> None:
-        payload = {"chat_id": chat, "text": text[:MAX_TEXT], "parse_mode": "HTML"}
-        if isinstance(reply_to, int):
-            payload["reply_to_message_id"] = reply_to
-        try:  # the answer is not needed, so it is never read: only its status
-            answer = self.session.post(
-                self.url("sendMessage"), json=payload, timeout=(5, 15), stream=True
-            )
-            answer.close()
-        except requests.RequestException as exc:
-            log.warning("a Telegram reply could not be sent", error=type(exc).__name__)
-            return
+        """The reply, in as many messages as it takes (4,096 characters each, split between
+        lines so that every part is whole HTML), the first one replying to the command."""
+        for index, part in enumerate(split_reply(text)):
+            payload: dict[str, Any] = {"chat_id": chat, "text": part, "parse_mode": "HTML"}
+            if index == 0 and isinstance(reply_to, int):
+                # the command may be deleted meanwhile: the reply goes out all the same
+                payload["reply_parameters"] = {
+                    "message_id": reply_to,
+                    "allow_sending_without_reply": True,
+                }
+            if not self.post(payload):
+                return
+
+    def post(self, payload: dict[str, Any]) -> bool:
+        """One sendMessage; a 429 is waited out once for its ``retry_after`` (at most a
+        minute), as Telegram asks. The answer is read only for that."""
+        for _ in range(2):
+            try:
+                answer = self.session.post(
+                    self.url("sendMessage"), json=payload, timeout=(5, 15), stream=True
+                )
+                try:
+                    body = read_body(answer, time.monotonic() + 15, MAX_ANSWER)
+                finally:
+                    answer.close()
+            except (requests.RequestException, WatcherError) as exc:
+                log.warning("a Telegram reply could not be sent", error=type(exc).__name__)
+                return False
+            if answer.status_code != 429:
+                break
+            wait = retry_after(body)
+            log.warning("Telegram asked to slow down; the reply waits", seconds=wait)
+            if self.stop_event.wait(wait):
+                return False
         if answer.status_code >= 400:
             log.warning("a Telegram reply was refused", status=answer.status_code)
+            return False
+        return True
 
     def url(self, method: str) -> str:
         return f"{self.spec.api_url}/bot{self.spec.token}/{method}"
@@ -210,3 +235,46 @@ def telegram_said(status: int, data: Any) -> str:
     described = data.get("description") if isinstance(data, dict) else None
     words = MASKER.short(described) if described else "no description"
     return f"Telegram said {status}: {words}"
+
+
+def retry_after(body: bytes) -> float:
+    """``parameters.retry_after`` of a 429 (https://core.telegram.org/bots/api#responseparameters),
+    within 1 to 60 seconds."""
+    try:
+        data, _ = decode_json(Answer(429, body, {}))
+        wait = data["parameters"]["retry_after"]
+    except (WatcherError, KeyError, TypeError):
+        return 1.0
+    return float(min(max(wait, 1), 60)) if isinstance(wait, int | float) else 1.0
+
+
+def split_reply(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Parts of at most ``limit`` characters, cut between lines. watcher's replies keep
+    every tag on one line, so each part is valid HTML on its own; a single line longer
+    than the limit (never one of watcher's) is cut where no tag or entity is open."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            cut = _safe_cut(line, limit)
+            parts += [current] if current else []
+            current = ""
+            parts.append(line[:cut])
+            line = line[cut:]
+        joined = f"{current}\n{line}" if current else line
+        if len(joined) > limit:
+            parts.append(current)
+            joined = line
+        current = joined
+    return [p for p in [*parts, current] if p.strip()] or [text[:limit]]
+
+
+def _safe_cut(line: str, limit: int) -> int:
+    """The last place at or before ``limit`` outside a tag and an entity."""
+    cut = limit
+    while cut > 1:
+        head = line[:cut]
+        if head.rfind("<") <= head.rfind(">") and head.rfind("&") <= head.rfind(";"):
+            return cut
+        cut -= 1
+    return limit
