@@ -239,3 +239,15 @@ def test_bad_heartbeat_and_digest_sections_are_located(
     assert main(["check", "--rules", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:3:" in err and problem in err
+
+
+def test_a_preview_or_a_digest_sent_on_request_is_never_late(tmp_path: Path) -> None:
+    """Issue "What a newcomer tripped on", point 2: at 05:02 UTC, with the digest at 08:00
+    Berlin, the preview and --send said "late: watcher was not running then; sent"."""
+    early = datetime(2026, 11, 27, 5, 2, tzinfo=UTC)
+    w = watcher_at(tmp_path, early)
+    head = w.daily.text(early).splitlines()[0]
+    assert head == "Daily digest for 2026-11-26 08:00 Europe/Berlin"
+    assert w.daily.maybe(early, force=True) is True
+    (row,) = digests(tmp_path)
+    assert "late" not in row.notice.text and "sent" not in row.notice.text.splitlines()[0]

@@ -83,7 +83,7 @@ class DailyDigest:
             return False
         if day is None and not force:
             return False
-        text = digest.compose(spec, self.facts(now))
+        text = digest.compose(spec, self.facts(now), on_schedule=not force)
         notice = Notice("digest", None, "digest", "info", spec.notify, None, None, now, now, text)
         marker = (day or digest.scheduled(spec, now).date()).isoformat()
         self.store.announce(route([notice], self.rules().channels, now), {"digest_last": marker})

@@ -64,10 +64,11 @@ def due_day(spec: Digest, now: datetime, last: str | None) -> date | None:
     return day
 
 
-def compose(spec: Digest, facts: Facts) -> str:
-    """The digest's text, one fact a line."""
+def compose(spec: Digest, facts: Facts, on_schedule: bool = False) -> str:
+    """The digest's text, one fact a line. Only a digest sent on its schedule can be
+    late (watcher was down at ``at``); a preview or one asked for now never is."""
     when = scheduled(spec, facts.now)
-    late = facts.now - when > LATE_AFTER
+    late = on_schedule and facts.now - when > LATE_AFTER
     head = f"Daily digest for {when:%Y-%m-%d %H:%M} {spec.timezone}"
     if late:
         head += f" (late: watcher was not running then; sent {facts.now:%Y-%m-%d %H:%M} UTC)"
