@@ -169,3 +169,32 @@ def test_dry_run_snapshot_never_writes(tmp_path: Path) -> None:
     assert snap.meta()["marker"] == "before"
     snap.set_meta({"marker": "after"})
     assert Store(tmp_path / "w.db").meta()["marker"] == "before"
+
+
+def test_a_firing_alert_whose_rule_is_removed_ends_with_one_line(tmp_path: Path) -> None:
+    """Issue "What a newcomer tripped on", point 5: the phone heard it fire, and never
+    heard that it ended."""
+    from watcher.notify.delivery import compose
+
+    clock = Clock()
+    both = ruleset(
+        "  - name: low\n    when: USDT.spot < 100\n  - name: any\n    when: USDT.spot > 0\n"
+    )
+    left = ruleset("  - name: any\n    when: USDT.spot > 0\n")
+    w = Watcher.open(
+        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db"),
+        both,
+        Store(tmp_path / "w.db"),
+        clock=clock,
+    )
+    rows = {"USDT": {"spot": "50"}}
+    fired = w.process(clock.now, build_overview(clock.now, rows, None), None)
+    assert sorted(n.rule for n in fired.outcome.notices) == ["any", "low"]
+    clock.now = at(minutes=1)
+    w.reload(left)
+    ended = w.process(clock.now, build_overview(clock.now, rows, None), None).outcome.notices
+    assert [(n.rule, n.kind, n.channels) for n in ended] == [("low", "ended", ("default",))]
+    assert compose(ended).plain == "ENDED low: rule removed from the rules file"
+    clock.now = at(minutes=2)
+    again = w.process(clock.now, build_overview(clock.now, rows, None), None).outcome.notices
+    assert again == []

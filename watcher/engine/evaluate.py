@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from watcher.config.expr import Compiled, NoData
-from watcher.config.model import BUILTIN_RULES, Policy, Rule, RuleSet
+from watcher.config.model import BUILTIN_RULES, DEFAULT_CHANNEL, Policy, Rule, RuleSet
 from watcher.config.templates import TemplateError, render
 from watcher.core.alerts import (  # re-exported: the engine's vocabulary
     FIRING,
@@ -75,6 +75,28 @@ class Evaluation:
         self.sources: dict[str, str] = {}  # rule name -> its `when`, for {when}
         self.compiled: dict[str, Rule] = {}  # rule name -> rule, to describe its notices
 
+    def ended(self, alert: Alert) -> None:
+        """A firing alert whose rule left the rules file: the phone heard it fire, so it
+        hears it end, once, on ``default`` (the rule that named other channels is gone)."""
+        if alert.state != FIRING or alert.last_notified is None:
+            return
+        self.outcome.notices.append(
+            Notice(
+                rule=alert.rule,
+                currency=alert.currency,
+                kind="ended",
+                severity=alert.severity,
+                channels=(DEFAULT_CHANNEL,),
+                value=None,
+                threshold=None,
+                since=alert.since,
+                at=self.now,
+                text="rule removed from the rules file",
+                fired_at=alert.fired_at,
+                account=self.label,
+            )
+        )
+
     def rules(self, rules: RuleSet, overview: Overview, history: History) -> None:
         history.now = self.now.timestamp()
         mine = rules.rules_for(self.account)
@@ -83,7 +105,7 @@ class Evaluation:
         known = set(self.sources) | set(BUILTIN_RULES)
         gone = [k for k in self.outcome.alerts if k[0] == self.account and k[1] not in known]
         for key in gone:
-            del self.outcome.alerts[key]
+            self.ended(self.outcome.alerts.pop(key))
             self.outcome.errors.append(f"rule {key[1]} is gone; its alert state was dropped")
         lookup = overview.balance
         totals, testnet = overview.totals or UNKNOWN_TOTALS, overview.is_testnet

@@ -24,8 +24,9 @@ WORDS = {
     "rejected": "RELOAD REJECTED",  # about the rules file, not an alert
     "reloaded": "RELOADED",
     "digest": "DIGEST",
+    "ended": "ENDED",  # a firing alert whose rule was removed
 }
-CALM = (RESOLVED, "reloaded", "digest")  # kinds that say nothing needs doing
+CALM = (RESOLVED, "reloaded", "digest", "ended")  # kinds that say nothing needs doing
 SEVERITY_ORDER = ("critical", "warning", "info")
 BUILTIN_RESOLVED = {
     "exchange-unreachable": "the exchange answers again",
@@ -38,6 +39,7 @@ TITLE_WORDS = {
     "digest": "daily digest",
     "rejected": "rules reload rejected",
     "reloaded": "rules reloaded",
+    "ended": "ended",
 }
 _MARKDOWN = re.compile(r"([\\`*_\[\]~])")  # what changes meaning mid-line
 
@@ -88,7 +90,7 @@ class Style:
 
 def detail(notice: Notice) -> str:
     """What the alert is about, after its name: the rule's words or the default."""
-    if notice.kind in ("rejected", "reloaded"):
+    if notice.kind in ("rejected", "reloaded", "ended"):
         return notice.text or ""
     if notice.kind == RESOLVED:
         if notice.rule in BUILTIN_RESOLVED:
