@@ -323,3 +323,17 @@ def test_counts_read_in_good_grammar_and_durations_in_words_get_a_hint(
     assert "'hours' is not a duration unit: write durations like 4h or 30m" in (
         capsys.readouterr().err
     )
+
+
+def test_balances_shows_every_wallet_of_every_account(env, capsys, sim) -> None:
+    """Issue "What a newcomer tripped on", point 6: once shows only what the rules read."""
+    assert main(["balances", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    main_account = data["accounts"]["main"]
+    assert main_account["error"] is None
+    rows = main_account["balances"]["rows"]
+    assert rows["BTC"]["originSpot"] == "0.05" and rows["USDT"]["contract"] == "800"
+    assert main_account["balances"]["totals"]["total"] == "5900.00"
+    assert main(["balances"]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("main:\n") and "ACCOUNT" in table and "5,900" in table

@@ -394,6 +394,42 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 @command(
+    "balances",
+    "Show every balance of every account, all wallets (once shows what the rules read).",
+    "watcher balances --json",
+)
+def cmd_balances(args: argparse.Namespace) -> int:
+    import json
+
+    from watcher.app.poll import Watcher
+    from watcher.cli.table import balances
+    from watcher.cli.views import balances_json
+    from watcher.core.errors import ExchangeError
+
+    settings = _settings(args)
+    rules = _rules(settings)
+    if not rules.accounts:
+        settings.require_secrets()
+    store = _store(settings, snapshot=True)  # reads the exchange, writes nothing
+    try:
+        found: dict[str, Any] = {}
+        for name, account in Watcher.open(settings, rules, store).accounts.items():
+            try:
+                found[name] = (account.fetch(rows=True, totals=True), None)
+            except ExchangeError as exc:
+                found[name] = (None, str(exc))
+    finally:
+        store.close()
+    if args.json:
+        shown = {n: {"balances": balances_json(o), "error": e} for n, (o, e) in found.items()}
+        print(json.dumps({"accounts": shown}, indent=2))
+    else:
+        for name, (overview, error) in found.items():
+            print(f"{name}:\n" + (balances(overview) if overview else f"  no data: {error}"))
+    return 3 if any(error for _, error in found.values()) else 0
+
+
+@command(
     "digest",
     "Print today's daily digest (balances, what fires, outbox); --send sends it now.",
     "watcher digest --send",
@@ -476,7 +512,7 @@ def _arguments(name: str, child: Parser) -> None:
     if name == "once":
         child.add_argument("--dry-run", action="store_true", help="send nothing, write nothing")
         child.add_argument("--json", action="store_true", help="print one JSON object")
-    elif name == "status":
+    elif name in ("status", "balances"):
         child.add_argument("--json", action="store_true", help="print one JSON object")
     elif name == "test-notify":
         child.add_argument("channels", nargs="*", metavar="CHANNEL", help="default: all")
