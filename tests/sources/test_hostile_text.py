@@ -57,3 +57,20 @@ def test_a_currency_code_with_a_newline_forges_no_line(tmp_path, sim) -> None:
 def test_printable_drops_controls_and_bidi_and_folds_lines() -> None:
     assert printable(EVIL) == "[2J[31mbad key FIRING forged-rule: all is lostgnp.exe"
     assert printable("zero\u200bwidth\u2066 isolate\u2069") == "zerowidth isolate"
+
+
+def test_connection_refused_names_the_port(tmp_path) -> None:
+    """Issue "What a newcomer tripped on", point 14."""
+    from tests.support.receivers import free_port
+
+    port = free_port()  # nothing listens there
+    (tmp_path / "rules.yaml").write_text("channels: {default: 'console://'}\nrules: []\n")
+    done = watcher(
+        "once",
+        WATCHER_WEB_KEY=WEB_KEY,
+        WATCHER_MEXC_URL=f"http://127.0.0.1:{port}",
+        WATCHER_RULES=str(tmp_path / "rules.yaml"),
+        WATCHER_STATE=str(tmp_path / "w.db"),
+        WATCHER_TIMEOUT="1s",
+    )
+    assert done.returncode == 3 and f"127.0.0.1:{port}" in done.stderr

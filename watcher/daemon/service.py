@@ -29,7 +29,7 @@ from watcher.app.preflight import load_checked
 from watcher.config.model import RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
-from watcher.core.durations import utcnow
+from watcher.core.durations import format_duration, utcnow
 from watcher.core.errors import ConfigError, Problem, RulesError, StoreError
 from watcher.daemon.systemd import Notifier, watchdog_period
 from watcher.notify.heartbeat import Pinger
@@ -322,7 +322,7 @@ class Daemon:
         log.info(
             "watcher started",
             rules=len(rules.rules),
-            interval=str(self.settings.interval),
+            interval=format_duration(self.settings.interval),
             network=self.settings.network,
             state=str(self.settings.state),
         )

@@ -268,7 +268,10 @@ class HttpClient:
     def get(self, url: str, params: Mapping[str, str] | None, deadline: float) -> Answer:
         """One GET (retried inside ``deadline``); raises ``TransportError`` without an answer."""
         self.adapter.max_retries = retry_policy(deadline, self.backoff)
-        host = urlsplit(url).hostname or "?"
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        if parts.port:  # "connection refused at 127.0.0.1" says nothing without the port
+            host = f"{host}:{parts.port}"
         total = max(deadline - time.monotonic(), 0.0) + sum(self.timeout)
         slow = f"the answer from {host} arrived too slowly (total deadline {total:.0f}s)"
         with watched(total) as watch:

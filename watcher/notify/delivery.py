@@ -25,6 +25,7 @@ from watcher.config.channels import Channel, url_key
 from watcher.config.model import DEFAULT_CHANNEL
 from watcher.core import logs
 from watcher.core.alerts import Notice
+from watcher.core.durations import format_duration
 from watcher.notify.adapter import (
     FAILURE,
     INFO,
@@ -260,7 +261,7 @@ class Deliverer:
             channel=key[0],
             url=service.privacy_url(),
             error=sent.error,
-            retry_in=str(backoff(attempts)),
+            retry_in=format_duration(backoff(attempts)),
         )
 
     def record_sent(
