@@ -174,6 +174,8 @@ def validate_url(url: str) -> str | None:
     """None when the URL makes a service; else a reason that does not repeat it."""
     if "://" not in url:
         return "not a URL: expected SCHEME://..., e.g. tgram://TOKEN/CHAT_ID"
+    if url.rstrip("/") == "console:":
+        return None  # watcher's own service: nothing to ask apprise (or to import it for)
     if Service(url).ok:
         return None
     return f"apprise cannot use this '{_scheme(url)}://' URL; check it against apprise's docs"
