@@ -37,6 +37,7 @@ class FakeTelegram:
         self.ready = threading.Condition()
         self.next_id = 1000
         self.limits: list[str | None] = []  # getUpdates' limit= of each call
+        self.allowed: list[str | None] = []  # getUpdates' allowed_updates= of each call
         self.calls: list[float] = []  # when each getUpdates arrived
         self.instant_empty = False
         self.throttle = 0  # the next N sendMessage calls get 429 with retry_after 2
@@ -87,6 +88,7 @@ class FakeTelegram:
                 query = parse_qs(urlsplit(self.path).query)
                 offset = int(query.get("offset", ["0"])[0])
                 owner.limits.append(query.get("limit", [None])[0])
+                owner.allowed.append(query.get("allowed_updates", [None])[0])
                 wait = min(float(query.get("timeout", ["0"])[0]), 1.0)
                 owner.offsets.append(offset)
                 with owner.ready:

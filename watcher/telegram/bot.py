@@ -11,6 +11,7 @@ nothing. The token is a secret: it is in every URL, so no URL is ever logged.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from watcher.telegram.commands import Context, handle
 LONG_POLL = 20  # seconds Telegram may hold getUpdates open
 TOO_OLD = timedelta(minutes=10)
 CLOCK_SLACK = timedelta(minutes=1)  # a message dated later than this is refused like an old one
+ALLOWED_UPDATES = ["message"]
 BATCH = 100  # updates asked for per poll (getUpdates limit=), at most
 MIN_GAP = 1.0  # seconds between getUpdates calls that came back empty at once
 MAX_TEXT = 4096
@@ -84,7 +86,13 @@ class Bot:
         asked = time.monotonic()
         response = self.session.get(
             self.url("getUpdates"),
-            params={"offset": offset, "timeout": self.long_poll, "limit": BATCH},
+            params={
+                "offset": offset,
+                "timeout": self.long_poll,
+                "limit": BATCH,
+                # what this bot reads, whatever an earlier client of the token asked for
+                "allowed_updates": json.dumps(ALLOWED_UPDATES),
+            },
             timeout=(5, read_timeout),
             stream=True,
         )
