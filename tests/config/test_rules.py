@@ -91,7 +91,7 @@ def test_every_problem_is_reported_at_once_with_its_place() -> None:
     ("text", "expected"),
     [
         ("rules: [\n", "r.yaml:2:1: YAML syntax: expected the node content"),
-        ("rules:\n  - name: a\n\twhen: x\n", "r.yaml:3:1: YAML syntax: found character"),
+        ("rules:\n  - name: a\n\twhen: x\n", "r.yaml:3:1: line"),
         ("- 1\n- 2\n", "r.yaml:1:1: the file must be a mapping with 'rules:'"),
         ("rules: 5\n", "r.yaml:1:8: 'rules' must be a list of rules"),
         ("rulez: []\n", "r.yaml:1:1: unknown top-level key 'rulez'; did you mean 'rules'?"),

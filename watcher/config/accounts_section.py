@@ -27,6 +27,7 @@ ACCOUNT_KEYS = (*PLAIN_KEYS, *SECRET_KEYS, *LIST_KEYS)
 SOURCES = ("mexc", "bypass", "ccxt")
 NEEDS = {"mexc": ("web_key",), "bypass": ("api_key",), "ccxt": ("exchange", "api_key", "secret")}
 NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_BARE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")  # $VAR: a shell habit, without braces
 Complain = Callable[[Loc, str], None]
 Locate = Callable[[Loc], Where]
 
@@ -71,9 +72,12 @@ def one(name: str, spec: Any, loc: Loc, locate: Locate, complain: Complain) -> A
             continue
         text = str(value)
         if key in SECRET_KEYS and not is_reference(text):
+            bare = _BARE.fullmatch(text.strip())
             complain(
                 where,
-                f"account {name}: {key} must be ${{VAR}} (an environment variable or "
+                f"account {name}: {key}: write ${{{bare.group(1)}}}, with braces"
+                if bare
+                else f"account {name}: {key} must be ${{VAR}} (an environment variable or "
                 "credential), never the secret itself",
             )
             continue

@@ -41,6 +41,16 @@ _TOKEN = re.compile(
 )
 
 
+_GLUED = re.compile(r"[0-9.]*[A-Za-z_]+")  # a number with letters stuck to it
+
+
+def _unexpected(text: str, pos: int) -> str:
+    """What a stray character most likely meant."""
+    if text[pos] == "=":
+        return "'=' alone is not a comparison: use == to compare"
+    return f"unexpected character {text[pos]!r}"
+
+
 class ExprError(Exception):
     """A problem in one expression, at a 0-based character offset."""
 
@@ -63,8 +73,12 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match:
-            raise ExprError(f"unexpected character {text[pos]!r}", pos)
+            raise ExprError(_unexpected(text, pos), pos)
         kind = match.lastgroup or ""
+        if kind == "num" and _GLUED.match(text, match.end()):  # 1hour, 30mins, 2days
+            word = _GLUED.match(text, pos)
+            shown = word.group() if word else match.group()
+            raise ExprError(f"{shown} is not a duration; write e.g. 1h, 30m or 2d", pos)
         if kind != "space":
             word = match.group()
             if kind == "name" and word in KEYWORDS:

@@ -131,7 +131,7 @@ def load(text: str, path: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        raise YamlProblem(Problem(path, line, column, f"YAML syntax: {what}")) from None
+        raise YamlProblem(Problem(path, line, column, in_words(what, line))) from None
     except yaml.reader.ReaderError as exc:  # a NUL or other control byte: say where it is
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -139,6 +139,18 @@ def load(text: str, path: str) -> Any:
         raise YamlProblem(Problem(path, line, column, what)) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(path, 1, 1, f"YAML syntax: {exc}")) from None
+
+
+def in_words(what: str, line: int) -> str:
+    """PyYAML's complaint as a person would say it, where the cause is clear."""
+    if "'\\t'" in what or "\t" in what:
+        return f"line {line} is indented with a tab; indent with spaces"
+    if what.startswith("expected <block end>"):
+        return (
+            f"inconsistent indentation: line {line} is not lined up with the lines above "
+            f"(YAML syntax: {what})"
+        )
+    return f"YAML syntax: {what}"
 
 
 class YamlProblem(Exception):
