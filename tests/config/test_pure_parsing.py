@@ -92,3 +92,15 @@ def test_an_accounts_web_key_pasted_as_the_cookie_is_located() -> None:
         "r.yaml:3:33: account main: web_key looks like the cookie as copied (u_id=...;): "
         "keep only the value after u_id="
     ]
+
+
+def test_a_channel_url_with_a_written_out_token_is_a_warning_that_points_to_a_variable() -> None:
+    """Issue "What a newcomer tripped on", point 11."""
+    text = "channels:\n  default: 'tgram://123456789:AAFakeBotTokenForTests_0123456789abcd/111'\n"
+    rules = parse_rules(text + "rules: []\n", "r.yaml")
+    (warning,) = rules.warnings
+    assert str(warning) == (
+        'r.yaml:2:12: warning: channel default: this URL holds a token; write it as "${VAR}" '
+        "and set the variable in watcher.env"
+    )
+    assert parse_rules("channels:\n  default: '${URL}'\nrules: []\n").warnings == ()

@@ -30,6 +30,7 @@ from watcher.config.yamlloc import Loc, LocList, LocMap, YamlProblem, load
 from watcher.core.alerts import MAIN
 from watcher.core.durations import parse_duration
 from watcher.core.errors import Problem, RulesError, Where
+from watcher.core.secrets import url_secrets
 
 __all__ = ["load_rules", "parse_rules", "read_rules_file"]
 
@@ -182,6 +183,7 @@ class RulesCompiler:
                     continue
                 channel = Channel(name, exc.urls)  # kept so start-up checks check its URLs
             channels[name] = replace(channel, where=self.url_where(section, name, channel))
+            self.literal_tokens(channels[name])
         if DEFAULT_CHANNEL not in section:
             self.problem(
                 loc,
@@ -189,6 +191,18 @@ class RulesCompiler:
                 "auth failed) and every rule without 'notify'; add e.g. default: \"console://\"",
             )
         return channels
+
+    def literal_tokens(self, channel: Channel) -> None:
+        """A URL with a token written out (``tgram://123:ABC.../...``) works, but rules files
+        get copied and committed: say where a ``${VAR}`` would keep it out of the file."""
+        for url, where in zip(channel.urls, channel.where, strict=True):
+            if "${" not in url and any(len(part) >= 16 for part in url_secrets(url)):
+                self.warnings.append(
+                    where.problem(
+                        f"warning: channel {channel.name}: this URL holds a token; write it "
+                        'as "${VAR}" and set the variable in watcher.env'
+                    )
+                )
 
     def url_where(self, section: LocMap, name: str, channel: Channel) -> tuple[Where, ...]:
         """Where each of a channel's URLs stands, for problems found when it is resolved."""
@@ -334,7 +348,11 @@ class RulesCompiler:
                     if name not in self.names:
                         where = value.locs[index] if isinstance(value, LocList) else item.loc
                         known = ", ".join(self.names)
-                        self.problem(where, f"accounts: no account named {name!r} (have: {known})")
+                        close = difflib.get_close_matches(str(name), self.names, n=1)
+                        hint = f"; did you mean '{close[0]}'?" if close else ""
+                        self.problem(
+                            where, f"accounts: no account named {name!r}{hint} (have: {known})"
+                        )
                 names = tuple(str(n) for n in value)
         combined = item.get("combined", False)
         if not isinstance(combined, bool):
