@@ -16,7 +16,7 @@ from pathlib import Path
 from watcher.config.model import RuleSet
 from watcher.config.resolve import resolve_all, unresolved
 from watcher.config.rules_file import parse_rules, read_rules_file
-from watcher.core.errors import NOWHERE, Problem, RulesError
+from watcher.core.errors import Problem, RulesError
 from watcher.notify.adapter import validate_url
 from watcher.sources import exchange_problem
 
@@ -25,8 +25,7 @@ def service_problems(rules: RuleSet) -> list[Problem]:
     """What a resolved rule set names that the world cannot provide, located."""
     found = []
     for name, channel in rules.channels.items():
-        wheres = channel.where or (NOWHERE,) * len(channel.urls)
-        for url, where in zip(channel.urls, wheres, strict=True):
+        for url, where in channel.located():
             problem = None if unresolved(url) else validate_url(url)
             if problem:
                 found.append(where.problem(f"channel {name}: {problem}"))

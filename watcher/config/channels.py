@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from watcher.core.errors import Where
+from watcher.core.errors import NOWHERE, Where
 
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 CHANNEL_KEYS = ("urls", "quiet_hours", "timezone")
@@ -63,6 +63,10 @@ class Channel:
     urls: tuple[str, ...]
     quiet_hours: QuietHours | None = None
     where: tuple[Where, ...] = field(default=(), compare=False, repr=False)  # one per URL
+
+    def located(self) -> list[tuple[str, Where]]:
+        """Each URL with where it stood in the rules file (nowhere for one built in code)."""
+        return list(zip(self.urls, self.where or (NOWHERE,) * len(self.urls), strict=True))
 
 
 def url_key(url: str) -> str:

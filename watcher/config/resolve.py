@@ -19,7 +19,7 @@ from watcher.config.channels import Channel
 from watcher.config.credentials import credential
 from watcher.config.model import SECRET_FIELDS, AccountSpec, Heartbeat, RuleSet
 from watcher.config.settings import is_loopback, pasted_cookie
-from watcher.core.errors import NOWHERE, Problem, RulesError, Where
+from watcher.core.errors import Problem, RulesError, Where
 from watcher.core.secrets import MASKER
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -111,9 +111,8 @@ Fill = Callable[[str, Where, str], str]
 
 
 def _channel(channel: Channel, fill: Fill) -> Channel:
-    wheres = channel.where or (NOWHERE,) * len(channel.urls)
     label = f"channel {channel.name}"
-    return replace(channel, urls=tuple(map(fill, channel.urls, wheres, [label] * len(wheres))))
+    return replace(channel, urls=tuple(fill(url, where, label) for url, where in channel.located()))
 
 
 def _account(account: AccountSpec, fill: Fill, problems: list[Problem]) -> AccountSpec:

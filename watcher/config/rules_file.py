@@ -195,7 +195,7 @@ class RulesCompiler:
     def literal_tokens(self, channel: Channel) -> None:
         """A URL with a token written out (``tgram://123:ABC.../...``) works, but rules files
         get copied and committed: say where a ``${VAR}`` would keep it out of the file."""
-        for url, where in zip(channel.urls, channel.where, strict=True):
+        for url, where in channel.located():
             if "${" not in url and any(len(part) >= 16 for part in url_secrets(url)):
                 self.warnings.append(
                     where.problem(
