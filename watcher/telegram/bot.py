@@ -84,8 +84,10 @@ class Bot:
         offset = self.offset()
         read_timeout = self.long_poll + 10
         asked = time.monotonic()
-        response = self.session.get(
-            self.url("getUpdates"),
+        answer = self.call(
+            "GET",
+            "getUpdates",
+            read_timeout,
             params={
                 "offset": offset,
                 "timeout": self.long_poll,
@@ -93,16 +95,10 @@ class Bot:
                 # what this bot reads, whatever an earlier client of the token asked for
                 "allowed_updates": json.dumps(ALLOWED_UPDATES),
             },
-            timeout=(5, read_timeout),
-            stream=True,
         )
-        try:
-            body = read_body(response, time.monotonic() + read_timeout, MAX_ANSWER)
-        finally:
-            response.close()
-        data, _ = decode_json(Answer(response.status_code, body, response.headers))
+        data, _ = decode_json(answer)
         if not isinstance(data, dict) or not data.get("ok"):
-            raise ValueError(telegram_said(response.status_code, data))
+            raise ValueError(telegram_said(answer.status, data))
         result = data.get("result")
         found = [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
         if not found and time.monotonic() - asked < MIN_GAP:
@@ -164,12 +160,7 @@ class Bot:
         """This bot's own name (``getMe``), asked once; None while Telegram cannot say."""
         if self.me is None:
             try:
-                response = self.session.get(self.url("getMe"), timeout=(5, 15), stream=True)
-                try:
-                    body = read_body(response, time.monotonic() + 15, MAX_ANSWER)
-                finally:
-                    response.close()
-                data, _ = decode_json(Answer(response.status_code, body, response.headers))
+                data, _ = decode_json(self.call("GET", "getMe", 15))
                 result = data.get("result") if isinstance(data, dict) else None
                 name = result.get("username") if isinstance(result, dict) else None
                 self.me = name if isinstance(name, str) else None
@@ -206,26 +197,33 @@ class Bot:
         minute), as Telegram asks. The answer is read only for that."""
         for _ in range(2):
             try:
-                answer = self.session.post(
-                    self.url("sendMessage"), json=payload, timeout=(5, 15), stream=True
-                )
-                try:
-                    body = read_body(answer, time.monotonic() + 15, MAX_ANSWER)
-                finally:
-                    answer.close()
+                answer = self.call("POST", "sendMessage", 15, json=payload)
             except (requests.RequestException, WatcherError) as exc:
                 log.warning("a Telegram reply could not be sent", error=type(exc).__name__)
                 return False
-            if answer.status_code != 429:
+            if answer.status != 429:
                 break
-            wait = retry_after(body)
+            wait = retry_after(answer)
             log.warning("Telegram asked to slow down; the reply waits", seconds=wait)
             if self.stop_event.wait(wait):
                 return False
-        if answer.status_code >= 400:
-            log.warning("a Telegram reply was refused", status=answer.status_code)
+        if answer.status >= 400:
+            log.warning("a Telegram reply was refused", status=answer.status)
             return False
         return True
+
+    def call(self, verb: str, method: str, seconds: float, **kwargs: Any) -> Answer:
+        """One Bot API request, its answer read like an exchange's: within ``seconds``, at
+        most ``MAX_ANSWER`` bytes, so a broken endpoint cannot fill the memory or pin this
+        thread."""
+        response = self.session.request(
+            verb, self.url(method), timeout=(5, seconds), stream=True, **kwargs
+        )
+        try:
+            body = read_body(response, time.monotonic() + seconds, MAX_ANSWER)
+        finally:
+            response.close()
+        return Answer(response.status_code, body, response.headers)
 
     def url(self, method: str) -> str:
         return f"{self.spec.api_url}/bot{self.spec.token}/{method}"
@@ -245,11 +243,11 @@ def telegram_said(status: int, data: Any) -> str:
     return f"Telegram said {status}: {words}"
 
 
-def retry_after(body: bytes) -> float:
+def retry_after(answer: Answer) -> float:
     """``parameters.retry_after`` of a 429 (https://core.telegram.org/bots/api#responseparameters),
     within 1 to 60 seconds."""
     try:
-        data, _ = decode_json(Answer(429, body, {}))
+        data, _ = decode_json(answer)
         wait = data["parameters"]["retry_after"]
     except (WatcherError, KeyError, TypeError):
         return 1.0
