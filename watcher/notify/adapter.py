@@ -86,6 +86,14 @@ def prepared(url: str) -> str:
     return f"{head}?{query}&{urlencode(missing)}" if query else f"{head}?{urlencode(missing)}"
 
 
+def _seconds(text: str) -> float:
+    """``rto=`` as apprise reads it; what is not a number leaves the default."""
+    try:
+        return float(text)
+    except ValueError:
+        return float(DEFAULTS["rto"])
+
+
 def _query(url: str) -> dict[str, list[str]]:
     return parse_qs(url.partition("?")[2], keep_blank_values=True)
 
@@ -116,16 +124,15 @@ class Service:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.scheme = _scheme(url)
+        full = prepared(url)
         apprise = _apprise()
         self.apprise = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
         _building.active = True
         try:
-            self.ok = "://" in url and bool(self.apprise.add(prepared(url)))
+            self.ok = "://" in url and bool(self.apprise.add(full))
         finally:
             _building.active = False
-        query = _query(prepared(url))
-        self.read_timeout = float((query.get("rto") or [DEFAULTS["rto"]])[0] or 0)
+        self.read_timeout = _seconds((_query(full).get("rto") or [""])[0])
 
     @property
     def plugin(self) -> Any:
