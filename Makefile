@@ -39,9 +39,9 @@ test-lowest:
 	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct \
 		-e '.[ccxt]'
 	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python pytest pytest-xdist aiosmtpd \
-		hypothesis
+		hypothesis jsonschema
 	@$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python 2>/dev/null | grep -iE \
-		'^(apscheduler|requests|urllib3|python-dotenv|apprise|structlog|pyyaml|prometheus-client|ccxt) ' \
+		'^(apscheduler|requests|urllib3|python-dotenv|pydantic|pydantic-settings|apprise|structlog|pyyaml|prometheus-client|ccxt) ' \
 		| sed 's/^/lowest: /'
 	$(LOWEST)/bin/python -m pytest -q -n 6 -p no:cacheprovider tests/config tests/core \
 		tests/notify/test_adapter.py tests/notify/test_notify.py tests/sources

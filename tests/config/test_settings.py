@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from watcher.config.settings import Settings, load_settings
 from watcher.core.errors import ConfigError
-from watcher.core.secrets import Secret
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +81,7 @@ def test_loopback_http_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_secrets_stay_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCHER_API_KEY", "very-secret-key")
     s = load_settings()
-    assert "very-secret-key" not in repr(s) and "very-secret-key" not in str(asdict(s))
+    assert "very-secret-key" not in repr(s) and "very-secret-key" not in str(s.model_dump())
 
 
 def test_source_and_mexc_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,14 +196,31 @@ def test_every_bad_variable_is_named_on_its_own_line(monkeypatch) -> None:
 
 def test_settings_built_in_code_are_checked_and_replace_checks_again() -> None:
     s = Settings(web_key="WEB-in-code", interval="5s", state="w.db")
-    assert s.web_key == Secret("WEB-in-code") and s.interval == timedelta(seconds=5)
-    assert s.state == Path("w.db") and s.given == frozenset()
+    assert s.web_key == SecretStr("WEB-in-code") and s.interval == timedelta(seconds=5)
+    assert s.state == Path("w.db") and s.given == {"web_key", "interval", "state"}
     with pytest.raises(ConfigError, match="WATCHER_INTERVAL: must be longer than 0s"):
-        replace(s, interval=timedelta(0))
+        s.replace(interval=timedelta(0))
 
 
 def test_a_secret_never_prints() -> None:
-    secret = Secret("very-secret-key")
+    secret = SecretStr("very-secret-key")
     shown = f"{secret} {secret!r} {[secret]} {Settings(api_key=secret)}"
     assert "very-secret-key" not in shown and "**********" in shown
-    assert secret.get_secret_value() == "very-secret-key" and not Secret("")
+    assert secret.get_secret_value() == "very-secret-key" and not SecretStr("")
+
+
+def test_settings_stand_on_pydantic_settings_and_never_show_its_words(monkeypatch) -> None:
+    """Item 1 of #25: BaseSettings reads; the user reads watcher's one line per variable."""
+    from pydantic_settings import BaseSettings
+
+    assert issubclass(Settings, BaseSettings)
+    monkeypatch.setenv("WATCHER_INTERVAL", "soon")
+    monkeypatch.setenv("WATCHER_STALE_AFTER", "[1, 2]")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "WATCHER_INTERVAL: expected a duration like 30s, 5m or 1h, got 'soon'"
+    assert lines[1].startswith("WATCHER_STALE_AFTER: expected a duration")
+    assert not any(word in str(caught.value) for word in ("pydantic", "validation error", "type="))
+    with pytest.raises(ConfigError, match=r"^WATCHER_TIMEOUT: expected a duration"):
+        Settings(timeout=object())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 
 import pytest
+from pydantic import SecretStr
 
 from watcher.config.resolve import resolve
 from watcher.config.rules_file import parse_rules
 from watcher.core import logs
-from watcher.core.secrets import MASKER, Masker, Secret, url_secrets
+from watcher.core.secrets import MASKER, Masker, url_secrets
 from watcher.notify.adapter import masked
 
 WEB_KEY = "WEB1f2e3d4c5b6a79880123456789abcdef0123456789abcdef01234567"
@@ -50,7 +51,7 @@ def test_a_long_secret_is_masked_even_inside_other_text() -> None:
 
 
 def test_secret_values_never_print() -> None:
-    key = Secret(WEB_KEY)
+    key = SecretStr(WEB_KEY)
     assert WEB_KEY not in f"{key} {key!r} {[key]}"
 
 

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -92,7 +91,7 @@ def test_settings_that_can_never_work_stop_the_start_with_one_line(
 def test_answers_are_bounded_in_depth_size_and_time(
     sim: SimExchange, settings: Settings, kind: str, params: dict, error: type, text: str
 ) -> None:
-    quick = replace(settings, **{"interval": timedelta(seconds=3)})
+    quick = settings.replace(**{"interval": timedelta(seconds=3)})
     sim.inject(kind, times=None, **params)
     started = time.monotonic()
     with pytest.raises(error, match=text):
@@ -106,7 +105,7 @@ def test_dripping_headers_through_a_socks_proxy_are_cut_at_the_deadline(
     """PySocks has connection classes of its own; the watchdog watches them too."""
     proxy = Socks5Proxy("me", "pw-socks")
     try:
-        quick = replace(settings, interval=timedelta(seconds=3), proxy=proxy.url())
+        quick = settings.replace(interval=timedelta(seconds=3), proxy=proxy.url())
         sim.inject("driphead", times=None, delay=0.2)
         started = time.monotonic()
         with pytest.raises(TransportError, match="too slowly"):

@@ -6,12 +6,12 @@ import io
 import json
 import logging
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import structlog
+from pydantic import SecretStr
 
 from tests.conftest import API_KEY, WEB_KEY
 from watcher.config.settings import Settings
@@ -24,7 +24,7 @@ from watcher.core.errors import (
     RateLimited,
     TransportError,
 )
-from watcher.core.secrets import MASKER, Secret
+from watcher.core.secrets import MASKER
 from watcher.sim.exchange import SimExchange
 from watcher.sources import open_source
 
@@ -79,13 +79,13 @@ def test_numbers_instead_of_strings_parse_exactly(sim: SimExchange, settings: Se
 
 
 def test_proxy_header_is_forwarded(sim: SimExchange, settings: Settings) -> None:
-    proxied = replace(settings, **{"proxy": Secret("socks5://u:p@10.0.0.1:1080")})
+    proxied = settings.replace(**{"proxy": SecretStr("socks5://u:p@10.0.0.1:1080")})
     ExchangeClient(proxied).fetch(convert=False)
     assert sim.requests[-1]["headers"]["X-MEXC-PROXY"] == "socks5://u:p@10.0.0.1:1080"
 
 
 def test_testnet_setting_is_sent_and_accepted(sim: SimExchange, settings: Settings) -> None:
-    testnet = replace(settings, **{"network": "TESTNET"})
+    testnet = settings.replace(**{"network": "TESTNET"})
     assert ExchangeClient(testnet).fetch(convert=False).is_testnet is True
     assert sim.requests[-1]["headers"]["X-MEXC-NETWORK"] == "TESTNET"
 
@@ -132,7 +132,7 @@ def test_totals_missing_field_names_it(sim: SimExchange, settings: Settings) -> 
 
 
 def test_wrong_api_key_is_auth_error(sim: SimExchange, settings: Settings) -> None:
-    wrong = replace(settings, **{"api_key": Secret("nope-nope-nope")})
+    wrong = settings.replace(**{"api_key": SecretStr("nope-nope-nope")})
     with pytest.raises(AuthError, match="Invalid or missing API key"):
         ExchangeClient(wrong).fetch(convert=True)
 
@@ -170,7 +170,7 @@ def test_retries_stay_inside_one_interval(sim: SimExchange, settings: Settings) 
 
 def test_persistent_5xx_gives_transport_error(sim: SimExchange, settings: Settings) -> None:
     sim.inject("status", times=None, status=502, message="bad gateway")
-    roomy = replace(settings, **{"interval": timedelta(seconds=30)})
+    roomy = settings.replace(**{"interval": timedelta(seconds=30)})
     with pytest.raises(TransportError, match="HTTP 502"):
         ExchangeClient(roomy).fetch(convert=True)
     assert len(sim.requests) == 4  # first try + 3 status retries

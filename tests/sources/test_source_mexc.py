@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from pydantic import SecretStr
 
 from tests.conftest import API_KEY, WEB_KEY
 from tests.support.socks import Socks5Proxy
@@ -22,7 +22,6 @@ from watcher.core.errors import (
     RateLimited,
     TransportError,
 )
-from watcher.core.secrets import Secret
 from watcher.net.client import MAX_DEPTH
 from watcher.sim.exchange import MEXC_ROWS, MEXC_TOTALS, SimExchange
 from watcher.sources import open_source
@@ -72,7 +71,7 @@ def test_every_sign_of_a_dead_key_is_the_auth_error(
     sim: SimExchange, settings: Settings, how: str, text: str
 ) -> None:
     if how == "missing cookie":
-        settings = replace(settings, **{"web_key": Secret("WEB-someone-else")})
+        settings = settings.replace(**{"web_key": SecretStr("WEB-someone-else")})
     elif how.startswith("code"):
         code = int(how.split()[1])
         message = "expired" if code == 402 else "signature"
@@ -197,8 +196,8 @@ def test_deep_json_is_a_bad_answer_not_a_crash(sim: SimExchange, settings: Setti
 
 def test_proxy_routes_the_request(sim: SimExchange, settings: Settings) -> None:
     """Nothing listens on port 9: the answer can only come through the proxy (the simulator)."""
-    proxied = replace(
-        settings, proxy=Secret(f"http://127.0.0.1:{sim.port}"), mexc_url="http://127.0.0.1:9"
+    proxied = settings.replace(
+        proxy=SecretStr(f"http://127.0.0.1:{sim.port}"), mexc_url="http://127.0.0.1:9"
     )
     overview = source(proxied).fetch(rows=True, totals=False)
     assert overview.currencies["USDT"].spot == Decimal("1500")
@@ -211,11 +210,11 @@ def test_a_socks_proxy_with_a_password_carries_the_request(
     """What the README suggests when Akamai blocks the VPS: socks5h:// with a password."""
     proxy = Socks5Proxy("me", "hunter2-socks")
     try:
-        overview = source(replace(settings, proxy=proxy.url())).fetch(rows=True, totals=True)
+        overview = source(settings.replace(proxy=proxy.url())).fetch(rows=True, totals=True)
         assert overview.currencies["USDT"].spot == Decimal("1500")
         assert set(proxy.connects) == {("127.0.0.1", sim.port)} and len(sim.requests) == 2
         with pytest.raises(TransportError) as caught:
-            source(replace(settings, proxy=proxy.url("wrong-pass"))).fetch(True, False)
+            source(settings.replace(proxy=proxy.url("wrong-pass"))).fetch(True, False)
         assert proxy.refused >= 1 and "wrong-pass" not in str(caught.value)
         assert len(str(caught.value).splitlines()) == 1
     finally:
@@ -238,7 +237,7 @@ def test_a_person_drives_the_simulator_from_another_terminal(settings: Settings)
     )
     try:
         assert b"simulated MEXC at http://127.0.0.1:" in server.stdout.readline()
-        local = replace(settings, mexc_url=f"http://127.0.0.1:{port}")
+        local = settings.replace(mexc_url=f"http://127.0.0.1:{port}")
 
         def cli(*args: str) -> str:
             done = subprocess.run([*sim, *args, "--port", str(port)], capture_output=True)

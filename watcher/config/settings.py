@@ -1,14 +1,17 @@
 """Settings from ``WATCHER_*`` environment variables, ``.env`` and systemd credentials.
 
-A plain frozen dataclass that checks every field on construction, rather than
-pydantic-settings: the daemon's whole resident size goal (45 MB) could not carry
-pydantic's ten megabytes for sixteen fields. Later sources win: systemd
-credentials, then ``.env`` in the working directory, then the environment, then
-keyword arguments. An empty variable counts as unset, as ``WATCHER_PROXY=`` in an
-``EnvironmentFile`` means. Names are case-insensitive, like the shell's users expect.
+pydantic-settings does the reading: ``load_settings`` builds an ``Environment``, whose
+sources are, strongest first, keyword arguments, the environment, ``.env`` in the
+working directory and the two systemd credentials. An empty variable counts as unset,
+as ``WATCHER_PROXY=`` in an ``EnvironmentFile`` means. Names are case-insensitive, like
+the shell's users expect. ``Settings`` itself reads nothing: built in code it holds
+what it is given, checked the same way.
+
+Each field has one check below (text from the environment -> typed value); a bad value
+is one line that names the variable, in watcher's words, never pydantic's.
 
 systemd's ``LoadCredential=api_key:...`` puts plain file names in
-``$CREDENTIALS_DIRECTORY``, hence the explicit mapping for the two keys.
+``$CREDENTIALS_DIRECTORY``, hence a small source of its own for the two keys.
 """
 
 from __future__ import annotations
@@ -16,17 +19,23 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
 from watcher.config.credentials import credential
 from watcher.core.durations import format_duration, parse_duration
 from watcher.core.errors import ConfigError
-from watcher.core.secrets import Secret
 
 ENV_PREFIX = "WATCHER_"
 CREDENTIAL_FIELDS = ("api_key", "web_key")
@@ -52,26 +61,35 @@ def _default_state() -> Path:
     return Path(state_dir.split(":")[0]) / "watcher.db" if state_dir else Path("watcher.db")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the daemon reads from its environment; secrets are ``Secret``.
+class Settings(BaseSettings):
+    """Everything the daemon reads from its environment; secrets are ``SecretStr``.
 
     Every field also accepts its text form (``interval="5m"``, ``web_key="WEB..."``),
     as the environment gives it; construction converts and checks all of them and
     raises one ``ConfigError`` line per bad variable.
     """
 
-    name: str = field(default_factory=socket.gethostname)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        case_sensitive=False,
+        extra="ignore",  # WATCHER_NO_SUCH_THING in .env is not ours to refuse
+        frozen=True,
+    )
+
+    name: str = Field(default_factory=socket.gethostname)
     source: Literal["mexc", "bypass"] = "mexc"
-    api_key: Secret | None = None
-    web_key: Secret | None = None
+    api_key: SecretStr | None = None
+    web_key: SecretStr | None = None
     web_key_issued: datetime | None = None
     network: Literal["MAINNET", "TESTNET"] = "MAINNET"
     mexc_url: str = "https://www.mexc.com"
     base_url: str = "https://api.mexc-bypass.xyz/v1"
-    proxy: Secret | None = None
+    proxy: SecretStr | None = None
     rules: Path = Path("rules.yaml")
-    state: Path = field(default_factory=_default_state)
+    state: Path = Field(default_factory=_default_state)
     interval: timedelta = timedelta(seconds=60)
     timeout: timedelta = timedelta(seconds=10)
     stale_after: timedelta = timedelta(minutes=5)
@@ -79,19 +97,44 @@ class Settings:
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     metrics_addr: str | None = None
-    given: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
-    """The fields set explicitly (not left at their default), for commands that pick
-    their own default when the user said nothing."""
 
-    def __post_init__(self) -> None:
-        problems = []
-        for name, check in CHECKS.items():
-            try:
-                object.__setattr__(self, name, check(getattr(self, name)))
-            except (ValueError, TypeError, OverflowError) as exc:
-                problems.append(f"{ENV_PREFIX}{name.upper()}: {exc}")
-        if problems:
-            raise ConfigError("\n".join(problems))
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError("\n".join(_lines(exc))) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Settings built in code hold what they are given; ``Environment`` reads."""
+        return (init_settings,)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _check(cls, value: Any, info: ValidationInfo) -> Any:
+        """The field's own check, in words; pydantic then only confirms the type."""
+        try:
+            return CHECKS[info.field_name](value)
+        except (TypeError, OverflowError) as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def given(self) -> frozenset[str]:
+        """The fields set explicitly (not left at their default), for commands that pick
+        their own default when the user said nothing."""
+        return frozenset(self.model_fields_set)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, checked again (``model_copy`` would not check)."""
+        kept = {name: getattr(self, name) for name in self.model_fields_set}
+        return Settings(**(kept | changes))
 
     @property
     def metrics_bind(self) -> tuple[str, int] | None:
@@ -133,36 +176,54 @@ class Settings:
             self.require_web_key()
 
 
+class Environment(Settings):
+    """``Settings`` as the daemon starts: keyword arguments, then the environment, then
+    ``.env``, then systemd credentials, the first that has a field winning."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, Credentials(settings_cls)
+
+
+class Credentials(PydanticBaseSettingsSource):
+    """systemd credentials under their plain names (``api_key``, ``web_key``): the
+    ``secrets_dir`` source would look for ``WATCHER_API_KEY`` files instead."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        found = credential(field_name) if field_name in CREDENTIAL_FIELDS else None
+        return found or None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {name: credential(name) for name in CREDENTIAL_FIELDS}
+        return {name: value for name, value in found.items() if value}
+
+
 def field_names() -> tuple[str, ...]:
     """The settings a user can set, each as ``WATCHER_`` plus its upper-case name."""
-    return tuple(f.name for f in fields(Settings) if f.name != "given")
+    return tuple(Settings.model_fields)
 
 
 def load_settings(env_file: str | Path | None = ENV_FILE, **overrides: Any) -> Settings:
     """Settings from credentials, ``env_file``, the environment and ``overrides``."""
-    values = _credentials()
-    if env_file is not None:
-        from dotenv import dotenv_values  # only here: code that builds Settings needs none
-
-        values |= _prefixed(dotenv_values(env_file, encoding="utf-8"))
-    values |= _prefixed(os.environ) | overrides
-    return Settings(**values, given=frozenset(values))
+    return Environment(_env_file=env_file, **overrides)
 
 
-def _credentials() -> dict[str, Any]:
-    found = {name: credential(name) for name in CREDENTIAL_FIELDS}
-    return {name: value for name, value in found.items() if value}
-
-
-def _prefixed(variables: Mapping[str, str | None]) -> dict[str, str]:
-    """``WATCHER_*`` variables by field name; unknown names and empty values are ignored."""
-    known = set(field_names())
-    found = {}
-    for key, value in variables.items():
-        name = key[len(ENV_PREFIX) :].lower()
-        if key.upper().startswith(ENV_PREFIX) and name in known and value:
-            found[name] = value
-    return found
+def _lines(exc: ValidationError) -> list[str]:
+    """One line per bad field, ``WATCHER_NAME: what``; the checks below raise the words."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        name = f"{ENV_PREFIX}{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+        cause = error.get("ctx", {}).get("error")
+        what = str(cause) if cause is not None else f"not a value watcher can use ({error['type']})"
+        lines.append(f"{name}: {what}")
+    return lines
 
 
 # --- one check per field: value (typed, or text from the environment) -> typed value ---
@@ -189,7 +250,7 @@ def _name(value: Any) -> str:
     return text
 
 
-def _key(value: Any) -> Secret | None:
+def _key(value: Any) -> SecretStr | None:
     """A key travels in a header: a pasted '…' or space can never work, so say so now."""
     text = _text_of(value).strip()
     if not text:
@@ -199,7 +260,7 @@ def _key(value: Any) -> Secret | None:
             "contains a character that cannot be sent (a space, a '…' or another non-ASCII "
             "character from copying); paste the key again"
         )
-    return Secret(text)
+    return SecretStr(text)
 
 
 def pasted_cookie(text: str) -> str | None:
@@ -209,7 +270,7 @@ def pasted_cookie(text: str) -> str | None:
     return None
 
 
-def _web_key(value: Any) -> Secret | None:
+def _web_key(value: Any) -> SecretStr | None:
     """A key, and not the cookie line it was copied from: MEXC's refusal of ``u_id=WEB...``
     would say "log in again", which sends the user the wrong way."""
     key = _key(value)
@@ -218,20 +279,20 @@ def _web_key(value: Any) -> Secret | None:
     return key
 
 
-def _proxy(value: Any) -> Secret | None:
+def _proxy(value: Any) -> SecretStr | None:
     text = _text_of(value).strip()
     if not text:
         return None
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
         raise ValueError("must be a proxy URL such as socks5://user:pass@host:1080")
-    return Secret(text)
+    return SecretStr(text)
 
 
 def _text_of(value: Any) -> str:
     if value is None:
         return ""
-    return value.get_secret_value() if isinstance(value, Secret) else str(value)
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 def _https_unless_loopback(value: Any) -> str:

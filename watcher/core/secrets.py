@@ -1,12 +1,12 @@
 """Every secret and every mask in one place.
 
-- ``Secret``: a value that never prints (settings hold keys, tokens and proxy URLs in it).
 - ``Masker``: replaces known secrets in any text. Logs, HTTP errors, apprise URLs,
   heartbeat URLs and Telegram replies are all masked by one of these.
 - ``url_secrets``: the token-like parts of a URL (apprise channels, heartbeat pings).
 - ``MASKER``: the process-wide masker of the log pipeline. A secret enters it where it
-  enters memory: settings (``watcher.core.logs.configure``) and the rules file's
-  ``${VAR}``s and URLs (``watcher.config.resolve``).
+  enters memory: settings, which hold them in pydantic's ``SecretStr``
+  (``watcher.core.logs.configure``), and the rules file's ``${VAR}``s and URLs
+  (``watcher.config.resolve``).
 
 A secret is replaced where it stands as a token, never inside an ordinary word: a
 heartbeat URL ``.../ping/<uuid>`` makes ``ping`` a secret, and "stopping" must still
@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 from watcher.core.text import printable
 
-HIDDEN = "**********"
 MASK = "***"
 MIN_LENGTH = 4  # shorter values would mask unrelated text and protect nothing
 WHOLE_ONLY_BELOW = 16
@@ -36,34 +34,6 @@ QUERY_SECRET = re.compile(
 HEADER_VALUE = re.compile(r"""([?&](?:\+|%2[bB])[^=&\s]+=)[^&\s"']*""")  # apprise's +Header=
 _HOST = re.compile(r"^[A-Za-z0-9.-]*(?::\d+)?$")
 TOPIC_SCHEMES = frozenset({"ntfy", "ntfys"})  # whoever knows the topic reads the messages
-
-
-class Secret:
-    """Text that shows as ``**********``; empty text counts as false. Only
-    ``get_secret_value()`` gives the text, at the one place that sends it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret('{HIDDEN if self._value else ''}')"
-
-    def __str__(self) -> str:
-        return HIDDEN if self._value else ""
-
-    def __len__(self) -> int:
-        return len(self._value)
-
-    def __eq__(self, other: Any) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 def _pattern(secret: str) -> str:
