@@ -135,8 +135,8 @@ def test_status_and_once_json_name_the_accounts(
     [
         ("  main: {source: mexc, web_key: WEBliteralkey123}\n", "never the secret itself"),
         ("  main: {source: mexc}\n", "the mexc source needs web_key"),
-        ("  Main: {source: mexc, web_key: '${K}'}\n", "must be lower case"),
-        ("  main: {source: ftx, web_key: '${K}'}\n", "source must be mexc, bypass or ccxt"),
+        ("  Main: {source: mexc, web_key: '${K}'}\n", "use lower case letters"),
+        ("  main: {source: ftx, web_key: '${K}'}\n", "source: must be 'mexc', 'bypass' or 'ccxt'"),
         ("  main: {web_key: '${K}', colour: red}\n", "unknown key 'colour'"),
         ("  main: {web_key: '${NOT_SET_ANYWHERE}'}\n", "NOT_SET_ANYWHERE is not set"),
         ("  main: {web_key: '${K}', mexc_url: 'http://evil.example'}\n", "must be https"),

@@ -80,10 +80,11 @@ def test_every_problem_is_reported_at_once_with_its_place() -> None:
         "r.yaml:8:11: rule usdt-spot-low: duplicate rule name (first at line 4)",
         "r.yaml:9:18: rule usdt-spot-low: when: the expression ends too early",
         "r.yaml:10:14: rule usdt-spot-low: notify: no channel named 'phon'",
-        "r.yaml:11:5: rule usdt-spot-low: unknown rule key 'colour' (known: name, when, "
-        "clear_when, each, currencies, exclude, message, accounts, combined, for, keep_firing_for, "
+        "r.yaml:11:5: rule usdt-spot-low: unknown rule key 'colour' (keys: name, each, when, "
+        "clear_when, currencies, exclude, message, accounts, combined, for, keep_firing_for, "
         "repeat, severity, notify, send_resolved)",
-        "r.yaml:12:11: rule name 'Bad_Name' must match [a-z0-9-]+ (e.g. usdt-spot-low)",
+        "r.yaml:12:11: name: 'Bad_Name': use lower case letters, digits and dashes, e.g. "
+        "usdt-spot-low",
     ]
 
 
@@ -93,17 +94,17 @@ def test_every_problem_is_reported_at_once_with_its_place() -> None:
         ("rules: [\n", "r.yaml:2:1: YAML syntax: expected the node content"),
         ("rules:\n  - name: a\n\twhen: x\n", "r.yaml:3:1: line"),
         ("- 1\n- 2\n", "r.yaml:1:1: the file must be a mapping with 'rules:'"),
-        ("rules: 5\n", "r.yaml:1:8: 'rules' must be a list of rules"),
+        ("rules: 5\n", "r.yaml:1:8: rules: must be a list of rules"),
         ("rulez: []\n", "r.yaml:1:1: unknown top-level key 'rulez'; did you mean 'rules'?"),
         ("rules:\n  - when: total > 1\n", "r.yaml:2:5: missing 'name:'"),
         ("rules:\n  - name: a\n", "r.yaml:2:5: rule a: missing 'when:'"),
         ("rules:\n  - name: a\n    when: 5\n", "r.yaml:3:11: rule a: when: a condition must be"),
-        ("rules:\n  - name: a\n    when: total > 1\n    severity: high\n", "severity must be"),
-        ("rules:\n  - name: a\n    when: total > 1\n    each: coin\n", "only supported value"),
+        ("rules:\n  - name: a\n    when: total > 1\n    severity: high\n", "severity: must be"),
+        ("rules:\n  - name: a\n    when: total > 1\n    each: coin\n", "each: must be 'currency'"),
         ("rules:\n  - name: a\n    when: total > 1\n    currencies: [BTC]\n", "only applies"),
         (
             "rules:\n  - name: a\n    each: currency\n    when: total > 1\n    exclude: [btc]\n",
-            "r.yaml:5:15: rule a: exclude: 'btc' is not an upper-case currency code",
+            "r.yaml:5:15: rule a: exclude: 'btc': use an upper-case currency code",
         ),
         ("rules:\n  - name: auth-failed\n    when: total > 1\n", "taken by a built-in"),
         (
@@ -145,8 +146,8 @@ def test_channel_problems_are_located() -> None:
         "check it against apprise's docs",
         "r.yaml:6:35: channel team: not a URL: expected SCHEME://..., e.g. tgram://TOKEN/CHAT_ID",
         # parsing no longer stops at the bad URL, so the channel's other mistake shows too
-        "r.yaml:7:18: channel team: quiet_hours has an impossible time",
-        "r.yaml:11:15: channel night: unknown time zone 'Mars/Olympus'",
+        "r.yaml:7:18: channel team: quiet_hours: has an impossible time",
+        "r.yaml:11:15: channel night: timezone: unknown time zone 'Mars/Olympus'",
     ]
 
 

@@ -218,11 +218,11 @@ def _telegram_state(path: Path) -> str:
 @pytest.mark.parametrize(
     ("section", "problem"),
     [
-        ("commands: {telegram: {token: '123:abc', chats: [1]}}\n", "never the token itself"),
-        ("commands: {telegram: {token: '${TG}'}}\n", "chats: required"),
+        ("commands: {telegram: {token: '123:abc', chats: [1]}}\n", "never the secret itself"),
+        ("commands: {telegram: {token: '${TG}'}}\n", "missing 'chats:', e.g. chats: [123456789]"),
         ("commands: {telegram: {token: '${TG}', chats: []}}\n", "a non-empty list"),
-        ("commands: {slack: {}}\n", "only 'telegram' is known"),
-        ("commands: {telegram: {token: '${TG}', chats: [1], tokn: x}}\n", "unknown telegram key"),
+        ("commands: {slack: {}}\n", "commands: unknown key 'slack' (keys: telegram)"),
+        ("commands: {telegram: {token: '${TG}', chats: [1], tokn: x}}\n", "telegram: unknown key 'tokn'; did you mean 'token'?"),
     ],
 )
 def test_bad_commands_sections_are_located(tmp_path, capsys, monkeypatch, section, problem):

@@ -1,196 +1,240 @@
-"""The rules file: parsed and compiled once, every problem located.
+"""The rules file: validated against one model, compiled once, every problem located.
 
-Loading collects *all* problems before failing, so ``watcher check`` shows a
-user every mistake in one run, each as ``PATH:LINE:COL: rule NAME: what``.
+``watcher.config.schema`` says what a rules file may hold, and pydantic checks a file
+against it; this module adds what needs the whole file at once (a ``notify`` naming a
+channel, a rule naming an account, duplicate names) and builds the engine's types.
+Loading collects *all* problems before failing, so ``watcher check`` shows every
+mistake in one run, each as ``PATH:LINE:COL: rule NAME: what``. When parts of a file
+are broken, the rest is still compiled and checked, and handed on with the error, so
+that later steps (``${VAR}``s, apprise) can add their problems too.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import replace
-from decimal import Decimal
+from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from watcher.config import sections as schedules
-from watcher.config.accounts_section import accounts as account_specs
-from watcher.config.channels import Channel, ChannelError, parse_channel
-from watcher.config.expr import Compiled, ExprError, Needs, compile_expression
+from watcher.config import schema
+from watcher.config.channels import Channel, QuietHours
+from watcher.config.expr import Compiled, Needs
+from watcher.config.located import locate, validate
 from watcher.config.model import (
     BUILTIN_RULES,
     DEFAULT_CHANNEL,
-    SEVERITIES,
+    AccountSpec,
+    Digest,
+    Heartbeat,
     Policy,
     Rule,
     RuleSet,
+    TelegramCommands,
 )
-from watcher.config.templates import TemplateError, render
 from watcher.config.yamlloc import Loc, LocList, LocMap, YamlProblem, load
 from watcher.core.alerts import MAIN
-from watcher.core.durations import parse_duration
 from watcher.core.errors import Problem, RulesError, Where
 from watcher.core.secrets import url_secrets
 
 __all__ = ["load_rules", "parse_rules", "read_rules_file"]
 
-TOP_KEYS = ("defaults", "accounts", "channels", "rules", "heartbeat", "digest", "commands")
-POLICY_KEYS = ("for", "keep_firing_for", "repeat", "severity", "notify", "send_resolved")
-RULE_KEYS = (
-    "name",
-    "when",
-    "clear_when",
-    "each",
-    "currencies",
-    "exclude",
-    "message",
-    "accounts",
-    "combined",
-    *POLICY_KEYS,
-)
-_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
-
-
-SAMPLE = {
-    "value": Decimal("99.5"),
-    "threshold": Decimal("100"),
-    "rule": "sample-rule",
-    "currency": "USDT",
-    "severity": "warning",
-    "state": "firing",
-    "since": "2026-01-01 00:00 UTC",
-    "when": "USDT.spot < 100",
-}
+_NAME = re.compile(schema.NAME_PATTERN)
+SECTIONS = ("defaults", "heartbeat", "digest", "commands")  # dropped whole when broken
+ENTRIES = ("rules", "channels", "accounts")  # broken entries dropped one by one
 
 
 class RulesCompiler:
-    """Walks the YAML tree and compiles it, collecting located problems."""
+    """One file: validate, salvage what is sound, cross-check, build a ``RuleSet``."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.document = _empty()
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
-        self.accounts: tuple[Any, ...] = ()
-        self.names: tuple[str, ...] = (MAIN,)
-        self.rule_name: str | None = None
-        self.channel_names: set[str] = set()
-
-    def where(self, loc: Loc) -> Where:
-        return Where(self.path, loc.line, loc.column)
-
-    def problem(self, loc: Loc, message: str) -> None:
-        self.problems.append(Problem(self.path, loc.line, loc.column, message, self.rule_name))
-
-    def warn(self, loc: Loc, message: str) -> None:
-        """Legal, loads and runs, but likely not what was meant: shown by ``check``."""
-        where = Problem(self.path, loc.line, loc.column, f"warning: {message}", self.rule_name)
-        self.warnings.append(where)
+        self.written: list[int] = []  # the index in the file of each rule compiled
+        self.accounts: tuple[str, ...] = (MAIN,)
 
     def load(self, text: str) -> RuleSet:
         try:
             document = load(text, self.path)
         except YamlProblem as exc:
             raise RulesError([exc.problem]) from None
-        if document is None:
-            document = LocMap()
-            document.loc, document.locs, document.key_locs = Loc(1, 1), {}, {}
-        if not isinstance(document, LocMap):
+        self.document = _empty() if document is None else document
+        if not isinstance(self.document, LocMap):
             raise RulesError([Problem(self.path, 1, 1, "the file must be a mapping with 'rules:'")])
-        self.unknown_keys(document, TOP_KEYS, "top-level key", free_prefix="x-")
-        channels = self.channels(document)
-        self.accounts = account_specs(
-            document.get("accounts"),
-            document.locs.get("accounts", document.loc),
-            self.where,
-            self.problem,
+        spec, self.problems, paths = validate(
+            schema.RulesFile, self.document, self.path, self.rule_of
         )
-        self.names = tuple(a.name for a in self.accounts) or (MAIN,)
-        defaults = self.policy(document.get("defaults"), document, "defaults", Policy())
-        rules = self.rules(document, defaults)
-        top = document.loc
-        beats = schedules.heartbeats(
-            document.get("heartbeat"), document.locs.get("heartbeat", top), self.where, self.problem
-        )
-        bot = schedules.telegram(
-            document.get("commands"), document.locs.get("commands", top), self.where, self.problem
-        )
-        daily = schedules.digest(
-            document.get("digest"),
-            document.locs.get("digest", top),
-            self.channel_names,
-            self.problem,
-        )
-        needs = Needs()
-        for rule in rules:
-            needs.merge(rule.when.needs)
-            if rule.clear_when:
-                needs.merge(rule.clear_when.needs)
-        if daily is not None:  # the digest reports the account total and its 24 h change
-            needs.totals = True
-            needs.reads.add(("ACCOUNT", "total"))
-        ruleset = RuleSet(
-            self.path,
-            tuple(rules),
-            channels,
-            needs,
-            tuple(self.warnings),
-            beats,
-            daily,
-            self.accounts,
-            bot,
-        )
+        rules = self.document.get("rules")
+        self.written = list(range(len(rules))) if isinstance(rules, list) else []
+        ruleset = self.build(spec or self.salvage(paths))
         if self.problems:
             problems = sorted(self.problems, key=lambda p: (p.line, p.column))
             raise RulesError(problems, partial=ruleset)
         return ruleset
 
-    def unknown_keys(
-        self, mapping: LocMap, allowed: tuple[str, ...], what: str, free_prefix: str = ""
-    ) -> None:
-        """Name every key that is not allowed; ``x-...`` top-level keys hold YAML anchors."""
-        for key in mapping:
-            if free_prefix and str(key).startswith(free_prefix):
-                continue
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = (
-                    f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(allowed)})"
-                )
-                self.problem(mapping.key_locs[key], f"unknown {what} '{key}'{hint}")
+    # --- locations ----------------------------------------------------------------------
 
-    def channels(self, document: LocMap) -> dict[str, Channel]:
-        """The channels that parsed; the names of all of them are kept for ``notify`` checks."""
-        section = document.get("channels")
-        loc = document.locs.get("channels", document.loc)
-        if section is None:
-            section = LocMap()
-            section.loc, section.locs, section.key_locs = loc, {}, {}
-        if not isinstance(section, LocMap):
-            self.problem(loc, "'channels' must map names to apprise URLs")
-            return {}
-        channels: dict[str, Channel] = {}
-        self.channel_names = {str(name) for name in section}
-        for name, spec in section.items():
-            if not isinstance(name, str) or not _NAME.fullmatch(name):
-                self.problem(section.key_locs[name], f"channel name {name!r} must match [a-z0-9-]+")
+    def at(self, *steps: Any) -> Loc:
+        return locate(self.document, steps)
+
+    def where(self, *steps: Any) -> Where:
+        loc = self.at(*steps)
+        return Where(self.path, loc.line, loc.column)
+
+    def rule_of(self, steps: Sequence[Any]) -> str | None:
+        """The name of the rule at ``steps``, when it has a good one to be called by."""
+        rules = self.document.get("rules")
+        if len(steps) < 2 or steps[0] != "rules" or not isinstance(rules, list):
+            return None
+        item = rules[steps[1]] if isinstance(steps[1], int) and steps[1] < len(rules) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        return name if isinstance(name, str) and _NAME.fullmatch(name) else None
+
+    def problem(self, loc: Loc, message: str, rule: str | None = None) -> None:
+        self.problems.append(Problem(self.path, loc.line, loc.column, message, rule))
+
+    def warn(self, loc: Loc, message: str, rule: str | None = None) -> None:
+        """Legal, loads and runs, but likely not what was meant: shown by ``check``."""
+        self.warnings.append(Problem(self.path, loc.line, loc.column, f"warning: {message}", rule))
+
+    # --- what is sound in a broken file ---------------------------------------------------
+
+    def salvage(self, paths: list[tuple[Any, ...]]) -> schema.RulesFile:
+        """The file without the parts that have problems, so the rest is still checked."""
+        broken = {_part(p) for p in paths}
+        kept: dict[str, Any] = {}
+        for key, value in self.document.items():
+            if key in SECTIONS and (key,) not in broken:
+                kept[key] = value
+            elif key == "rules" and isinstance(value, list):
+                self.written = [i for i in self.written if (key, i) not in broken]
+                kept[key] = [value[i] for i in self.written]
+            elif key in ENTRIES[1:] and isinstance(value, dict):
+                entries = {k: v for k, v in value.items() if (key, k) not in broken}
+                if key == "channels":  # a channel's sound URLs are still worth checking
+                    entries |= _sound_urls(value, broken, paths)
+                kept[key] = entries or None if key == "accounts" else entries
+        kept.setdefault("rules", [])
+        spec = validate(schema.RulesFile, _located(kept), self.path).value
+        if spec is None:  # a part that is sound alone but not beside the others
+            self.written = []
+            return schema.RulesFile(rules=[])
+        return spec
+
+    # --- the engine's types -------------------------------------------------------------
+
+    def build(self, spec: schema.RulesFile) -> RuleSet:
+        refused = self.cross_check()
+        channels = {name: self.channel(name, c) for name, c in spec.channels.items()}
+        accounts = tuple(self.account(n, a) for n, a in (spec.accounts or {}).items())
+        defaults = _policy(Policy(), spec.defaults)
+        rules = [
+            _rule(rule, _policy(defaults, rule), self.at("rules", index).line, *self.group(rule))
+            for rule, index in zip(spec.rules, self.written, strict=True)
+            if index not in refused and not self.lint(rule, ("rules", index))
+        ]
+        daily = None
+        if spec.digest is not None:
+            daily = Digest(spec.digest.at, spec.digest.timezone, tuple(spec.digest.notify))
+        return RuleSet(
+            self.path,
+            tuple(rules),
+            channels,
+            _needs(rules, daily),
+            tuple(self.warnings),
+            tuple(self.heartbeat(i, b) for i, b in enumerate(spec.heartbeat)),
+            daily,
+            accounts,
+            self.telegram(spec.commands),
+        )
+
+    # --- what needs the whole file: run on the file as written, sound parts or not --------
+
+    def cross_check(self) -> set[int]:
+        """Names that must exist or must be unique; the indices of rules refused for it."""
+        channels = self.names_in("channels")
+        self.accounts = self.names_in("accounts") or (MAIN,)
+        self.default_channel(channels)
+        self.names_known(("defaults", "notify"), "channel", channels)
+        self.names_known(("digest", "notify"), "channel", channels, context="digest: ")
+        refused: set[int] = set()
+        first: dict[str, int] = {}
+        written = self.document.get("rules")
+        for index in range(len(written) if isinstance(written, list) else 0):
+            name = self.rule_of(("rules", index))
+            if name is None:
                 continue
-            try:
-                channel = parse_channel(name, spec)
-            except ChannelError as exc:
-                self.problem(_channel_loc(section, name, exc), f"channel {name}: {exc}")
-                if not exc.urls:
-                    continue
-                channel = Channel(name, exc.urls)  # kept so start-up checks check its URLs
-            channels[name] = replace(channel, where=self.url_where(section, name, channel))
-            self.literal_tokens(channels[name])
-        if DEFAULT_CHANNEL not in section:
+            steps = ("rules", index)
+            if name in first or name in BUILTIN_RULES:
+                refused.add(index)
+                message = (
+                    f"duplicate rule name (first at line {first[name]})"
+                    if name in first
+                    else "this name is taken by a built-in alert"
+                )
+                self.problem(self.at(*steps, "name"), message, name)
+            first.setdefault(name, self.at(*steps).line)
+            self.names_known((*steps, "notify"), "channel", channels, name)
+            self.names_known((*steps, "accounts"), "account", self.accounts, name, listed=True)
+        return refused
+
+    def names_known(
+        self,
+        steps: tuple[Any, ...],
+        what: str,
+        names: tuple[str, ...],
+        rule: str | None = None,
+        context: str = "",
+        listed: bool = False,
+    ) -> None:
+        """The one spelling of "names something that does not exist", with a hint, for each
+        name written at ``steps`` (one name or a list of them)."""
+        written = _written(self.document, steps)
+        found = [written] if isinstance(written, str) else written
+        for index, name in enumerate(found if isinstance(found, list) else ()):
+            if not isinstance(name, str) or name in names:
+                continue
+            close = difflib.get_close_matches(name, sorted(names), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            have = f" (have: {', '.join(names)})" if listed else ""
+            message = f"{context}{steps[-1]}: no {what} named {name!r}{hint}{have}"
+            self.problem(self.at(*steps, index), message, rule)
+
+    def names_in(self, section: str) -> tuple[str, ...]:
+        """Every name a section declares, sound or not: a rule naming a broken channel gets
+        the channel's problem, not a second one saying there is no such channel."""
+        found = self.document.get(section)
+        return tuple(str(n) for n in found) if isinstance(found, dict) else ()
+
+    def default_channel(self, names: tuple[str, ...]) -> None:
+        written = self.document.get("channels")
+        if written is not None and not isinstance(written, dict):
+            return  # the section's own problem says enough
+        if DEFAULT_CHANNEL not in names:
             self.problem(
-                loc,
+                self.at("channels"),
                 "no channel named 'default': it receives built-in alerts (exchange unreachable, "
                 "auth failed) and every rule without 'notify'; add e.g. default: \"console://\"",
             )
-        return channels
+
+    def channel(self, name: str, spec: schema.Channel) -> Channel:
+        quiet = None
+        if spec.quiet_hours is not None:
+            zone = ZoneInfo(spec.timezone) if spec.timezone else None
+            quiet = QuietHours(*spec.quiet_hours, zone)
+        urls = tuple(spec.urls)
+        written = self.document["channels"][name]
+        if isinstance(written, dict) and isinstance(written.get("urls"), LocList):
+            where = tuple(self.where("channels", name, "urls", i) for i in range(len(urls)))
+        else:
+            where = (self.where("channels", name, "urls"),) * len(urls)
+        channel = Channel(name, urls, quiet, where)
+        self.literal_tokens(channel)
+        return channel
 
     def literal_tokens(self, channel: Channel) -> None:
         """A URL with a token written out (``tgram://123:ABC.../...``) works, but rules files
@@ -204,247 +248,146 @@ class RulesCompiler:
                     )
                 )
 
-    def url_where(self, section: LocMap, name: str, channel: Channel) -> tuple[Where, ...]:
-        """Where each of a channel's URLs stands, for problems found when it is resolved."""
-        spec = section[name]
-        urls = spec.get("urls") if isinstance(spec, LocMap) else None
-        if isinstance(urls, LocList):
-            return tuple(self.where(loc) for loc in urls.locs)
-        loc = spec.locs["urls"] if isinstance(spec, LocMap) else section.locs[name]
-        return (self.where(loc),) * len(channel.urls)
+    def account(self, name: str, spec: schema.Account) -> AccountSpec:
+        given = spec.model_dump(exclude_none=True)
+        if "wallets" in given:
+            given["wallets"] = tuple(given["wallets"])
+        if "pegged" in given:
+            given["pegged"] = tuple(code.upper() for code in given["pegged"])
+        where = {"": self.where("accounts", name)}
+        where |= {key: self.where("accounts", name, key) for key in given}
+        return AccountSpec(name=name, **given, where=tuple(where.items()))
 
-    def policy(
-        self,
-        mapping: Any,
-        parent: LocMap,
-        key: str,
-        base: Policy,
-    ) -> Policy:
-        if mapping is None:
-            return base
-        if not isinstance(mapping, LocMap):
-            self.problem(parent.locs[key], f"'{key}' must be a mapping")
-            return base
-        if key == "defaults":
-            self.unknown_keys(mapping, POLICY_KEYS, "key in defaults")
-        values: dict[str, Any] = {}
-        for name in ("for", "keep_firing_for", "repeat"):
-            if name in mapping:
-                values["for_" if name == "for" else name] = self.duration(mapping, name)
-        if "severity" in mapping:
-            severity = mapping["severity"]
-            if severity not in SEVERITIES:
-                self.problem(mapping.locs["severity"], f"severity must be one of {SEVERITIES}")
-            else:
-                values["severity"] = severity
-        if "notify" in mapping:
-            values["notify"] = self.notify(mapping)
-        if "send_resolved" in mapping:
-            if not isinstance(mapping["send_resolved"], bool):
-                self.problem(mapping.locs["send_resolved"], "send_resolved must be true or false")
-            else:
-                values["send_resolved"] = mapping["send_resolved"]
-        values = {k: v for k, v in values.items() if v is not _BAD}
-        return Policy(**{**base.__dict__, **values})
-
-    def duration(self, mapping: LocMap, name: str) -> Any:
-        value = mapping[name]
-        if name == "repeat" and (value in (0, "0", "never") or value is False):
-            return None
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.problem(mapping.locs[name], f"{name}: {exc}")
-            return _BAD
-
-    def notify(self, mapping: LocMap) -> Any:
-        value = mapping["notify"]
-        names = [value] if isinstance(value, str) else value
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            self.problem(mapping.locs["notify"], "notify must be a channel name or a list of them")
-            return _BAD
-        for index, name in enumerate(names):
-            if name not in self.channel_names:
-                loc = names.locs[index] if isinstance(names, LocList) else mapping.locs["notify"]
-                close = difflib.get_close_matches(name, sorted(self.channel_names), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                self.problem(loc, f"notify: no channel named '{name}'{hint}")
-        return tuple(names)
-
-    def rules(self, document: LocMap, defaults: Policy) -> list[Rule]:
-        section = document.get("rules")
-        if not isinstance(section, LocList):
-            loc = document.locs.get("rules", document.loc)
-            self.problem(loc, "'rules' must be a list of rules (each starting with '- name:')")
-            return []
-        rules: list[Rule] = []
-        seen: dict[str, int] = {}
-        for index, item in enumerate(section):
-            self.rule_name = None
-            if not isinstance(item, LocMap):
-                self.problem(section.locs[index], "each rule must be a mapping with name and when")
-                continue
-            rule = self.rule(item, defaults, seen)
-            if rule:
-                rules.append(rule)
-        self.rule_name = None
-        return rules
-
-    def rule(
-        self,
-        item: LocMap,
-        defaults: Policy,
-        seen: dict[str, int],
-    ) -> Rule | None:
-        name = item.get("name")
-        if name is None:
-            self.problem(item.loc, "missing 'name:' (lower case, e.g. name: usdt-spot-low)")
-            return None
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            where = item.locs.get("name", item.loc)
-            self.problem(where, f"rule name {name!r} must match [a-z0-9-]+ (e.g. usdt-spot-low)")
-            return None
-        self.rule_name = name
-        if name in seen:
-            self.problem(item.locs["name"], f"duplicate rule name (first at line {seen[name]})")
-        elif name in BUILTIN_RULES:
-            self.problem(item.locs["name"], "this name is taken by a built-in alert")
-        seen.setdefault(name, item.loc.line)
-        self.unknown_keys(item, RULE_KEYS, "rule key")
-        each = self.each(item)
-        when = self.expression(item, "when", each, required=True)
-        clear_when = self.expression(item, "clear_when", each, required=False)
-        currencies = self.codes(item, "currencies", each)
-        exclude = self.codes(item, "exclude", each)
-        message = self.message(item)
-        policy = self.policy(item, item, name, defaults)
-        accounts, group = self.rule_accounts(item)
-        if when is None or self.problems_for(name):
-            return None
-        return Rule(
-            name=name,
-            when=when,
-            policy=policy,
-            clear_when=clear_when,
-            each=each,
-            currencies=tuple(currencies) if currencies else None,
-            exclude=frozenset(exclude or ()),
-            message=message,
-            line=item.loc.line,
-            accounts=accounts,
-            group=group,
-        )
-
-    def rule_accounts(self, item: LocMap) -> tuple[tuple[str, ...] | None, str | None]:
+    def group(self, rule: schema.Rule) -> tuple[tuple[str, ...] | None, str | None]:
         """``accounts: [main, hedge]`` narrows a rule; ``combined: true`` sums them."""
-        names = None
-        if "accounts" in item:
-            value = item["accounts"]
-            value = [value] if isinstance(value, str) else value
-            if not isinstance(value, list) or not value:
-                self.problem(item.locs["accounts"], "accounts must be a list of account names")
-            else:
-                for index, name in enumerate(value):
-                    if name not in self.names:
-                        where = value.locs[index] if isinstance(value, LocList) else item.loc
-                        known = ", ".join(self.names)
-                        close = difflib.get_close_matches(str(name), self.names, n=1)
-                        hint = f"; did you mean '{close[0]}'?" if close else ""
-                        self.problem(
-                            where, f"accounts: no account named {name!r}{hint} (have: {known})"
-                        )
-                names = tuple(str(n) for n in value)
-        combined = item.get("combined", False)
-        if not isinstance(combined, bool):
-            self.problem(item.locs["combined"], "combined must be true or false")
-            combined = False
-        members = names or self.names
-        if combined and len(members) == 1:
+        names = tuple(rule.accounts) if rule.accounts else None
+        members = names or self.accounts
+        if rule.combined and len(members) == 1:
             # the sum over one account is that account: its own rule, under the same label
             # (a group labelled like the account would take over all of its rules)
             return members, None
-        return names, "+".join(members) if combined else None
+        return names, "+".join(members) if rule.combined else None
 
-    def problems_for(self, name: str) -> bool:
-        return any(p.rule == name for p in self.problems)
-
-    def each(self, item: LocMap) -> bool:
-        if "each" not in item:
-            return False
-        if item["each"] != "currency":
-            self.problem(item.locs["each"], "each: the only supported value is 'currency'")
-        return True
-
-    def expression(self, item: LocMap, key: str, each: bool, required: bool) -> Compiled | None:
-        text = item.get(key)
-        if text is None:
-            if required:
-                self.problem(item.loc, f"missing '{key}:' (a condition such as USDT.spot < 100)")
-            return None
-        if isinstance(text, bool) or not isinstance(text, str | int | float):
-            self.problem(item.locs[key], f"'{key}' must be a condition such as USDT.spot < 100")
-            return None
-        try:
-            compiled = compile_expression(str(text), each)
-        except ExprError as exc:
-            self.problem(item.locs[key].at(exc.pos), f"{key}: {exc.message}")
-            return None
-        for pos, message in compiled.lints:
-            self.warn(item.locs[key].at(pos), f"{key}: {message}")
-        if each and key == "when" and not any(code == "*" for code, _ in compiled.needs.reads):
+    def lint(self, rule: schema.Rule, steps: tuple[Any, ...]) -> bool:
+        """The expression language's warnings, and ``each`` over a per-account condition;
+        True when a name the rule uses was refused, so the rule is not compiled."""
+        for key in ("when", "clear_when"):
+            compiled: Compiled | None = getattr(rule, key)
+            if compiled is None:
+                continue
+            for pos, message in compiled.lints:
+                self.warn(self.at(*steps, key).at(pos), f"{key}: {message}", rule.name)
+        reads = rule.when.needs.reads
+        if rule.each and not any(code == "*" for code, _ in reads):
             self.warn(
-                item.locs[key],
+                self.at(*steps, "when"),
                 "when: reads no field of the current currency (spot, total, ...), so "
                 "'each: currency' gives every currency the same answer",
+                rule.name,
             )
-        return compiled
+        return any(p.rule == rule.name for p in self.problems)
 
-    def codes(self, item: LocMap, key: str, each: bool) -> list[str] | None:
-        if key not in item:
-            return None
-        value = item[key]
-        if not each:
-            self.problem(item.locs[key], f"'{key}' only applies with 'each: currency'")
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(
-                item.locs[key], f"'{key}' must be a list of currency codes like [BTC, ETH]"
-            )
-            return None
-        for index, code in enumerate(value):
-            if not _CODE.fullmatch(code):
-                assert isinstance(value, LocList)
-                self.problem(
-                    value.locs[index], f"{key}: {code!r} is not an upper-case currency code"
-                )
-        return value
+    def heartbeat(self, index: int, spec: schema.Heartbeat) -> Heartbeat:
+        return Heartbeat(spec.url, spec.every, spec.style, self.where("heartbeat", index, "url"))
 
-    def message(self, item: LocMap) -> str | None:
-        template = item.get("message")
-        if template is None:
+    def telegram(self, spec: schema.Commands | None) -> TelegramCommands | None:
+        if spec is None:
             return None
-        if not isinstance(template, str):
-            self.problem(item.locs["message"], "message must be text")
-            return None
-        try:
-            render(template, SAMPLE)
-        except TemplateError as exc:
-            self.problem(item.locs["message"], f"message: {exc}")
-            return None
-        return template
+        bot = spec.telegram
+        users = tuple(bot.users) if bot.users else None
+        where = self.where("commands", "telegram", "token")
+        return TelegramCommands(bot.token, tuple(bot.chats), users, bot.api_url, where)
 
 
-_BAD = object()
+def _policy(base: Policy, spec: schema.Policy | None) -> Policy:
+    """``base`` with what ``spec`` sets; ``repeat: never`` is no reminder."""
+    if spec is None:
+        return base
+    values: dict[str, Any] = {}
+    for name in spec.model_fields_set & set(schema.Policy.model_fields):
+        value = getattr(spec, name)
+        if value is None:
+            continue
+        if name == "repeat" and value == timedelta(0):
+            value = None
+        values[name] = tuple(value) if name == "notify" else value
+    return Policy(**{**base.__dict__, **values})
 
 
-def _channel_loc(section: LocMap, name: str, exc: ChannelError) -> Loc:
-    spec = section[name]
-    if exc.key and isinstance(spec, LocMap) and exc.key in spec.locs:
-        value = spec[exc.key]
-        if exc.index is not None and isinstance(value, LocList):
-            return value.locs[exc.index]
-        return spec.locs[exc.key]
-    return section.locs[name]
+def _rule(
+    spec: schema.Rule,
+    policy: Policy,
+    line: int,
+    accounts: tuple[str, ...] | None,
+    group: str | None,
+) -> Rule:
+    return Rule(
+        name=spec.name,
+        when=spec.when,
+        policy=policy,
+        clear_when=spec.clear_when,
+        each=spec.each == "currency",
+        currencies=tuple(spec.currencies) if spec.currencies else None,
+        exclude=frozenset(spec.exclude or ()),
+        message=spec.message,
+        line=line,
+        accounts=accounts,
+        group=group,
+    )
+
+
+def _needs(rules: list[Rule], daily: Digest | None) -> Needs:
+    needs = Needs()
+    for rule in rules:
+        needs.merge(rule.when.needs)
+        if rule.clear_when:
+            needs.merge(rule.clear_when.needs)
+    if daily is not None:  # the digest reports the account total and its 24 h change
+        needs.totals = True
+        needs.reads.add(("ACCOUNT", "total"))
+    return needs
+
+
+def _sound_urls(
+    channels: dict[str, Any], broken: set[tuple[Any, ...]], paths: list[tuple[Any, ...]]
+) -> dict[str, Any]:
+    """The broken channels whose ``urls`` are sound, as channels of their URLs alone."""
+    found = {}
+    for name, value in channels.items():
+        urls = value.get("urls") if isinstance(value, dict) else None
+        bad = any(p[:3] == ("channels", name, "urls") for p in paths)
+        if ("channels", name) in broken and urls is not None and not bad:
+            found[name] = {"urls": urls}
+    return found
+
+
+def _written(document: Any, steps: tuple[Any, ...]) -> Any:
+    """The value at ``steps`` in the file as written, or None."""
+    for step in steps:
+        if isinstance(document, dict):
+            document = document.get(step)
+        elif isinstance(document, list) and isinstance(step, int) and step < len(document):
+            document = document[step]
+        else:
+            return None
+    return document
+
+
+def _part(steps: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The part of the file an error path breaks: a section, or one entry of a list."""
+    if steps and steps[0] in ENTRIES and len(steps) > 1:
+        return steps[:2]
+    return steps[:1]
+
+
+def _empty() -> LocMap:
+    return _located({})
+
+
+def _located(values: dict[str, Any]) -> LocMap:
+    document = LocMap(values)
+    document.loc, document.locs, document.key_locs = Loc(1, 1), {}, {}
+    return document
 
 
 def parse_rules(text: str, path: str = "rules.yaml") -> RuleSet:
