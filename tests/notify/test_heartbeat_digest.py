@@ -224,7 +224,10 @@ def test_watcher_digest_prints_and_sends(
     [
         ('heartbeat: {url: "ftp://x/y"}\n', "the url must be http(s)"),
         ('heartbeat: {url: "http://h/p", every: 0s}\n', "at least 1s"),
-        ('heartbeat: {url: "http://h/p", styel: kuma}\n', "heartbeat: unknown key 'styel'; did you mean 'style'?"),
+        (
+            'heartbeat: {url: "http://h/p", styel: kuma}\n',
+            "heartbeat: unknown key 'styel'; did you mean 'style'?",
+        ),
         ('heartbeat: {url: "${NOPE_HC}"}\n', "NOPE_HC is not set"),
         ('digest: {at: "25:00"}\n', "a time of day"),
         ('digest: {at: "08:00", timezone: Mars/Base}\n', "unknown time zone"),

@@ -222,7 +222,10 @@ def _telegram_state(path: Path) -> str:
         ("commands: {telegram: {token: '${TG}'}}\n", "missing 'chats:', e.g. chats: [123456789]"),
         ("commands: {telegram: {token: '${TG}', chats: []}}\n", "a non-empty list"),
         ("commands: {slack: {}}\n", "commands: unknown key 'slack' (keys: telegram)"),
-        ("commands: {telegram: {token: '${TG}', chats: [1], tokn: x}}\n", "telegram: unknown key 'tokn'; did you mean 'token'?"),
+        (
+            "commands: {telegram: {token: '${TG}', chats: [1], tokn: x}}\n",
+            "telegram: unknown key 'tokn'; did you mean 'token'?",
+        ),
     ],
 )
 def test_bad_commands_sections_are_located(tmp_path, capsys, monkeypatch, section, problem):
