@@ -75,7 +75,7 @@ def test_failing_case_names_case_time_and_difference(tmp_path: Path, capsys) -> 
 def test_bad_test_file_is_one_line(tmp_path: Path, capsys) -> None:
     (tmp_path / "t.yaml").write_text("cases: []\n")
     assert main(["test", str(tmp_path / "t.yaml")]) == 2
-    assert "needs 'rules: PATH'" in capsys.readouterr().err
+    assert "missing 'rules:'" in capsys.readouterr().err
 
 
 def recorded(tmp_path: Path) -> Path:
@@ -269,14 +269,17 @@ def test_an_auth_failure_in_a_timeline_fires_auth_failed(tmp_path: Path, capsys)
 @pytest.mark.parametrize(
     ("body", "line"),
     [
-        ("cases: []\nintervl: 1m\n", "t.test.yaml:3:1: unknown key 'intervl' in the test file"),
+        (
+            "cases: []\nintervl: 1m\n",
+            "t.test.yaml:3:1: unknown test file key 'intervl'; did you mean 'interval'?",
+        ),
         (
             TIMELINE.replace("{at: 10m,", "{at: 10m, eror: timeout,") + "      - {at: 1m}\n",
-            "t.test.yaml:6:19: unknown key 'eror' in a timeline point",
+            "t.test.yaml:6:19: timeline point: unknown key 'eror'; did you mean 'error'?",
         ),
         (
             TIMELINE + "      - {at: 1m, alerts: [{rule: low, stat: firing}]}\n",
-            "t.test.yaml:8:39: unknown key 'stat' in an entry of 'alerts'",
+            "t.test.yaml:8:39: alert: unknown key 'stat'; did you mean 'state'?",
         ),
         (
             TIMELINE + "      - {at: 90s, alerts: []}\n",
@@ -286,9 +289,9 @@ def test_an_auth_failure_in_a_timeline_fires_auth_failed(tmp_path: Path, capsys)
             TIMELINE.replace(
                 "{at: 10m, currencies: {USDT: {spot: 150}}}", "{at: 10m, error: boom}"
             ),
-            "t.test.yaml:6:26: error: unknown kind 'boom' (kinds: timeout, unreachable,",
+            "t.test.yaml:6:26: timeline point: error: must be 'timeout', 'unreachable',",
         ),
-        ("interval: 0s\n" + TIMELINE, "t.test.yaml:2:11: interval must be longer than 0s"),
+        ("interval: 0s\n" + TIMELINE, "t.test.yaml:2:11: interval: must be longer than 0s"),
         (
             TIMELINE.replace("{spot: 150}", "{spot: .nan}") + "      - {at: 1m}\n",
             "t.test.yaml:6:9: spot: should be a finite number",

@@ -17,13 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from watcher.app.replay import build_overview
 from watcher.app.timeline import Held, on_grid, steps
+from watcher.config import schema
+from watcher.config.located import locate, validate
 from watcher.config.model import RuleSet
 from watcher.config.rules_file import load_rules
-from watcher.config.yamlloc import Loc, LocList, LocMap, YamlProblem, load
+from watcher.config.yamlloc import LocMap, YamlProblem, load
 from watcher.core.alerts import Alert, Key, Outcome
 from watcher.core.durations import format_duration, parse_duration
 from watcher.core.errors import (
@@ -45,10 +49,6 @@ from watcher.engine.lookback import History
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT_INTERVAL = timedelta(seconds=60)  # the daemon's default WATCHER_INTERVAL
 DEFAULT_STALE_AFTER = timedelta(minutes=5)  # and WATCHER_STALE_AFTER
-TOP_KEYS = ("rules", "interval", "stale_after", "cases")
-CASE_KEYS = ("name", "timeline", "expect")
-POINT_KEYS = ("at", "account", "currencies", "totals", "is_testnet", "error")
-EXPECT_KEYS = ("at", "alerts", "notifications")
 ALERT_FIELDS = ("rule", "currency", "state", "account")
 NOTICE_FIELDS = ("channel", "rule", "currency", "kind", "account")
 FAILURES: dict[str, tuple[type[ExchangeError], str]] = {
@@ -87,49 +87,6 @@ class Expect:
     at: timedelta
     alerts: set[tuple[Any, ...]] | None
     notifications: set[tuple[Any, ...]] | None
-
-
-class Reader:
-    """Walks a located test file; every problem is ``FILE:LINE:COL: what``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.problems: list[Problem] = []
-
-    def problem(self, loc: Loc, message: str) -> None:
-        self.problems.append(Problem(str(self.path), loc.line, loc.column, message))
-
-    def mapping(self, value: Any, loc: Loc, allowed: tuple[str, ...], what: str) -> bool:
-        if not isinstance(value, LocMap):
-            self.problem(loc, f"{what} must be a mapping")
-            return False
-        for key in value:
-            if key not in allowed:
-                self.problem(
-                    value.key_locs[key],
-                    f"unknown key '{key}' in {what} (keys: {', '.join(allowed)})",
-                )
-        return True
-
-    def items(self, value: Any, loc: Loc, what: str) -> list[tuple[Any, Loc]]:
-        if not isinstance(value, LocList):
-            self.problem(loc, f"{what} must be a list")
-            return []
-        return list(zip(value, value.locs, strict=True))
-
-    def duration(self, value: Any, loc: Loc, what: str, offset: bool = False) -> timedelta | None:
-        text = str(value).strip()
-        if offset:
-            text = text.removeprefix("t").removeprefix("+") or "0s"
-        try:
-            found = parse_duration(text)
-        except ValueError as exc:
-            self.problem(loc, f"{what}: {exc}")
-            return None
-        if not offset and found <= timedelta(0):
-            self.problem(loc, f"{what} must be longer than 0s")
-            return None
-        return found
 
 
 class Case:
@@ -250,8 +207,96 @@ class TestFile:
     cases: list[Case]
 
 
-class TestFileLoader(Reader):
-    """A test file to ``TestFile``, collecting every located problem before failing."""
+# --- the test file's model: the rules file's machinery, so mistakes read the same ------
+
+
+def _offset(value: Any) -> timedelta:
+    """``at: 10m``, ``at: t+10m`` or ``at: +10m``: time since the start of the case."""
+    text = str(value).strip().removeprefix("t").removeprefix("+") or "0s"
+    return parse_duration(text)
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+Offset = Annotated[timedelta, BeforeValidator(_offset, json_schema_input_type=str | int)]
+Step = Annotated[schema.Duration, AfterValidator(_positive)]
+
+
+class PointSpec(schema.Part):
+    noun: ClassVar[str] = "timeline point"
+    at: Offset = timedelta(0)
+    account: str | None = None
+    currencies: dict[str, Any] | None = Field(None, description="a mapping of currencies")
+    totals: dict[str, Any] | None = Field(None, description="a mapping of wallet totals")
+    is_testnet: bool = False
+    error: Literal[tuple(FAILURES)] | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _either(self) -> PointSpec:
+        if self.error is not None and (self.currencies is not None or self.totals is not None):
+            raise schema.needs_key(
+                "error", "a failed poll has no balances: give 'error' or balances"
+            )
+        return self
+
+
+class AlertRow(schema.Part):
+    noun: ClassVar[str] = "alert"
+    rule: str | None = None
+    currency: str | None = None
+    state: str | None = None
+    account: str | None = None
+
+
+class NoticeRow(schema.Part):
+    noun: ClassVar[str] = "notification"
+    channel: str | None = None
+    rule: str | None = None
+    currency: str | None = None
+    kind: str | None = None
+    account: str | None = None
+
+
+class ExpectSpec(schema.Part):
+    noun: ClassVar[str] = "expectation"
+    at: Offset = timedelta(0)
+    alerts: list[AlertRow] | None = Field(None, description="a list of alerts")
+    notifications: list[NoticeRow] | None = Field(None, description="a list of notifications")
+
+
+class CaseSpec(schema.Part):
+    noun: ClassVar[str] = "case"
+    name: str | None = None
+    timeline: list[PointSpec] = Field(
+        min_length=1, description="a non-empty list of timeline points"
+    )
+    expect: list[ExpectSpec] | None = Field(None, description="a list of expectations")
+
+
+class TestFileSpec(schema.Part):
+    noun: ClassVar[str] = "test file"
+    shape: ClassVar[str] = "a mapping with 'rules: PATH' and 'cases: [...]'"
+    rules: str = Field(description="the path of a rules file", examples=["rules.yaml"])
+    interval: Step = Field(DEFAULT_INTERVAL, description="a duration such as 1m")
+    stale_after: Step = Field(DEFAULT_STALE_AFTER, description="a duration such as 5m")
+    cases: list[CaseSpec] = Field([], description="a list of cases")
+
+
+class TestFileLoader:
+    """A test file to ``TestFile``: the model first, then what needs the rules file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        self.document = LocMap()
+
+    def problem(self, steps: tuple[Any, ...], message: str) -> None:
+        loc = locate(self.document, steps)
+        self.problems.append(Problem(str(self.path), loc.line, loc.column, message))
 
     def load(self) -> TestFile:
         try:
@@ -261,117 +306,72 @@ class TestFileLoader(Reader):
             raise RulesError([problem]) from None
         except YamlProblem as exc:
             raise RulesError([exc.problem]) from None
-        top = Loc(1, 1)
-        if not self.mapping(document, top, TOP_KEYS, "the test file") or "rules" not in document:
-            raise RulesError(
-                self.problems
-                or [
-                    Problem(
-                        str(self.path), 1, 1, "a test file needs 'rules: PATH' and 'cases: [...]'"
-                    )
-                ]
-            )
-        if not isinstance(document["rules"], str):
-            self.problem(document.locs["rules"], "rules must be the path of a rules file")
-            raise RulesError(self.problems)
-        interval = self.setting(document, "interval", DEFAULT_INTERVAL)
-        stale_after = self.setting(document, "stale_after", DEFAULT_STALE_AFTER)
-        rules = load_rules((self.path.parent / str(document["rules"])).resolve())
-        cases = []
-        for index, (spec, loc) in enumerate(
-            self.items(document.get("cases"), document.locs.get("cases", top), "'cases'")
-        ):
-            case = self.case(spec, loc, index, rules, interval)
-            if case is not None:
-                cases.append(case)
+        if not isinstance(document, LocMap):
+            message = f"a test file must be {TestFileSpec.shape}"
+            raise RulesError([Problem(str(self.path), 1, 1, message)])
+        self.document = document
+        spec, problems, _ = validate(TestFileSpec, document, str(self.path))
+        if spec is None:
+            raise RulesError(sorted(problems, key=lambda p: (p.line, p.column)))
+        rules = load_rules((self.path.parent / spec.rules).resolve())
+        cases = [
+            self.case(c, ("cases", i), i, rules, spec.interval) for i, c in enumerate(spec.cases)
+        ]
         if self.problems:
             raise RulesError(sorted(self.problems, key=lambda p: (p.line, p.column)))
-        return TestFile(rules, interval, stale_after, cases)
-
-    def setting(self, document: LocMap, key: str, default: timedelta) -> timedelta:
-        if key not in document:
-            return default
-        return self.duration(document[key], document.locs[key], key) or default
+        return TestFile(rules, spec.interval, spec.stale_after, [c for c in cases if c])
 
     def case(
-        self, spec: Any, loc: Loc, index: int, rules: RuleSet, interval: timedelta
+        self,
+        spec: CaseSpec,
+        steps: tuple[Any, ...],
+        index: int,
+        rules: RuleSet,
+        interval: timedelta,
     ) -> Case | None:
-        if not self.mapping(spec, loc, CASE_KEYS, "a case"):
-            return None
-        name = str(spec.get("name") or f"case {index + 1}")
         points: dict[str, dict[timedelta, Point]] = {}
-        timeline = spec.get("timeline")
-        for item, where in self.items(timeline, spec.locs.get("timeline", loc), "'timeline'"):
-            at, point = self.point(item, where, rules)
-            account = str(item.get("account") or rules.account_names[0]) if item else ""
-            if account and account not in rules.account_names:
+        for number, item in enumerate(spec.timeline):
+            where = (*steps, "timeline", number)
+            account = item.account or rules.account_names[0]
+            if account not in rules.account_names:
                 known = ", ".join(rules.account_names)
                 self.problem(where, f"no account named {account!r} (have: {known})")
-            elif at is not None and point is not None:
-                points.setdefault(account, {})[at] = point
+                continue
+            point = self.point(item, where, rules)
+            if point is not None:
+                points.setdefault(account, {})[item.at] = point
         if not points:
-            self.problem(spec.locs.get("timeline", loc), "the timeline is empty")
             return None
         first = min(min(p) for p in points.values())
         expects = []
-        entries = spec.get("expect")
-        where = spec.locs.get("expect", loc)
-        for item, at in self.items(entries, where, "'expect'") if entries is not None else []:
-            expect = self.expect(item, at, first, interval)
-            if expect is not None:
-                expects.append(expect)
-        return Case(name, points, expects)
+        for number, item in enumerate(spec.expect or ()):
+            where = (*steps, "expect", number)
+            if not on_grid(START + first, START + item.at, interval):
+                self.problem(
+                    (*where, "at"),
+                    f"at {format_duration(item.at)} is not an evaluation step: steps run every "
+                    f"{format_duration(interval)} from {format_duration(first)}",
+                )
+                continue
+            alerts = _rows(item.alerts, ALERT_FIELDS)
+            expects.append(Expect(item.at, alerts, _rows(item.notifications, NOTICE_FIELDS)))
+        return Case(spec.name or f"case {index + 1}", points, expects)
 
-    def point(self, item: Any, loc: Loc, rules: RuleSet) -> tuple[timedelta | None, Point | None]:
-        if not self.mapping(item, loc, POINT_KEYS, "a timeline point"):
-            return None, None
-        at = self.duration(item.get("at", "0s"), item.locs.get("at", loc), "at", offset=True)
-        if "error" in item:
-            kind = item["error"]
-            if kind not in FAILURES:
-                known = ", ".join(FAILURES)
-                self.problem(item.locs["error"], f"error: unknown kind {kind!r} (kinds: {known})")
-                return at, None
-            if any(k in item for k in ("currencies", "totals")):
-                self.problem(loc, "a failed poll has no balances: give 'error' or balances")
-            cls, text = FAILURES[kind]
-            return at, Point(None, cls(text))
+    def point(self, item: PointSpec, steps: tuple[Any, ...], rules: RuleSet) -> Point | None:
+        if item.error is not None:
+            cls, text = FAILURES[item.error]
+            return Point(None, cls(text))
         try:
-            return at, Point(snapshot(item, rules), None)
+            return Point(snapshot(item.model_dump(), rules), None)
         except (ValueError, TypeError, ArithmeticError) as exc:
-            self.problem(loc, str(exc))
-            return at, None
+            self.problem(steps, str(exc))
+            return None
 
-    def expect(self, item: Any, loc: Loc, first: timedelta, interval: timedelta) -> Expect | None:
-        if not self.mapping(item, loc, EXPECT_KEYS, "an expectation"):
-            return None
-        where = item.locs.get("at", loc)
-        at = self.duration(item.get("at", "0s"), where, "at", offset=True)
-        if at is None:
-            return None
-        if not on_grid(START + first, START + at, interval):
-            self.problem(
-                where,
-                f"at {format_duration(at)} is not an evaluation step: steps run every "
-                f"{format_duration(interval)} from {format_duration(first)}",
-            )
-            return None
-        alerts = self.rows(item, "alerts", ALERT_FIELDS, loc)
-        notices = self.rows(item, "notifications", NOTICE_FIELDS, loc)
-        return Expect(at, alerts, notices)
 
-    def rows(
-        self, item: LocMap, key: str, fields: tuple[str, ...], loc: Loc
-    ) -> set[tuple[Any, ...]] | None:
-        if key not in item:
-            return None
-        rows: set[tuple[Any, ...]] = set()
-        if item[key] is None:
-            return rows
-        for row, where in self.items(item[key], item.locs.get(key, loc), f"'{key}'"):
-            if self.mapping(row, where, fields, f"an entry of '{key}'"):
-                rows.add(tuple(row.get(k) for k in fields))
-        return rows
+def _rows(rows: list[Any] | None, fields: tuple[str, ...]) -> set[tuple[Any, ...]] | None:
+    if rows is None:
+        return None
+    return {tuple(getattr(row, key) for key in fields) for row in rows}
 
 
 def snapshot(item: Mapping[str, Any], rules: RuleSet) -> Overview:

@@ -160,7 +160,7 @@ def _template(value: str) -> str:
     return value
 
 
-def _needs_key(key: str, message: str) -> PydanticCustomError:
+def needs_key(key: str, message: str) -> PydanticCustomError:
     """A problem of the whole mapping that belongs at one of its keys."""
     return PydanticCustomError("needs", "{message}", {"message": message, "key": key})
 
@@ -243,7 +243,7 @@ class Rule(Policy):
     def _filters_need_each(self) -> Rule:
         for key in ("currencies", "exclude"):
             if getattr(self, key) is not None and self.each is None:
-                raise _needs_key(key, f"'{key}' only applies with 'each: currency'")
+                raise needs_key(key, f"'{key}' only applies with 'each: currency'")
         return self
 
 
@@ -261,7 +261,7 @@ class Channel(Part):
     @model_validator(mode="after")
     def _zone_needs_hours(self) -> Channel:
         if self.timezone is not None and self.quiet_hours is None:
-            raise _needs_key("timezone", "'timezone' only matters with 'quiet_hours'")
+            raise needs_key("timezone", "'timezone' only matters with 'quiet_hours'")
         return self
 
 
