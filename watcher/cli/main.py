@@ -486,6 +486,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(forever=args.forever, step=args.step)
 
 
+@command(
+    "schema",
+    "Print the JSON Schema of the rules file, for editors that check YAML as you type.",
+    "watcher schema > rules.schema.json",
+)
+def cmd_schema(args: argparse.Namespace) -> int:
+    from watcher.config.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
 # --- parser -------------------------------------------------------------------
 
 
@@ -501,7 +513,7 @@ def build_parser() -> Parser:
         child = sub.add_parser(
             name, help=purpose, description=purpose, epilog=f"example: {example}"
         )
-        if name not in ("demo", "test", "setup"):
+        if name not in ("demo", "test", "setup", "schema"):
             child.add_argument("--rules", metavar="PATH", help="rules file (WATCHER_RULES)")
             child.add_argument("--state", metavar="PATH", help="state database (WATCHER_STATE)")
         _arguments(name, child)

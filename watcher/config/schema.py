@@ -394,3 +394,13 @@ class RulesFile(Part):
         if isinstance(value, dict):
             return {k: v for k, v in value.items() if not str(k).startswith(FREE_PREFIX)}
         return value
+
+
+SCHEMA_ID = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema() -> dict[str, Any]:
+    """The rules file's JSON Schema (draft 2020-12), as pydantic generates it from
+    ``RulesFile``: what ``watcher schema`` prints and editors read."""
+    generated = RulesFile.model_json_schema(mode="validation")
+    return {"$schema": SCHEMA_ID, **generated}
