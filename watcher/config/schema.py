@@ -247,16 +247,30 @@ class Rule(Policy):
         return self
 
 
+def _or_text(schema: dict[str, Any]) -> None:
+    """In the JSON Schema, a channel may also be one URL (``default: "console://"``)."""
+    mapping = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [{"type": "string"}, mapping]
+
+
 class Channel(Part):
     """Where messages go: apprise URLs, and hours in which they wait."""
 
     noun: ClassVar[str] = "channel"
     shape: ClassVar[str] = "a URL or a mapping with 'urls'"
+    model_config = ConfigDict(json_schema_extra=lambda schema: _or_text(schema))
     urls: Names = Field(min_length=1, description="a URL or a list of URLs")
     quiet_hours: (
         Annotated[tuple[time, time], BeforeValidator(_window, json_schema_input_type=str)] | None
     ) = Field(None, description="a daily window such as 23:00-07:00", examples=["23:00-07:00"])
     timezone: Zone | None = Field(None, description="a time zone such as Europe/Berlin")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_url(cls, value: Any) -> Any:
+        """``default: "console://"`` is a channel of one URL."""
+        return {"urls": [value]} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _zone_needs_hours(self) -> Channel:
@@ -264,12 +278,6 @@ class Channel(Part):
             raise needs_key("timezone", "'timezone' only matters with 'quiet_hours'")
         return self
 
-
-def _channel(value: Any) -> Any:
-    return {"urls": [value]} if isinstance(value, str) else value
-
-
-ChannelEntry = Annotated[Channel, BeforeValidator(_channel, json_schema_input_type=str | Channel)]
 
 SOURCE_NEEDS = {
     "mexc": ("web_key",),
@@ -326,6 +334,13 @@ def _beats(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
+def _or_one(schema: dict[str, Any]) -> None:
+    """In the JSON Schema, a list of one may be written as its one item."""
+    listed = {"type": "array", "items": schema.pop("items")}
+    schema.pop("type", None)
+    schema["anyOf"] = [listed["items"], listed]
+
+
 class Digest(Part):
     """One all-clear-or-not message a day."""
 
@@ -376,14 +391,16 @@ class RulesFile(Part):
         min_length=1,
         description="a mapping of names, e.g. main: {source: mexc, web_key: ...}",
     )
-    channels: dict[Name, ChannelEntry] = Field({}, description="a mapping of names to apprise URLs")
+    channels: dict[Name, Channel] = Field({}, description="a mapping of names to apprise URLs")
     rules: list[Rule] = Field(
         description="a list of rules (each starting with '- name:')",
         examples=[[{"name": "usdt-spot-low", "when": "USDT.spot < 100"}]],
     )
-    heartbeat: Annotated[
-        list[Heartbeat], BeforeValidator(_beats, json_schema_input_type=Heartbeat | list[Heartbeat])
-    ] = []
+    heartbeat: Annotated[list[Heartbeat], BeforeValidator(_beats)] = Field(
+        [],
+        description="a mapping such as {url: ${HC_URL}, every: 5m}, or a list of them",
+        json_schema_extra=lambda schema: _or_one(schema),
+    )
     digest: Digest | None = None
     commands: Commands | None = None
 
