@@ -564,3 +564,29 @@ def test_every_command_but_test_and_demo_takes_rules_and_state() -> None:
         extra = {"unsilence": ["1"], "record": ["--to", "x"], "ack": ["low"]}.get(name, [])
         parsed = parser.parse_args([name, *extra, *args])
         assert (parsed.rules, parsed.state) == ("r.yaml", "s.db")
+
+
+def test_a_delivery_on_a_full_disk_is_recorded_so_a_restart_does_not_send_it_again(
+    small_disk: Path, receiver
+) -> None:
+    """The soak's one duplicate (#26): sent, then killed before the full disk let the
+    delivery be recorded. The store keeps a reserve beside the database for that write."""
+    channels = {"default": Channel("default", (receiver.url(),))}
+    store = Store(small_disk / "w.db")
+    reserve = small_disk / "w.db.reserve"
+    assert reserve.stat().st_size == 256 * 1024
+    store.commit({}, route([notice("a")], channels, at(0)))
+    filler = fill_disk(small_disk)
+    Deliverer(store, channels, name="vps-1").deliver(at(1))
+    assert not reserve.exists() and store.outbox_depth() == 0
+    store.close()  # the kill: nothing in memory survives
+    again = Store(small_disk / "w.db")
+    assert again.outbox_depth() == 0
+    Deliverer(again, channels, name="vps-1").deliver(at(2))
+    fired = [p for p in receiver.posts if p["message"].startswith("FIRING a")]
+    warned = [p for p in receiver.posts if "reserve" in p["message"]]
+    assert len(fired) == 1 and len(warned) == 1
+    filler.unlink()
+    again.commit({}, route([notice("b")], channels, at(3)))
+    assert Deliverer(again, channels, name="vps-1").deliver(at(3)).sent == 1
+    assert reserve.stat().st_size == 256 * 1024  # made again once there was room

@@ -271,7 +271,11 @@ class Deliverer:
         that URL back rather than send the same message every cycle."""
         counts.sent += len(rows)
         try:
-            self.store.delivered(r.id for r in rows)
+            if self.store.delivered(r.id for r in rows):
+                self.warn_disk(
+                    "the disk is full; this delivery was recorded in the space watcher "
+                    "keeps in reserve"
+                )
         except sqlite3.Error as exc:  # sent but not recorded: hold the URL back, never resend
             self.unrecorded[key] = [r.id for r in rows]
             log.error("a sent notification could not be recorded", channel=key[0], error=str(exc))
@@ -290,7 +294,7 @@ class Deliverer:
         """The database took a write again: a later episode is announced again."""
         self.disk_warned = False
 
-    def warn_disk(self, exc: Exception) -> None:
+    def warn_disk(self, exc: Exception | str) -> None:
         """Once per episode, straight to ``default`` (the outbox is what cannot be written)."""
         if self.disk_warned:
             return

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from watcher.core import logs
 from watcher.core.errors import StateUnwritable, StoreError
 
 SCHEMA_VERSION = 2  # 2: several accounts (an `account` on alerts and silences, key prefixes)
@@ -55,6 +56,9 @@ UPDATE meta SET key = 'main/' || key WHERE key IN
 """
 
 
+log = logs.get("watcher.store")
+
+
 def damaged(path: Path | None, exc: Exception) -> str:
     """One line for a database SQLite cannot use, with the way out."""
     name = f"the state database {path}" if path else "the state database (WATCHER_STATE)"
@@ -68,6 +72,41 @@ def damaged(path: Path | None, exc: Exception) -> str:
 
 
 UNWRITABLE = ("full", "readonly", "read-only", "disk i/o", "locked", "busy")
+
+
+class Reserve:
+    """A file of ``SIZE`` bytes beside the database, given up when the disk is full so
+    that the write that records a delivery still fits, and made again once there is room
+    (twice its size free) for it and more."""
+
+    SIZE = 256 * 1024  # 64 pages: a delivery's delete and its WAL frames, many times over
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".reserve")
+        self.usable = str(database) != ":memory:"
+
+    def keep(self) -> None:
+        if not self.usable or self.path.exists():
+            return
+        try:
+            stats = os.statvfs(self.path.parent)
+            if stats.f_bavail * stats.f_frsize < 2 * self.SIZE:
+                return
+            with open(self.path, "wb") as reserve:
+                reserve.truncate(self.SIZE)  # sparse would reserve nothing: write it out
+                reserve.seek(0)
+                reserve.write(bytes(self.SIZE))
+                os.fsync(reserve.fileno())
+        except OSError:
+            self.path.unlink(missing_ok=True)
+
+    def release(self) -> bool:
+        """True when there was a reserve to give up."""
+        try:
+            self.path.unlink()
+        except OSError:
+            return False
+        return True
 
 
 def refused(path: Path | None, exc: sqlite3.Error) -> StoreError:
@@ -108,6 +147,8 @@ class Database:
         except sqlite3.Error as exc:
             raise StoreError(damaged(self.path, exc)) from None
         self.inode = self._inode()
+        self.reserve = Reserve(self.path)
+        self.reserve.keep()
 
     def _migrate(self) -> None:
         """Create what is missing; write nothing to a database that is already current, so
@@ -151,6 +192,21 @@ class Database:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def spared(self, write: Callable[[], None]) -> bool:
+        """``write``, and once more on a full disk after giving up the reserve: a message
+        that went out must be recorded as sent, or a restart would send it again. True
+        when the reserve was used: the disk is full, and the caller should say so."""
+        try:
+            write()
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc) or not self.reserve.release():
+                raise
+            log.warning("disk full: the state database used its reserve", path=str(self.path))
+            write()
+            return True
+        self.reserve.keep()
+        return False
 
     def close(self) -> None:
         self.db.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -60,6 +60,7 @@ class OutboxTable:
 
     db: sqlite3.Connection
     path: Path
+    spared: Callable[[Callable[[], None]], bool]
 
     def _queue(self, rows: Iterable[tuple[str, str, Notice, datetime]]) -> None:
         self.db.executemany(
@@ -104,9 +105,17 @@ class OutboxTable:
                 )
             self.db.executemany("DELETE FROM outbox WHERE id=?", [(r.id,) for r in rows])
 
-    def delivered(self, ids: Iterable[int]) -> None:
-        with self.transaction():
-            self.db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
+    def delivered(self, ids: Iterable[int]) -> bool:
+        """Sent: gone from the outbox. On a full disk this write may use the reserve, since
+        a sent message left in the outbox would be sent again after a restart; True when
+        it did."""
+        gone = [(i,) for i in ids]
+
+        def write() -> None:
+            with self.transaction():
+                self.db.executemany("DELETE FROM outbox WHERE id=?", gone)
+
+        return self.spared(write)
 
     drop = delivered
 
