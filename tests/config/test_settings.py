@@ -188,7 +188,8 @@ def test_every_bad_variable_is_named_on_its_own_line(monkeypatch) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert str(caught.value).splitlines() == [
-        "WATCHER_SOURCE: must be mexc or bypass, not 'kraken'",
+        "WATCHER_SOURCE: must be mexc or bypass, not 'kraken'; the ccxt source is set per "
+        "account, under 'accounts:' in the rules file",
         "WATCHER_WEB_KEY_ISSUED: must be a time such as 2026-11-26T08:00:00+00:00",
         "WATCHER_TIMEOUT: expected a duration like 30s, 5m or 1h, got 'soon'",
     ]

@@ -31,6 +31,28 @@ def source(settings: Settings):
     return open_source(settings, lambda: datetime.now(UTC))
 
 
+def tried_with_ccxt(first_line: str, port: int) -> None:
+    """#30, 12: ccxt can be tried without an account, with what the simulator prints."""
+    import re
+    from datetime import UTC, datetime
+
+    from watcher.config.model import AccountSpec
+    from watcher.sources.ccxt_source import CcxtSource
+
+    found = re.search(r"api_key '([^']+)', secret '([^']+)'", first_line)
+    assert found, first_line
+    spec = AccountSpec(
+        name="official",
+        source="ccxt",
+        exchange="mexc",
+        api_key=found[1],
+        secret=found[2],
+        base_url=f"http://127.0.0.1:{port}",
+    )
+    overview = CcxtSource(spec, 5.0, lambda: datetime.now(UTC)).fetch(True, True)
+    assert overview.currencies and overview.currencies["USDT"].spot > 0
+
+
 def test_rows_totals_and_both_with_the_web_key(sim: SimExchange, settings: Settings) -> None:
     src = source(settings)
     rows = src.fetch(rows=True, totals=False)
@@ -236,8 +258,10 @@ def test_a_person_drives_the_simulator_from_another_terminal(settings: Settings)
         [*sim, "serve", "--port", str(port), "--web-key", WEB_KEY], stdout=subprocess.PIPE
     )
     try:
-        assert b"simulated MEXC at http://127.0.0.1:" in server.stdout.readline()
+        first = server.stdout.readline().decode()
+        assert "simulated MEXC at http://127.0.0.1:" in first
         local = settings.replace(mexc_url=f"http://127.0.0.1:{port}")
+        tried_with_ccxt(first, port)  # the printed official key and secret are enough
 
         def cli(*args: str) -> str:
             done = subprocess.run([*sim, *args, "--port", str(port)], capture_output=True)

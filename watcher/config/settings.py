@@ -243,6 +243,16 @@ def _one_of(*allowed: str) -> Callable[[Any], str]:
     return check
 
 
+def _source(value: Any) -> str:
+    """mexc or bypass; ccxt (and several accounts) live in the rules file, so say where."""
+    try:
+        return _one_of("mexc", "bypass")(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}; the ccxt source is set per account, under 'accounts:' in the rules file"
+        ) from None
+
+
 def _name(value: Any) -> str:
     text = str(value).strip() or socket.gethostname()
     if len(text) > 64:
@@ -350,7 +360,7 @@ def _host_port(value: Any) -> str | None:
 
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "name": _name,
-    "source": _one_of("mexc", "bypass"),
+    "source": _source,
     "api_key": _key,
     "web_key": _web_key,
     "web_key_issued": _login_time,

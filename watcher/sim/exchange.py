@@ -546,7 +546,9 @@ def serve(port: int, web_key: str, api_key: str) -> int:
     sample_portfolio(sim)
     print(
         f"simulated MEXC at {sim.mexc_url} (WATCHER_MEXC_URL, web key {web_key!r}); "
-        f"Bypass API at {sim.url} (API key {api_key!r}); Ctrl-C stops",
+        f"Bypass API at {sim.url} (API key {api_key!r}); official API for ccxt at "
+        f"{sim.mexc_url} (api_key {sim.official_key!r}, secret {sim.official_secret!r}); "
+        "Ctrl-C stops",
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):
