@@ -159,6 +159,29 @@ def test_setup_through_a_terminal_reaches_a_working_check(
     assert check.returncode == 0, check.stderr
 
 
+def test_setup_with_piped_answers_reads_the_pipe_without_warnings(
+    tmp_path: Path, sim: SimExchange, receiver: Receiver
+) -> None:
+    """#30, 13: answers piped in (a provisioning script) are read from the pipe, and
+    getpass's GetPassWarning never shows."""
+    config = tmp_path / "etc-watcher"
+    answers = f"{WEB_KEY}\n{receiver.url('pipe-token-abc123')}\ny\n"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "watcher"), "setup", "--config-dir", str(config)],
+        input=answers,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "WATCHER_MEXC_URL": sim.mexc_url, "HOME": str(tmp_path)},
+        timeout=60,
+        start_new_session=True,  # no controlling terminal: getpass would warn and echo
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "GetPassWarning" not in done.stderr and "Warning" not in done.stderr
+    assert "MEXC web key (not shown): " in done.stderr and WEB_KEY not in done.stdout
+    assert "watcher check: 2 rules, 1 channel: OK" in done.stdout
+    assert (config / "credentials" / "web_key").read_text() == WEB_KEY
+
+
 def test_setup_scripted_with_flags(tmp_path: Path, sim: SimExchange, receiver, capsys, monkeypatch):
     from watcher.cli.main import main
 

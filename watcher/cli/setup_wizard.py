@@ -39,6 +39,21 @@ Slack, Discord, e-mail and 100 more: see the README's "Channels"."""
 STABLES = ("USDT", "USDC", "FDUSD", "DAI", "TUSD")
 
 
+def hidden_input(prompt: str) -> str:
+    """A secret from the terminal without echo; from a pipe, the next line as it is.
+
+    getpass reads the terminal even when the answers are piped (and warns with
+    GetPassWarning where there is none), so a pipe is read directly.
+    """
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    print(prompt, end="", file=sys.stderr, flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
 @dataclass
 class Answers:
     web_key_file: Path | None
@@ -53,12 +68,12 @@ class Wizard:
         answers: Answers,
         out: TextIO | None = None,
         ask: Callable[[str], str] = input,
-        secret: Callable[[str], str] = getpass.getpass,
+        secret: Callable[[str], str] | None = None,
     ) -> None:
         self.answers = answers
         self.out = out or sys.stdout  # looked up now: a default would pin the import's stdout
         self.ask = ask
-        self.secret = secret
+        self.secret = secret or hidden_input
         self.dir = answers.config_dir
 
     def say(self, text: str = "") -> None:
