@@ -157,6 +157,11 @@ def test_record_then_replay(tmp_path: Path, sim: SimExchange, monkeypatch, capsy
     monkeypatch.setenv("WATCHER_INTERVAL", "1s")
     out = tmp_path / "rec.jsonl"
     assert main(["record", "--to", str(out), "--count", "2"]) == 0
+    printed = capsys.readouterr().out.splitlines()  # a line per capture: no silent minutes
+    assert [line.split(": ", 1)[1] for line in printed[:2]] == [
+        f"capture 1 of main appended to {out}",
+        f"capture 2 of main appended to {out}",
+    ]
     lines = out.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["currencies"]["USDT"]["spot"] == "1500"
     rules = parse_rules(LOW)

@@ -110,3 +110,21 @@ def test_one_apprise_object_per_url_is_reused_across_sends_and_reloads(tmp_path)
 def test_console_is_apprises_custom_notification(capsys) -> None:
     assert Service("console://").send(Message("title", "body", "failure", "critical")).ok
     assert capsys.readouterr().out == "[critical] title\nbody\n"
+
+
+def test_a_refused_connection_is_not_reported_as_a_refused_message() -> None:
+    """#30, 14: apprise's own warning tells the two apart; watcher's words follow it."""
+    from watcher.sim.receiver import free_port
+
+    message = Message("t", "body", "info", "info")
+    closed = Service(f"json://127.0.0.1:{free_port()}/hook?cto=1")
+    sent = closed.send(message)
+    assert not sent.ok and sent.error.startswith("could not connect to the service")
+    refusing = Receiver()
+    refusing.fail = 1
+    try:
+        sent = Service(refusing.url("tok-refused-0123456789")).send(message)
+        assert not sent.ok and sent.error.startswith("the service did not accept the message")
+        assert "tok-refused-0123456789" not in sent.error
+    finally:
+        refusing.stop()

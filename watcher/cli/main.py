@@ -387,6 +387,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                 out.write(overview_to_json(overview, name) + "\n")
                 out.flush()
                 count += 1
+                stamp = overview.fetched_at.strftime("%H:%M:%S UTC")
+                print(f"{stamp}: capture {count} of {name} appended to {args.to}", flush=True)
     finally:
         source.close()
     print(f"{count} overview(s) of {name} appended to {args.to}")

@@ -18,6 +18,7 @@ import logging
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -40,16 +41,26 @@ def _console(body: str, title: str, notify_type: str, *args: Any, **kwargs: Any)
     return True
 
 
-class _WhileBuilding(logging.Filter):
-    """Drops apprise's records about a URL while this thread builds a ``Service``: a URL
-    it cannot use is one located line from watcher (``check``), not two. Installed once
-    on apprise's logger; the flag is per thread, so no send elsewhere loses a record."""
+class _PerThread(logging.Filter):
+    """Installed once on apprise's logger; what it does depends on this thread alone.
+
+    - While the thread builds a ``Service``, apprise's records about the URL are dropped:
+      a URL it cannot use is one located line from watcher (``check``), not two.
+    - apprise's warnings are also kept a short while (``_HEARD``), so that a failed send
+      can say why: a refused connection is not a refused message. apprise sends from its
+      own worker threads, so a send finds its warnings by time and by its host.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(_building, "active", False)
+        if getattr(_building, "active", False):
+            return False
+        if record.levelno >= logging.WARNING:
+            _HEARD.append((time.monotonic(), record.getMessage()))
+        return True
 
 
 _building = threading.local()
+_HEARD: deque[tuple[float, str]] = deque(maxlen=200)
 
 
 def _apprise() -> Any:
@@ -63,7 +74,7 @@ def _apprise() -> Any:
             from apprise.decorators import notify
 
             notify(on="console", name="watcher console")(_console)
-            logging.getLogger("apprise").addFilter(_WhileBuilding())
+            logging.getLogger("apprise").addFilter(_PerThread())
             _console_ready = True
     return apprise
 
@@ -174,7 +185,20 @@ class Service:
         if self.read_timeout and time.monotonic() - started >= self.read_timeout * 0.9:
             waited = f"{self.read_timeout:g}s"
             return Sent(False, f"no answer within {waited}; the message may have arrived", True)
-        return Sent(False, "the service did not accept the message")
+        return Sent(False, self.why(started))
+
+    def why(self, started: float) -> str:
+        """A failed send in words, from what apprise logged about this host while it
+        tried: a connection that failed never reached the service, which is not the
+        service saying no."""
+        host = getattr(self.plugin, "host", None)
+        heard = [m for t, m in list(_HEARD) if t >= started and host and host in m]
+        said = Masker(url_secrets(self.url)).mask(" ".join(" ".join(heard).split()))[:200]
+        if any("connection" in line.lower() for line in heard):
+            return f"could not connect to the service ({said})"
+        if heard:
+            return f"the service did not accept the message ({said})"
+        return "the service did not accept the message"
 
 
 def validate_url(url: str) -> str | None:
