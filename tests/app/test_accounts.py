@@ -266,3 +266,27 @@ class Fixed:
 
     def describe(self) -> str:
         return "fixed"
+
+
+def test_a_misspelt_account_is_told_apart_from_one_whose_variable_is_unset(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """#30, 11: the hint knows every declared account, its ${VAR} set or not."""
+    monkeypatch.setenv("MAIN_KEY", "WEB-main-0123456789")
+    monkeypatch.delenv("HEDGE_KEY_NOT_SET", raising=False)
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "accounts:\n"
+        '  main: {source: mexc, web_key: "${MAIN_KEY}"}\n'
+        '  hedge: {source: mexc, web_key: "${HEDGE_KEY_NOT_SET}"}\n'
+        'channels:\n  default: "console://"\n'
+        "rules:\n  - name: b\n    when: USDT.spot < 100\n    accounts: [hedg]\n"
+    )
+    assert main(["check", "--rules", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"watcher: {path}:3:34: account hedge: web_key: environment variable "
+        "HEDGE_KEY_NOT_SET is not set",
+        f"watcher: {path}:9:16: rule b: accounts: no account named 'hedg'; did you mean "
+        "'hedge'? (have: main, hedge)",
+    ]

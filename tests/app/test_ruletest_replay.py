@@ -329,3 +329,16 @@ def test_the_promtool_agreement_scenarios_pass(capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "8 passed, 0 failed"
     assert path.read_text().count("  # Prometheus: ") == 8
+
+
+def test_one_bad_point_does_not_move_the_step_grid(tmp_path: Path, capsys) -> None:
+    """#30, 11: the first point's bad amount is the one problem; the expectation at 2m
+    stays on the grid that the file as written defines (from 0m)."""
+    body = (
+        "cases:\n  - name: x\n    timeline:\n"
+        "      - {at: 0m, currencies: {USDT: {spot: lots}}}\n"
+        "      - {at: 90s, currencies: {USDT: {spot: 50}}}\n"
+        "    expect:\n      - {at: 2m, alerts: []}\n"
+    )
+    code, out = run_test(tmp_path, capsys, body)
+    assert code == 2 and len(out) == 1 and "spot: should be a number, not text" in out[0]

@@ -48,6 +48,9 @@ def _unexpected(text: str, pos: int) -> str:
     """What a stray character most likely meant."""
     if text[pos] == "=":
         return "'=' alone is not a comparison: use == to compare"
+    if text[pos] == "%" and re.search(r"[0-9.]\s+$", text[:pos]):
+        number = text[:pos].split()[-1]
+        return f"write the percent sign next to its number: {number}%"
     return f"unexpected character {text[pos]!r}"
 
 
