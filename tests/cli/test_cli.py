@@ -244,6 +244,40 @@ def test_status_silence_and_unsilence(env, capsys, sim, receiver) -> None:
     assert main(["unsilence", "999"]) == 2
 
 
+def test_status_tells_delivered_from_waiting(env, capsys, sim, receiver) -> None:
+    """#30, 4: a message that never arrived (receiver down) is waiting, not "notified"."""
+    receiver.fail = 10**6
+    sim.set_coin("USDT", "1", spot="50")
+    main(["once"])
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    low = next(
+        a for a in json.loads(capsys.readouterr().out)["alerts"] if a["rule"] == "usdt-spot-low"
+    )
+    assert low["last_delivered"] is None and low["waiting"] == 1
+    assert main(["status"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "usdt-spot-low" in line)
+    assert row.split()[-2:] == ["never", "1"]
+    receiver.fail = 0
+    from datetime import UTC, datetime, timedelta
+
+    from watcher.config.channels import Channel
+    from watcher.notify.delivery import Deliverer
+    from watcher.store import Store
+
+    store = Store(env["WATCHER_STATE"])  # the daemon's next cycle, after the backoff
+    later = datetime.now(UTC) + timedelta(hours=1)
+    channels = {"default": Channel("default", (receiver.url(),))}
+    assert Deliverer(store, channels).deliver(later).sent >= 1
+    store.close()
+    assert main(["status", "--json"]) == 0
+    low = next(
+        a for a in json.loads(capsys.readouterr().out)["alerts"] if a["rule"] == "usdt-spot-low"
+    )
+    delivered = datetime.fromisoformat(low["last_delivered"])
+    assert abs(delivered - later) < timedelta(seconds=1) and low["waiting"] == 0
+
+
 def test_silence_mutes_notifications_end_to_end(env, capsys, sim, receiver) -> None:
     main(["once"])
     assert main(["silence", "usdt-spot-low", "--for", "1h"]) == 0

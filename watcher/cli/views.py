@@ -153,6 +153,7 @@ def status_json(store: Store) -> dict[str, Any]:
     alerts = sorted(
         store.load_alerts().values(), key=lambda a: (a.account, a.rule, a.currency or "")
     )
+    delivered, waiting = store.deliveries(), store.waiting()
     return {
         **first,  # the first account's, for a setup of one account
         "accounts": accounts,
@@ -163,7 +164,9 @@ def status_json(store: Store) -> dict[str, Any]:
                 "currency": a.currency,
                 "state": a.state,
                 "since": iso(a.since),
-                "last_notified": iso(a.last_notified),
+                "last_notified": iso(a.last_notified),  # decided, delivered or not
+                "last_delivered": iso(delivered.get((a.account, a.rule, a.currency or ""))),
+                "waiting": waiting[(a.account, a.rule, a.currency or "")],
                 "value": _dec(a.value),
                 "threshold": _dec(a.threshold),
             }
@@ -208,11 +211,12 @@ def status_text(data: dict[str, Any]) -> str:
             a["rule"],
             a["currency"] or "",
             a["since"],
-            a["last_notified"] or "-",
+            a["last_delivered"] or "never",
+            str(a["waiting"]) if a["waiting"] else "-",
         ]
         for a in data["alerts"]
     ]
-    headers = ["state", "account", "rule", "currency", "since", "last notified"]
+    headers = ["state", "account", "rule", "currency", "since", "last delivered", "waiting"]
     lines += ["", table.render(headers, rows, right=set()) if rows else "no alerts"]
     for a in data["acks"]:
         key = (a["account"], a["rule"], a["currency"])

@@ -124,7 +124,7 @@ class Deliverer:
         self.write = threading.RLock()  # one connection, several sending threads
         self.in_flight: set[tuple[str, str]] = set()
         self.threads: list[threading.Thread] = []
-        self.unrecorded: dict[tuple[str, str], list[int]] = {}
+        self.unrecorded: dict[tuple[str, str], tuple[list[int], datetime]] = {}
         self.disk_warned = False
 
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
@@ -199,12 +199,12 @@ class Deliverer:
     def settle_unrecorded(self, key: tuple[str, str], rows: list[OutboxRow]) -> list[OutboxRow]:
         """Rows sent but not yet deleted (a full disk): record them before anything new goes
         to that URL; while the database cannot be written, that URL gets nothing."""
-        sent = self.unrecorded.get(key)
-        if not sent:
+        if key not in self.unrecorded:
             return rows
+        sent, when = self.unrecorded[key]
         try:
             with self.write:
-                self.store.delivered(sent)
+                self.store.delivered(sent, when)
         except sqlite3.Error:
             return []
         del self.unrecorded[key]
@@ -247,7 +247,7 @@ class Deliverer:
         with self.write:
             counts.messages += 1
             if sent.ok:
-                self.record_sent(key, rows, url, counts)
+                self.record_sent(key, rows, url, counts, now)
                 return
             # newer rows do not reset the backoff; a send that may have arrived waits longer
             attempts = max(r.attempts for r in rows) + (MAYBE_EXTRA if sent.maybe else 0)
@@ -265,19 +265,24 @@ class Deliverer:
         )
 
     def record_sent(
-        self, key: tuple[str, str], rows: list[OutboxRow], url: str, counts: DeliveryCounts
+        self,
+        key: tuple[str, str],
+        rows: list[OutboxRow],
+        url: str,
+        counts: DeliveryCounts,
+        now: datetime,
     ) -> None:
         """Delete what was sent; if the database refuses (disk full), remember it and hold
         that URL back rather than send the same message every cycle."""
         counts.sent += len(rows)
         try:
-            if self.store.delivered(r.id for r in rows):
+            if self.store.delivered((r.id for r in rows), now):
                 self.warn_disk(
                     "the disk is full; this delivery was recorded in the space watcher "
                     "keeps in reserve"
                 )
         except sqlite3.Error as exc:  # sent but not recorded: hold the URL back, never resend
-            self.unrecorded[key] = [r.id for r in rows]
+            self.unrecorded[key] = ([r.id for r in rows], now)
             log.error("a sent notification could not be recorded", channel=key[0], error=str(exc))
             if "full" in str(exc) or "disk" in str(exc):
                 self.warn_disk(exc)

@@ -39,6 +39,9 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due);
 CREATE TABLE IF NOT EXISTS silences (
     id INTEGER PRIMARY KEY, rule TEXT NOT NULL, currency TEXT, starts REAL NOT NULL,
     ends REAL NOT NULL, comment TEXT NOT NULL DEFAULT '', account TEXT);
+CREATE TABLE IF NOT EXISTS delivered (
+    account TEXT NOT NULL, rule TEXT NOT NULL, currency TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (account, rule, currency));
 CREATE TABLE IF NOT EXISTS acks (
     account TEXT NOT NULL, rule TEXT NOT NULL, currency TEXT NOT NULL, by TEXT NOT NULL,
     at REAL NOT NULL, PRIMARY KEY (account, rule, currency));
@@ -154,7 +157,7 @@ class Database:
         """Create what is missing; write nothing to a database that is already current, so
         it opens even on a full disk."""
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
-        if {"meta", "alerts", "history", "outbox", "silences", "acks"} <= tables:
+        if {"meta", "alerts", "history", "outbox", "silences", "acks", "delivered"} <= tables:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row and row[0] == str(SCHEMA_VERSION):
                 return

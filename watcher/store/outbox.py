@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class OutboxTable:
                 broken.append(i)
         if broken:  # edited by hand into something no message can be made of
             log.error("unreadable outbox rows dropped", count=len(broken))
-            self.delivered(broken)
+            self.drop(broken)
         return rows
 
     def move(self, rows: Iterable[OutboxRow], url_keys: Iterable[str]) -> None:
@@ -105,19 +106,41 @@ class OutboxTable:
                 )
             self.db.executemany("DELETE FROM outbox WHERE id=?", [(r.id,) for r in rows])
 
-    def delivered(self, ids: Iterable[int]) -> bool:
-        """Sent: gone from the outbox. On a full disk this write may use the reserve, since
-        a sent message left in the outbox would be sent again after a restart; True when
-        it did."""
+    def delivered(self, ids: Iterable[int], at: datetime) -> bool:
+        """Sent at ``at``: gone from the outbox, and the time kept per alert for ``status``.
+        On a full disk this write may use the reserve, since a sent message left in the
+        outbox would be sent again after a restart; True when it did."""
         gone = [(i,) for i in ids]
 
         def write() -> None:
             with self.transaction():
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO delivered (account, rule, currency, at) SELECT "
+                    "coalesce(json_extract(notice, '$.account'), 'main'), "
+                    "json_extract(notice, '$.rule'), "
+                    "coalesce(json_extract(notice, '$.currency'), ''), ? FROM outbox WHERE id=?",
+                    [(at.timestamp(), i) for (i,) in gone],
+                )
                 self.db.executemany("DELETE FROM outbox WHERE id=?", gone)
 
         return self.spared(write)
 
-    drop = delivered
+    def drop(self, ids: Iterable[int]) -> None:
+        """Given up: gone from the outbox, never delivered."""
+        with self.transaction():
+            self.db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
+
+    def deliveries(self) -> dict[tuple[str, str, str], datetime]:
+        """When a message about each (account, rule, currency) last arrived."""
+        rows = self.db.execute("SELECT account, rule, currency, at FROM delivered").fetchall()
+        return {(a, r, c): datetime.fromtimestamp(t, UTC) for a, r, c, t in rows}
+
+    def waiting(self) -> Counter[tuple[str, str, str]]:
+        """How many messages about each (account, rule, currency) wait in the outbox."""
+        return Counter(
+            (n.account or "main", n.rule, n.currency or "")
+            for n in (r.notice for r in self.pending())
+        )
 
     def retry_later(self, ids: Iterable[int], due: datetime, error: str) -> None:
         with self.transaction():
