@@ -371,3 +371,32 @@ def test_balances_shows_every_wallet_of_every_account(env, capsys, sim) -> None:
     assert main(["balances"]) == 0
     table = capsys.readouterr().out
     assert table.startswith("main:\n") and "ACCOUNT" in table and "5,900" in table
+
+
+def test_once_shows_a_percent_rule_in_percent(env, capsys, sim, tmp_path) -> None:
+    """#30, 7: the table reads as the message does: 61.2% and 60%, not 0.612 and 0.6."""
+    rules = tmp_path / "share.yaml"
+    rules.write_text(
+        'channels:\n  default: "console://"\nrules:\n'
+        "  - name: heavy\n    when: contract / total > 0.1%\n"
+    )
+    assert main(["once", "--rules", str(rules)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    row = next(line.split() for line in out if line.split()[:3] == ["FIRING", "main", "heavy"])
+    assert row[3] == "23.7%" and row[4] == "0.1%", row
+
+
+def test_balances_tables_round_coins_to_the_satoshi_and_converted_amounts_as_messages() -> None:
+    """#30, 7: one number format where a person reads; JSON keeps the exact text."""
+    from decimal import Decimal
+
+    from tests.support.helpers import overview, row
+    from watcher.cli.table import balances, coins
+    from watcher.cli.views import balances_json
+
+    assert coins(Decimal("0.123456789123")) == "0.12345679"
+    assert coins(Decimal("1500.50000")) == "1,500.5" and coins(Decimal("0E-8")) == "0"
+    book = overview(row("BTC", spot="98400.00012345"))
+    table = balances(book).splitlines()[-1].split()
+    assert table == ["BTC", "98,400", "98,400", "0", "98,400.00012345"]  # converted, coins
+    assert balances_json(book)["rows"]["BTC"]["spot"] == "98400.00012345"

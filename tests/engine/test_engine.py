@@ -229,3 +229,22 @@ def test_history_is_recorded_only_for_watched_series_and_pruned() -> None:
     assert list(c.history.keys()) == ["BTC.total"]
     times = c.history._times["BTC.total"]
     assert times[0] >= at(minutes=190).timestamp() - c.rules.history_keep.total_seconds()
+
+
+def test_a_message_template_reads_numbers_as_the_built_in_lines_do() -> None:
+    """#30, 7: {value} reads 1,500 (not 1500.000); a percent rule reads 61.2%; an explicit
+    spec formats the number itself, in percent for a percent rule."""
+    c = Clocked(LOW + '    message: "USDT {value} < {threshold}; exact {value:.3f}"\n')
+    out = c.step(at(0), usdt("50.000"))
+    assert out.notices[0].text == "USDT 50 < 100; exact 50.000"
+    big = Clocked(
+        '  - name: big\n    when: USDT.spot > 1000\n    message: "USDT {value} above {threshold}"\n'
+    )
+    assert big.step(at(0), usdt("1500.000")).notices[0].text == "USDT 1,500 above 1,000"
+    share = Clocked(
+        "  - name: heavy\n    when: contract / total > 60%\n"
+        '    message: "contract is {value} of total (limit {threshold}, {value:.0f} percent)"\n'
+    )
+    step = share.step(at(0), overview(total="100", contract="61.2", spot="38.8"))
+    assert step.notices[0].text == "contract is 61.2% of total (limit 60%, 61 percent)"
+    assert [s.percent for s in step.standings] == [True]

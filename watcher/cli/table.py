@@ -1,5 +1,5 @@
-"""Plain-text tables for the console: aligned columns, thousands separators,
-every significant digit the exchange sent and no trailing zeros."""
+"""Plain-text tables for the console: aligned columns, thousands separators, converted
+amounts as every message reads them and coins to the satoshi."""
 
 from __future__ import annotations
 
@@ -7,17 +7,22 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from watcher.core.models import Overview
+from watcher.core.numbers import human
 
 SHOWN_WALLETS = ("total", "spot", "contract", "otc", "strategy", "robot", "alpha")
 
 
-def amount(value: Decimal | None) -> str:
-    """Every significant digit, no trailing zeros, thousands separated: one style for all."""
+COIN_PLACES = 8  # a satoshi: no exchange balance is finer than that in practice
+
+
+def coins(value: Decimal | None) -> str:
+    """A native amount (``originTotal``): up to 8 decimals, no trailing zeros, thousands
+    separated. Converted amounts read as everywhere else (``human``: ``1,500.25``)."""
     if value is None:
         return "-"
     if value.is_zero():
         return "0"
-    text = format(value.normalize(), ",f")
+    text = format(round(value, COIN_PLACES).normalize(), ",f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
@@ -42,9 +47,9 @@ def balances(overview: Overview) -> str:
     headers = ["currency", *wallets, "originTotal"]
     rows = []
     for code, row in sorted((overview.currencies or {}).items()):
-        rows.append([code, *(amount(getattr(row, w)) for w in wallets), amount(row.originTotal)])
+        rows.append([code, *(human(getattr(row, w)) for w in wallets), coins(row.originTotal)])
     if overview.totals is not None:
-        rows.append(["ACCOUNT", *(amount(getattr(overview.totals, w)) for w in wallets), ""])
+        rows.append(["ACCOUNT", *(human(getattr(overview.totals, w)) for w in wallets), ""])
     return render(headers, rows, right=set(range(1, len(headers))))
 
 

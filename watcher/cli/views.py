@@ -11,8 +11,8 @@ from watcher.cli import table
 from watcher.config.settings import Settings
 from watcher.core.alerts import MAIN, describe
 from watcher.core.models import ROW_FIELDS, WALLETS, Overview
+from watcher.core.numbers import human
 from watcher.engine.evaluate import Standing
-from watcher.notify.messages import human
 from watcher.store import Store
 from watcher.store.db import iso
 
@@ -117,8 +117,8 @@ def alerts_table(standings: list[Standing]) -> str:
             r.account,
             r.rule,
             r.currency or "",
-            human(r.value),
-            human(r.threshold),
+            human(r.value, r.percent),
+            human(r.threshold, r.percent),
             f"{r.since:%Y-%m-%d %H:%M:%S}",
         ]
         for r in standings

@@ -41,6 +41,7 @@ from watcher.config.resolve import is_reference
 from watcher.config.settings import is_loopback
 from watcher.config.templates import TemplateError, render
 from watcher.core.durations import parse_duration
+from watcher.core.numbers import Shown
 
 NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 CODE_PATTERN = r"^[A-Z0-9][A-Z0-9_-]*$"
@@ -53,8 +54,8 @@ _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _HOUR = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 
 SAMPLE = {  # what a message template is rendered with when the file is checked
-    "value": Decimal("99.5"),
-    "threshold": Decimal("100"),
+    "value": Shown(Decimal("99.5")),
+    "threshold": Shown(Decimal("100")),
     "rule": "sample-rule",
     "currency": "USDT",
     "severity": "warning",

@@ -77,6 +77,7 @@ class Standing:
     value: Decimal | None
     threshold: Decimal | None
     account: str = MAIN
+    percent: bool = False  # value and threshold are shares: shown as % where people read
 
 
 @dataclass

@@ -30,6 +30,7 @@ from watcher.core.alerts import (  # re-exported: the engine's vocabulary
     Standing,
 )
 from watcher.core.models import UNKNOWN_TOTALS, Overview
+from watcher.core.numbers import Shown
 from watcher.engine.builtins import Fact
 from watcher.engine.lookback import History, Sample, record_history
 
@@ -195,6 +196,8 @@ class Evaluation:
         if after is not None:
             self.outcome.alerts[key] = after
         state = RESOLVED if after is None else after.state
+        rule = self.compiled.get(key[1])
+        read = rule.clear_when if cleared and rule is not None else rule.when if rule else None
         self.outcome.standings.append(
             Standing(
                 key[1],
@@ -205,6 +208,7 @@ class Evaluation:
                 shown.value,
                 shown.threshold,
                 key[0],
+                percent=read.percent if read is not None else False,
             )
         )
         if kind and (kind != RESOLVED or policy.send_resolved):
@@ -243,9 +247,10 @@ class Evaluation:
         rule = self.compiled.get(alert.rule)
         shown = rule.clear_when if cleared and rule is not None else rule.when if rule else None
         if template:
+            percent = shown.percent if shown else False
             values = {
-                "value": alert.value,
-                "threshold": alert.threshold,
+                "value": Shown(alert.value, percent),
+                "threshold": Shown(alert.threshold, percent),
                 "rule": alert.rule,
                 "currency": alert.currency or "",
                 "severity": policy.severity,

@@ -16,8 +16,8 @@ from watcher.config.model import Digest
 from watcher.core.alerts import FIRING, MAIN, Alert, Silence
 from watcher.core.durations import format_duration
 from watcher.core.models import Overview
+from watcher.core.numbers import human
 from watcher.engine.builtins import expiry
-from watcher.notify.messages import human
 
 LATE_AFTER = timedelta(hours=1)  # queued later than this after `at`: marked late
 TOP = 5

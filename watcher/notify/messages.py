@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import timedelta
-from decimal import Decimal
 
 from watcher.core.alerts import FIRING, RESOLVED, Notice
 from watcher.core.durations import format_duration
+from watcher.core.numbers import human
 
 WORDS = {
     FIRING: "FIRING",
@@ -47,25 +47,6 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]~])")  # what changes meaning mid-line
 def escape(text: str) -> str:
     """Markdown's special characters, backslash-escaped: a user's ``_`` stays a ``_``."""
     return _MARKDOWN.sub(r"\\\1", text)
-
-
-def human(value: Decimal | None, percent: bool = False) -> str:
-    """``7,779`` not ``7,779.00000``; ``0.01151``; ``82.1%`` for a share."""
-    if value is None:
-        return "-"
-    if percent:
-        return _plain(value * 100, 1) + "%"
-    return _plain(value, 2)
-
-
-def _plain(value: Decimal, places: int) -> str:
-    if value.is_zero():
-        return "0"
-    if abs(value) < 1:  # four significant digits for small amounts and shares
-        places = min(-value.adjusted() + 3, 12)
-    rounded = value.quantize(Decimal(1).scaleb(-places))
-    text = format(rounded, ",f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _values(notice: Notice) -> str:

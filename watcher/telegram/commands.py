@@ -20,7 +20,7 @@ from watcher.core.alerts import FIRING, PENDING, describe
 from watcher.core.durations import format_duration, parse_duration
 from watcher.core.errors import WatcherError
 from watcher.core.models import Overview
-from watcher.notify.messages import human
+from watcher.core.numbers import human
 from watcher.store import Store
 
 HELP = """watcher commands:
