@@ -96,3 +96,13 @@ def small_disk(tmp_path: Path):
         pytest.skip("needs root to mount a 2 MB tmpfs (CI runs as root)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)])
+
+
+@pytest.fixture(autouse=True)
+def _display_zone_back_to_utc():
+    """A command under WATCHER_TIMEZONE sets the process's display zone; the next test
+    starts from the default again."""
+    yield
+    from watcher.core import times
+
+    times.use_zone("UTC")

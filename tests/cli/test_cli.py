@@ -400,3 +400,18 @@ def test_balances_tables_round_coins_to_the_satoshi_and_converted_amounts_as_mes
     table = balances(book).splitlines()[-1].split()
     assert table == ["BTC", "98,400", "98,400", "0", "98,400.00012345"]  # converted, coins
     assert balances_json(book)["rows"]["BTC"]["spot"] == "98400.00012345"
+
+
+def test_watcher_timezone_sets_how_status_and_once_read(env, capsys, sim, monkeypatch) -> None:
+    """#30, 8: one zone for people; the JSON stays UTC to the second."""
+    monkeypatch.setenv("WATCHER_TIMEZONE", "Asia/Tokyo")
+    sim.set_coin("USDT", "1", spot="50")
+    main(["once"])
+    out = capsys.readouterr().out
+    assert "since (JST)" in out
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert "JST" in text and "UTC" not in text
+    assert main(["status", "--json"]) == 0
+    since = json.loads(capsys.readouterr().out)["alerts"][0]["since"]
+    assert since.endswith("+00:00") and "." not in since

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher import __version__
-from watcher.core import logs
+from watcher.core import logs, times
 from watcher.core.durations import counted
 from watcher.core.errors import ConfigError, WatcherError
 
@@ -62,6 +62,7 @@ def _settings(args: argparse.Namespace, one_shot: bool = True) -> Any:
     if one_shot and "log_level" not in settings.given:
         level = "ERROR"
     logs.configure(level, settings.log_format, settings.secret_values())
+    times.use_zone(settings.timezone)
     return settings
 
 
@@ -203,7 +204,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
             for s in store.silences(utcnow()):
                 who = f"{s.rule} {s.currency}" if s.currency else s.rule
                 who += f" on {s.account}" if s.account else ""
-                print(f"{s.id}  {who}  until {s.ends:%Y-%m-%d %H:%M} UTC  {s.comment}".rstrip())
+                print(f"{s.id}  {who}  until {times.shown(s.ends)}  {s.comment}".rstrip())
             return 0
         try:
             length = parse_duration(args.duration)
@@ -387,7 +388,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                 out.write(overview_to_json(overview, name) + "\n")
                 out.flush()
                 count += 1
-                stamp = overview.fetched_at.strftime("%H:%M:%S UTC")
+                stamp = times.shown(overview.fetched_at, "%H:%M:%S")
                 print(f"{stamp}: capture {count} of {name} appended to {args.to}", flush=True)
     finally:
         source.close()

@@ -12,9 +12,9 @@ from watcher.config.settings import Settings
 from watcher.core.alerts import MAIN, describe
 from watcher.core.models import ROW_FIELDS, WALLETS, Overview
 from watcher.core.numbers import human
+from watcher.core.times import label, local, shown, stamp
 from watcher.engine.evaluate import Standing
 from watcher.store import Store
-from watcher.store.db import iso
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -30,7 +30,7 @@ def alert_json(standing: Standing) -> dict[str, Any]:
         "value": _dec(standing.value),
         "threshold": _dec(standing.threshold),
         "severity": standing.severity,
-        "since": iso(standing.since),
+        "since": stamp(standing.since),
     }
 
 
@@ -56,7 +56,7 @@ def once_json(settings: Settings, result: PollResult) -> dict[str, Any]:
     return {
         "source": settings.source,
         "network": settings.network if settings.source == "bypass" else None,
-        "fetched_at": iso(result.overview.fetched_at if result.overview else result.at),
+        "fetched_at": stamp(result.overview.fetched_at if result.overview else result.at),
         "error": None if result.error is None else str(result.error),
         "balances": balances_json(result.overview),
         "accounts": accounts,
@@ -119,11 +119,12 @@ def alerts_table(standings: list[Standing]) -> str:
             r.currency or "",
             human(r.value, r.percent),
             human(r.threshold, r.percent),
-            f"{r.since:%Y-%m-%d %H:%M:%S}",
+            f"{local(r.since):%Y-%m-%d %H:%M:%S}",
         ]
         for r in standings
     ]
-    headers = ["state", "account", "rule", "currency", "value", "threshold", "since (UTC)"]
+    since = f"since ({label()})"
+    headers = ["state", "account", "rule", "currency", "value", "threshold", since]
     return table.render(headers, rows, right={4, 5})
 
 
@@ -163,9 +164,9 @@ def status_json(store: Store) -> dict[str, Any]:
                 "rule": a.rule,
                 "currency": a.currency,
                 "state": a.state,
-                "since": iso(a.since),
-                "last_notified": iso(a.last_notified),  # decided, delivered or not
-                "last_delivered": iso(delivered.get((a.account, a.rule, a.currency or ""))),
+                "since": stamp(a.since),
+                "last_notified": stamp(a.last_notified),  # decided, delivered or not
+                "last_delivered": stamp(delivered.get((a.account, a.rule, a.currency or ""))),
                 "waiting": waiting[(a.account, a.rule, a.currency or "")],
                 "value": _dec(a.value),
                 "threshold": _dec(a.threshold),
@@ -178,7 +179,7 @@ def status_json(store: Store) -> dict[str, Any]:
                 "account": s.account,
                 "rule": s.rule,
                 "currency": s.currency,
-                "ends": iso(s.ends),
+                "ends": stamp(s.ends),
                 "comment": s.comment,
             }
             for s in store.silences(datetime.now().astimezone())
@@ -192,14 +193,19 @@ def status_json(store: Store) -> dict[str, Any]:
     }
 
 
+def _read(text: str | None, missing: str = "never") -> str:
+    """An ISO time from the JSON form as a person reads it, in the display zone."""
+    return shown(datetime.fromisoformat(text), "%Y-%m-%d %H:%M:%S") if text else missing
+
+
 def status_text(data: dict[str, Any]) -> str:
     lines = []
     several = len(data["accounts"]) > 1
     for name, facts in data["accounts"].items():
         who = f" ({name})" if several else ""
         lines.append(
-            f"last poll{who}: {facts['last_poll'] or 'never'} ({facts['last_result'] or '-'})"
-            f"; last success: {facts['last_success'] or 'never'}"
+            f"last poll{who}: {_read(facts['last_poll'])} ({facts['last_result'] or '-'})"
+            f"; last success: {_read(facts['last_success'])}"
         )
         if facts["last_error"]:
             lines.append(f"last error{who}: {facts['last_error']}")
@@ -210,8 +216,8 @@ def status_text(data: dict[str, Any]) -> str:
             a["account"],
             a["rule"],
             a["currency"] or "",
-            a["since"],
-            a["last_delivered"] or "never",
+            _read(a["since"]),
+            _read(a["last_delivered"]),
             str(a["waiting"]) if a["waiting"] else "-",
         ]
         for a in data["alerts"]
@@ -225,5 +231,7 @@ def status_text(data: dict[str, Any]) -> str:
         lines.append(f"telegram commands: {data['telegram']}")
     for s in data["silences"]:
         who = f" on {s['account']}" if s["account"] else ""
-        lines.append(f"silence {s['id']}: {s['rule']} {s['currency'] or ''}{who} until {s['ends']}")
+        lines.append(
+            f"silence {s['id']}: {s['rule']} {s['currency'] or ''}{who} until {_read(s['ends'])}"
+        )
     return "\n".join(lines)

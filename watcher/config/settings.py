@@ -36,6 +36,7 @@ from pydantic_settings import (
 from watcher.config.credentials import credential
 from watcher.core.durations import format_duration, parse_duration
 from watcher.core.errors import ConfigError
+from watcher.core.times import zone_of
 
 ENV_PREFIX = "WATCHER_"
 CREDENTIAL_FIELDS = ("api_key", "web_key")
@@ -97,6 +98,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     metrics_addr: str | None = None
+    timezone: str = "UTC"  # how times read for people; JSON and logs stay UTC
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -348,6 +350,12 @@ def _duration(positive: bool, floor: timedelta | None = None) -> Callable[[Any],
     return check
 
 
+def _zone_name(value: Any) -> str:
+    text = str(value).strip() or "UTC"
+    zone_of(text)  # raises the words
+    return text
+
+
 def _host_port(value: Any) -> str | None:
     if value is None or not str(value).strip():
         return None
@@ -377,4 +385,5 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "log_format": _one_of("auto", "json", "console"),
     "log_level": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "metrics_addr": _host_port,
+    "timezone": _zone_name,
 }

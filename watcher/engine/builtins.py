@@ -15,6 +15,7 @@ from watcher.config.model import Policy
 from watcher.core.alerts import MAIN, Key
 from watcher.core.durations import format_duration
 from watcher.core.errors import AuthError, ExchangeError, NetworkMismatch
+from watcher.core.times import shown
 
 WEB_KEY_LIFE = timedelta(days=5)
 WEB_KEY_WARN = timedelta(hours=12)
@@ -97,7 +98,7 @@ def expiry(expires: datetime, now: datetime) -> str:
     (2026-11-29 05:06 UTC)``: never "expires ... (in 0s)" for a key that is already dead.
     Whole minutes: a person reads the time, not the seconds."""
     left = timedelta(minutes=int((expires - now).total_seconds() // 60))
-    when = f"{expires:%Y-%m-%d %H:%M} UTC"
+    when = shown(expires)
     if left > timedelta(0):
         return f"expires {when} (in {format_duration(left)})"
     return f"expired {format_duration(max(-left, timedelta(minutes=1)))} ago ({when})"

@@ -31,6 +31,7 @@ from watcher.core.alerts import (  # re-exported: the engine's vocabulary
 )
 from watcher.core.models import UNKNOWN_TOTALS, Overview
 from watcher.core.numbers import Shown
+from watcher.core.times import shown as shown_at
 from watcher.engine.builtins import Fact
 from watcher.engine.lookback import History, Sample, record_history
 
@@ -255,7 +256,7 @@ class Evaluation:
                 "currency": alert.currency or "",
                 "severity": policy.severity,
                 "state": state,
-                "since": alert.since.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "since": shown_at(alert.since, "%Y-%m-%d %H:%M:%S"),
                 "when": self.sources.get(alert.rule, ""),
             }
             try:

@@ -17,6 +17,7 @@ from watcher.core.alerts import FIRING, MAIN, Alert, Silence
 from watcher.core.durations import format_duration
 from watcher.core.models import Overview
 from watcher.core.numbers import human
+from watcher.core.times import shown
 from watcher.engine.builtins import expiry
 
 LATE_AFTER = timedelta(hours=1)  # queued later than this after `at`: marked late
@@ -71,7 +72,7 @@ def compose(spec: Digest, facts: Facts, on_schedule: bool = False) -> str:
     late = on_schedule and facts.now - when > LATE_AFTER
     head = f"Daily digest for {when:%Y-%m-%d %H:%M} {spec.timezone}"
     if late:
-        head += f" (late: watcher was not running then; sent {facts.now:%Y-%m-%d %H:%M} UTC)"
+        head += f" (late: watcher was not running then; sent {shown(facts.now)})"
     lines = [head]
     for book in facts.books:
         lines += balances(book, facts.now)
@@ -84,11 +85,11 @@ def compose(spec: Digest, facts: Facts, on_schedule: bool = False) -> str:
     else:
         lines.append("All clear: nothing is firing.")
     if facts.silences:
-        shown = [
-            f"{s.rule}{' ' + s.currency if s.currency else ''} until {s.ends:%Y-%m-%d %H:%M} UTC"
+        muted = [
+            f"{s.rule}{' ' + s.currency if s.currency else ''} until {shown(s.ends)}"
             for s in facts.silences
         ]
-        lines.append("Silenced: " + "; ".join(shown))
+        lines.append("Silenced: " + "; ".join(muted))
     if facts.acks:
         lines.append("Acknowledged: " + "; ".join(facts.acks))
     lines.append(outbox_line(facts))

@@ -16,6 +16,7 @@ from datetime import timedelta
 from watcher.core.alerts import FIRING, RESOLVED, Notice
 from watcher.core.durations import format_duration
 from watcher.core.numbers import human
+from watcher.core.times import label, local
 
 WORDS = {
     FIRING: "FIRING",
@@ -110,10 +111,11 @@ def history(notices: Sequence[Notice], style: Style) -> str:
     steps = [notices[0]] + [n for n in notices[1:] if n.kind != "repeat"]
     if notices[-1] not in steps:
         steps.append(notices[-1])
-    chain = " -> ".join(f"{WORDS[n.kind]} {n.at:%H:%M}" for n in steps)
+    chain = " -> ".join(f"{WORDS[n.kind]} {local(n.at):%H:%M}" for n in steps)
     last = notices[-1]
     now = "resolved" if last.kind == RESOLVED else "still firing"
-    return f"{style.name(last)}: {chain} UTC ({now}); {style.text(detail(last))}"
+    zone = label(last.at)
+    return f"{style.name(last)}: {chain} {zone} ({now}); {style.text(detail(last))}"
 
 
 def body_lines(notices: Sequence[Notice], style: Style) -> list[str]:

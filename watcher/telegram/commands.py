@@ -21,6 +21,7 @@ from watcher.core.durations import format_duration, parse_duration
 from watcher.core.errors import WatcherError
 from watcher.core.models import Overview
 from watcher.core.numbers import human
+from watcher.core.times import shown
 from watcher.store import Store
 
 HELP = """watcher commands:
@@ -86,8 +87,9 @@ def status(ctx: Context) -> str:
     lines = []
     for name in rules.account_names:
         result = meta.get(f"{name}/last_result") or "-"
-        when = meta.get(f"{name}/last_poll") or "never"
-        lines.append(f"{name}: last poll {when[:19].replace('T', ' ')} UTC ({result})")
+        when = meta.get(f"{name}/last_poll")
+        polled = shown(datetime.fromisoformat(when), "%Y-%m-%d %H:%M:%S") if when else "never"
+        lines.append(f"{name}: last poll {polled} ({result})")
     firing = [a for a in ctx.store.load_alerts().values() if a.state == FIRING]
     named = ", ".join(describe(a.key) for a in firing)
     lines.append(f"firing: {len(firing)}" + (f": {named}" if firing else ""))
