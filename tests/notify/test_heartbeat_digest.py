@@ -254,3 +254,23 @@ def test_a_preview_or_a_digest_sent_on_request_is_never_late(tmp_path: Path) -> 
     assert w.daily.maybe(early, force=True) is True
     (row,) = digests(tmp_path)
     assert "late" not in row.notice.text and "sent" not in row.notice.text.splitlines()[0]
+
+
+def test_the_digest_names_the_unit_where_the_source_knows_it() -> None:
+    """#30, 9: a ccxt account's amounts are in its quote; MEXC's converted amounts are
+    said to be the exchange's conversion once, in the header, not shown as dollars."""
+    from dataclasses import replace as changed
+
+    from tests.support.helpers import at, overview, row
+    from watcher.config.model import Digest
+    from watcher.notify.digest import Book, Facts, compose
+
+    book = overview(row("BTC", spot="61000"), total="61000")
+    spec = Digest(at=datetime.min.time())
+    mexc = compose(spec, Facts("vps-1", at(hours=1), (Book(None, book),)))
+    assert "(amounts as the exchange converts them)" in mexc.splitlines()[0]
+    assert "Account total: 61,000 (" in mexc
+    ccxt = changed(book, quote="EUR")
+    text = compose(spec, Facts("vps-1", at(hours=1), (Book(None, ccxt),)))
+    assert "converts them" not in text and "Account total: 61,000 EUR" in text
+    assert "BTC 61,000 EUR" in text

@@ -44,7 +44,8 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
 def balances(overview: Overview) -> str:
     """The balances table shown by ``once``, ``demo`` and ``status``."""
     wallets = [w for w in SHOWN_WALLETS if _used(overview, w)]
-    headers = ["currency", *wallets, "originTotal"]
+    unit = f" ({overview.quote})" if overview.quote else ""  # ccxt names it; MEXC does not
+    headers = ["currency", *(f"{w}{unit}" for w in wallets), "originTotal"]
     rows = []
     for code, row in sorted((overview.currencies or {}).items()):
         rows.append([code, *(human(getattr(row, w)) for w in wallets), coins(row.originTotal)])

@@ -80,7 +80,13 @@ def balances_json(overview: Overview | None) -> dict[str, Any] | None:
         rows |= {code: {"no_data": True} for code in sorted(overview.nodata)}
     totals = _amounts(overview.totals, WALLETS) if overview.totals is not None else None
     unlisted = "zero" if overview.complete else "no data"
-    return {"rows": rows, "totals": totals, "unlisted": unlisted, "problems": [*overview.problems]}
+    return {
+        "rows": rows,
+        "totals": totals,
+        "quote": overview.quote,  # what converted amounts are in; None: the exchange's unit
+        "unlisted": unlisted,
+        "problems": [*overview.problems],
+    }
 
 
 def _amounts(item: Any, names: tuple[str, ...]) -> dict[str, str]:

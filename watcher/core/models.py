@@ -126,6 +126,7 @@ class Overview:
     nodata: frozenset[str] = frozenset()  # currencies whose row could not be read this poll
     complete: bool = True  # False when a row named no currency: then absent is not zero
     problems: tuple[str, ...] = ()  # what made them unreadable, one line each
+    quote: str | None = None  # what converted amounts are in, where the source knows (ccxt)
 
     def unknown(self, currency: str) -> bool:
         """True when this poll cannot say what ``currency`` holds (not even zero)."""

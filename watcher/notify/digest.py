@@ -73,6 +73,8 @@ def compose(spec: Digest, facts: Facts, on_schedule: bool = False) -> str:
     head = f"Daily digest for {when:%Y-%m-%d %H:%M} {spec.timezone}"
     if late:
         head += f" (late: watcher was not running then; sent {shown(facts.now)})"
+    if any(b.overview is not None and b.overview.quote is None for b in facts.books):
+        head += " (amounts as the exchange converts them)"  # MEXC does not name the unit
     lines = [head]
     for book in facts.books:
         lines += balances(book, facts.now)
@@ -115,7 +117,8 @@ def balances(book: Book, now: datetime) -> list[str]:
     lines = []
     if overview.totals is not None:
         total = overview.totals.total
-        line = f"Account total{whose(book)}: {human(total)}"
+        unit = f" {overview.quote}" if overview.quote else ""
+        line = f"Account total{whose(book)}: {human(total)}{unit}"
         old = book.total_24h_ago
         if old:
             line += f" ({'+' if total >= old else ''}{human((total - old) / old, True)} in 24 h)"
@@ -124,7 +127,8 @@ def balances(book: Book, now: datetime) -> list[str]:
         lines.append(line)
     rows = sorted((overview.currencies or {}).values(), key=lambda r: r.total, reverse=True)[:TOP]
     if rows:
-        held = ", ".join(f"{r.currency} {human(r.total)}" for r in rows)
+        unit = f" {overview.quote}" if overview.quote else ""
+        held = ", ".join(f"{r.currency} {human(r.total)}{unit}" for r in rows)
         lines.append(f"Largest holdings{whose(book)}: {held}")
     return lines
 

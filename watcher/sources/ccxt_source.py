@@ -13,6 +13,7 @@ exchange's own strings where ccxt keeps them in ``info`` (MEXC, Binance, Bybit).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -120,7 +121,7 @@ class CcxtSource:
             prices = self.prices(native)
         except self.ccxt.BaseError as exc:
             raise self.error(exc) from None
-        return overview(native, prices, self.clock())
+        return replace(overview(native, prices, self.clock()), quote=self.spec.quote)
 
     def prices(self, native: dict[str, dict[str, Decimal]]) -> dict[str, Decimal]:
         quote = self.spec.quote
