@@ -163,7 +163,7 @@ def test_a_day_missed_while_down_is_sent_late_once(tmp_path: Path) -> None:
     (row,) = digests(tmp_path)
     assert row.notice.text.splitlines()[0] == (
         "Daily digest for 2026-11-27 08:00 Europe/Berlin (late: watcher was not running then; "
-        "sent 2026-11-27 09:30 UTC)"
+        "sent 2026-11-27 09:30 UTC) (amounts as the exchange converts them)"
     )
 
 
@@ -172,7 +172,7 @@ def test_the_digest_text_all_clear_and_with_alerts(tmp_path: Path) -> None:
     w = watcher_at(tmp_path, now)
     w.store.commit({}, samples=[("ACCOUNT.total", now - timedelta(hours=25), Decimal("5000"))])
     assert w.daily.text(now) == (
-        "Daily digest for 2026-11-27 08:00 Europe/Berlin\n"
+        "Daily digest for 2026-11-27 08:00 Europe/Berlin (amounts as the exchange converts them)\n"
         "Account total: 5,900 (+18% in 24 h)\n"
         "Largest holdings: BTC 3,600, USDT 2,300\n"
         "All clear: nothing is firing.\n"
@@ -250,7 +250,9 @@ def test_a_preview_or_a_digest_sent_on_request_is_never_late(tmp_path: Path) -> 
     early = datetime(2026, 11, 27, 5, 2, tzinfo=UTC)
     w = watcher_at(tmp_path, early)
     head = w.daily.text(early).splitlines()[0]
-    assert head == "Daily digest for 2026-11-26 08:00 Europe/Berlin"
+    assert head == (
+        "Daily digest for 2026-11-26 08:00 Europe/Berlin (amounts as the exchange converts them)"
+    )
     assert w.daily.maybe(early, force=True) is True
     (row,) = digests(tmp_path)
     assert "late" not in row.notice.text and "sent" not in row.notice.text.splitlines()[0]
