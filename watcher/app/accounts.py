@@ -73,8 +73,10 @@ class Account:
             web_key_issued=self.web_key_issued,
         )
 
-    def fetch(self, rows: bool, totals: bool) -> Overview:
-        return self.source.fetch(rows=rows, totals=totals)
+    def fetch(self, rows: bool, totals: bool, positions: bool = False) -> Overview:
+        if not positions:
+            return self.source.fetch(rows=rows, totals=totals)
+        return self.source.fetch(rows=rows, totals=totals, positions=True)
 
     def polled(
         self, now: datetime, overview: Overview | None, error: ExchangeError | None

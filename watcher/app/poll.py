@@ -190,7 +190,8 @@ class Watcher:
         account = account or next(iter(self.accounts.values()))
         needs = self.rules.needs
         try:
-            return account.fetch(rows=needs.rows, totals=needs.totals or not needs.rows), None
+            totals = needs.totals or not needs.rows
+            return account.fetch(rows=needs.rows, totals=totals, positions=needs.positions), None
         except ExchangeError as exc:
             log.warning(
                 "poll failed",

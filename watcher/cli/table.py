@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from watcher.core.models import Overview
 from watcher.core.numbers import human
+from watcher.core.positions import Position
 
 SHOWN_WALLETS = ("total", "spot", "contract", "otc", "strategy", "robot", "alpha")
 
@@ -51,6 +52,25 @@ def balances(overview: Overview) -> str:
         rows.append([code, *(human(getattr(row, w)) for w in wallets), coins(row.originTotal)])
     if overview.totals is not None:
         rows.append(["ACCOUNT", *(human(getattr(overview.totals, w)) for w in wallets), ""])
+    return render(headers, rows, right=set(range(1, len(headers))))
+
+
+def positions(held: Sequence[Position]) -> str:
+    """Open futures positions: what a trader checks first, the distance to liquidation."""
+    headers = ["position", "leverage", "size", "entry", "mark", "liquidation", "distance", "pnl"]
+    rows = [
+        [
+            p.instance,
+            f"{human(p.leverage)}x" if p.leverage else "-",
+            coins(p.size),
+            human(p.entry),
+            human(p.mark),
+            human(p.liquidation) if p.liquidation else "-",
+            human(p.liq_distance, True),
+            human(p.pnl),
+        ]
+        for p in held
+    ]
     return render(headers, rows, right=set(range(1, len(headers))))
 
 

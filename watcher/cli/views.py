@@ -12,6 +12,7 @@ from watcher.config.settings import Settings
 from watcher.core.alerts import MAIN, describe
 from watcher.core.models import ROW_FIELDS, WALLETS, Overview
 from watcher.core.numbers import human
+from watcher.core.positions import POSITION_FIELDS, POSITION_TEXT, Position
 from watcher.core.times import label, local, shown, stamp
 from watcher.engine.evaluate import Standing
 from watcher.store import Store
@@ -80,12 +81,24 @@ def balances_json(overview: Overview | None) -> dict[str, Any] | None:
         rows |= {code: {"no_data": True} for code in sorted(overview.nodata)}
     totals = _amounts(overview.totals, WALLETS) if overview.totals is not None else None
     unlisted = "zero" if overview.complete else "no data"
+    held = overview.positions
     return {
         "rows": rows,
         "totals": totals,
+        "positions": None if held is None else [positions_json(p) for p in held],
+        "positions_error": overview.positions_error,
         "quote": overview.quote,  # what converted amounts are in; None: the exchange's unit
         "unlisted": unlisted,
         "problems": [*overview.problems],
+    }
+
+
+def positions_json(position: Position) -> dict[str, Any]:
+    """A position with exact decimal strings; a figure the exchange did not give is null."""
+    figures = {name: getattr(position, name) for name in POSITION_FIELDS}
+    return {
+        **{name: getattr(position, name) for name in POSITION_TEXT},
+        **{name: None if value is None else str(value) for name, value in figures.items()},
     }
 
 
@@ -141,6 +154,11 @@ def once_text(result: PollResult) -> str:
         head = f"{name}:\n" if several else ""
         if answer.overview is not None:
             parts.append(head + table.balances(answer.overview))
+            held = answer.overview.positions
+            if held:
+                parts.append(table.positions(held))
+            elif answer.overview.positions_error:
+                parts.append(f"positions: no data ({answer.overview.positions_error})")
         else:
             parts.append(f"{head}no balances: {answer.error}")
     parts.append(alerts_table(all_standings(result)))

@@ -21,6 +21,7 @@ from typing import Any
 
 from watcher.core.durations import parse_duration
 from watcher.core.models import ORIGIN_WALLETS, ROW_FIELDS, WALLETS, NoData  # noqa: F401  (re-exported)
+from watcher.core.positions import POSITION_FIELDS, POSITION_TEXT, SUMMARY_FIELDS, UNKNOWN_POSITIONS
 
 NUM, BOOL, TEXT, DUR = "number", "true/false", "text", "duration"
 FUNCTIONS = ("abs", "min", "max", "change", "delta")
@@ -290,7 +291,8 @@ def parse(text: str) -> Node:
 
 # --- compiler -----------------------------------------------------------------
 
-ARGS = ("T", "R", "C", "H", "I")  # totals, row, currency lookup, history, is_testnet
+ARGS = ("T", "R", "C", "H", "I", "P")  # totals, row, lookup, history, is_testnet, positions
+POSITION = "position"  # each: position
 
 
 @dataclass
@@ -302,10 +304,12 @@ class Needs:
     series: set[tuple[str, str]] = field(default_factory=set)
     reads: set[tuple[str, str]] = field(default_factory=set)
     window: timedelta = timedelta(0)
+    positions: bool = False  # futures positions: fetched only when a rule reads them
 
     def merge(self, other: Needs) -> None:
         self.rows |= other.rows
         self.totals |= other.totals
+        self.positions |= other.positions
         self.series |= other.series
         self.reads |= other.reads
         self.window = max(self.window, other.window)
@@ -313,7 +317,7 @@ class Needs:
 
 @dataclass(frozen=True)
 class Compiled:
-    """A compiled expression: ``fn(T, R, C, H, I)`` plus what it reads."""
+    """A compiled expression: ``fn(T, R, C, H, I[, P])`` plus what it reads."""
 
     text: str
     fn: Callable[..., Any]
@@ -333,8 +337,9 @@ class Compiled:
 class Compiler:
     """Type-checks the tree and builds the Python AST for it."""
 
-    def __init__(self, each: bool) -> None:
-        self.each = each
+    def __init__(self, each: bool | str) -> None:
+        self.per_position = each == POSITION
+        self.each = bool(each) and not self.per_position  # each: currency
         self.constants: dict[str, Any] = {}
         self.needs = Needs()
 
@@ -365,6 +370,13 @@ class Compiler:
         name = node.name
         if name == "is_testnet":
             return ast.Name("I", ast.Load()), BOOL, None
+        if name.startswith("positions."):
+            return self.summary_field(node)
+        if self.per_position and name in POSITION_FIELDS + POSITION_TEXT:
+            self.needs.positions = True
+            return _attr("R", name), TEXT if name in POSITION_TEXT else NUM, None
+        if name in POSITION_FIELDS + POSITION_TEXT:
+            raise ExprError(f"'{name}' is a field of a position: use 'each: position'", node.pos)
         if "." in name:
             return self.currency_field(node)
         if name == "currency":
@@ -383,6 +395,16 @@ class Compiler:
         self.needs.totals = True
         self.needs.reads.add((ACCOUNT, name))
         return _attr("T", name), NUM, ast.Constant(f"{ACCOUNT}.{name}")
+
+    def summary_field(self, node: Name) -> tuple[ast.expr, str, ast.expr | None]:
+        """``positions.count`` and friends: the account's open positions at a glance."""
+        name = node.name.partition(".")[2]
+        if name not in SUMMARY_FIELDS:
+            raise ExprError(
+                _unknown_field(name, SUMMARY_FIELDS, False), node.pos + len("positions.")
+            )
+        self.needs.positions = True
+        return _attr("P", name), NUM, None
 
     def currency_field(self, node: Name) -> tuple[ast.expr, str, ast.expr | None]:
         code, _, name = node.name.partition(".")
@@ -480,7 +502,8 @@ class Compiler:
         code = compile(tree, "<rule>", "eval")
         lambda_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
         namespace = {"__builtins__": {}, "abs": abs, "min": min, "max": max, **self.constants}
-        return types.FunctionType(lambda_code, namespace)
+        # P defaults to "not read": a caller that has no positions passes five arguments
+        return types.FunctionType(lambda_code, namespace, None, (UNKNOWN_POSITIONS,))
 
 
 _COMPARE: dict[str, type[ast.cmpop]] = {
@@ -528,7 +551,7 @@ def top_comparison(node: Node) -> Binary | None:
     return None
 
 
-def compile_expression(text: str, each: bool) -> Compiled:
+def compile_expression(text: str, each: bool | str) -> Compiled:
     """Parse, check and compile ``text``; the result must be true/false."""
     tree = parse(text)
     compiler = Compiler(each)

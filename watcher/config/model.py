@@ -49,6 +49,7 @@ class Rule:
     line: int = 0
     accounts: tuple[str, ...] | None = None  # None: every account
     group: str | None = None  # `combined: true`: the label of the summed accounts
+    per_position: bool = False  # `each: position`: one instance per open position
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class AccountSpec:
     api_key: str | None = None
     proxy: str | None = None
     mexc_url: str | None = None
+    futures_url: str | None = None  # mexc: the futures host (positions)
     base_url: str | None = None
     network: str | None = None
     exchange: str | None = None  # ccxt: the exchange id (mexc, binance, bybit, ...)

@@ -278,7 +278,7 @@ class RulesCompiler:
             for pos, message in compiled.lints:
                 self.warn(self.at(*steps, key).at(pos), f"{key}: {message}", rule.name)
         reads = rule.when.needs.reads
-        if rule.each and not any(code == "*" for code, _ in reads):
+        if rule.each == "currency" and not any(code == "*" for code, _ in reads):
             self.warn(
                 self.at(*steps, "when"),
                 "when: reads no field of the current currency (spot, total, ...), so "
@@ -327,6 +327,7 @@ def _rule(
         policy=policy,
         clear_when=spec.clear_when,
         each=spec.each == "currency",
+        per_position=spec.each == "position",
         currencies=tuple(spec.currencies) if spec.currencies else None,
         exclude=frozenset(spec.exclude or ()),
         message=spec.message,

@@ -146,7 +146,7 @@ def _condition(value: Any, info: ValidationInfo) -> Compiled:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("must be a condition such as USDT.spot < 100")
     try:  # a number is an expression too, and the language says why it is not a condition
-        return compile_expression(str(value), info.data.get("each") == "currency")
+        return compile_expression(str(value), info.data.get("each") or False)
     except ExprError as exc:
         raise PydanticCustomError(
             "expression", "{message}", {"message": exc.message, "pos": exc.pos}
@@ -225,7 +225,9 @@ class Rule(Policy):
     name: Name = Field(
         description="a name of lower case letters, digits and dashes", examples=["usdt-spot-low"]
     )
-    each: Literal["currency"] | None = Field(None, description="'currency'")
+    each: Literal["currency", "position"] | None = Field(
+        None, description="'currency' (one alert per currency) or 'position' (per position)"
+    )
     when: Condition = Field(
         description="a condition such as USDT.spot < 100", examples=["USDT.spot < 100"]
     )
@@ -244,7 +246,8 @@ class Rule(Policy):
     def _filters_need_each(self) -> Rule:
         for key in ("currencies", "exclude"):
             if getattr(self, key) is not None and self.each is None:
-                raise needs_key(key, f"'{key}' only applies with 'each: currency'")
+                message = f"'{key}' only applies with 'each: currency' or 'each: position'"
+                raise needs_key(key, message)
         return self
 
 
@@ -294,6 +297,7 @@ class Account(Part):
     shape: ClassVar[str] = 'a mapping such as {source: mexc, web_key: "${VAR}"}'
     source: Literal["mexc", "bypass", "ccxt"] = "mexc"
     mexc_url: HttpUrl | None = None
+    futures_url: HttpUrl | None = None
     base_url: HttpUrl | None = None
     network: Literal["MAINNET", "TESTNET"] | None = None
     exchange: str | None = Field(None, description="a ccxt exchange id such as binance")

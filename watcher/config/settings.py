@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     web_key_issued: datetime | None = None
     network: Literal["MAINNET", "TESTNET"] = "MAINNET"
     mexc_url: str = "https://www.mexc.com"
+    mexc_futures_url: str = "https://futures.mexc.com"
     base_url: str = "https://api.mexc-bypass.xyz/v1"
     proxy: SecretStr | None = None
     rules: Path = Path("rules.yaml")
@@ -374,6 +375,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "web_key_issued": _login_time,
     "network": _one_of("MAINNET", "TESTNET"),
     "mexc_url": _https_unless_loopback,
+    "mexc_futures_url": _https_unless_loopback,
     "base_url": _https_unless_loopback,
     "proxy": _proxy,
     "rules": Path,

@@ -127,6 +127,8 @@ class Overview:
     complete: bool = True  # False when a row named no currency: then absent is not zero
     problems: tuple[str, ...] = ()  # what made them unreadable, one line each
     quote: str | None = None  # what converted amounts are in, where the source knows (ccxt)
+    positions: tuple[Any, ...] | None = None  # open futures positions; None: not read
+    positions_error: str | None = None  # why they could not be read, when asked for
 
     def unknown(self, currency: str) -> bool:
         """True when this poll cannot say what ``currency`` holds (not even zero)."""

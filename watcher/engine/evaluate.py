@@ -30,12 +30,26 @@ from watcher.core.alerts import (  # re-exported: the engine's vocabulary
     Standing,
 )
 from watcher.core.models import UNKNOWN_TOTALS, Overview
-from watcher.core.numbers import Shown
+from watcher.core.numbers import Shown, human
+from watcher.core.positions import UNKNOWN_POSITIONS, Position, Readable, Summary
 from watcher.core.times import shown as shown_at
 from watcher.engine.builtins import Fact
 from watcher.engine.lookback import History, Sample, record_history
 
 Silenced = Callable[[str, str | None], bool]
+
+
+def liquidation_line(position: Position, rule: Rule) -> str | None:
+    """``BTC_USDT long 20x is 4.8% from liquidation (mark 61,200, liquidation 58,263)``: what
+    a trader acts on, for a rule that reads the distance; other position rules keep the
+    condition's own line."""
+    if "liq_distance" not in rule.when.text or position.liq_distance is None:
+        return None
+    lever = f" {human(position.leverage)}x" if position.leverage else ""
+    return (
+        f"{position.instance}{lever} is {human(position.liq_distance, True)} from liquidation "
+        f"(mark {human(position.mark)}, liquidation {human(position.liquidation)})"
+    )
 
 
 def never(rule: str, currency: str | None) -> bool:
@@ -111,16 +125,65 @@ class Evaluation:
             self.outcome.errors.append(f"rule {key[1]} is gone; its alert state was dropped")
         lookup = overview.balance
         totals, testnet = overview.totals or UNKNOWN_TOTALS, overview.is_testnet
+        held = overview.positions
+        summary = Summary(held) if held is not None else UNKNOWN_POSITIONS
         for rule in mine:
+            if rule.per_position:
+                self.positions(rule, held, (totals, lookup, history, testnet, summary))
+                continue
             if not rule.each:
-                args = (totals, None, lookup, history, testnet)
+                args = (totals, None, lookup, history, testnet, summary)
                 self.instance(rule, None, args)
                 continue
             for code in self.currencies(rule, overview):
                 if overview.unknown(code):
                     continue  # an unreadable row: its instances keep their state
-                args = (totals, lookup(code), lookup, history, testnet)
+                args = (totals, lookup(code), lookup, history, testnet, summary)
                 self.instance(rule, code, args)
+
+    def positions(
+        self, rule: Rule, held: tuple[Position, ...] | None, shared: tuple[Any, ...]
+    ) -> None:
+        """One instance per open position (``BTC_USDT long``); positions that could not be
+        read keep their instances as they were, and a position that closed resolves its
+        instance with a line that says so."""
+        if held is None:
+            return
+        totals, lookup, history, testnet, summary = shared
+        open_now = {}
+        for position in held:
+            if rule.currencies is not None and position.symbol not in rule.currencies:
+                continue
+            if position.symbol in rule.exclude:
+                continue
+            open_now[position.instance] = position
+            args = (totals, Readable(position), lookup, history, testnet, summary)
+            self.instance(rule, position.instance, args, position)
+        for acct, name, instance in list(self.outcome.alerts):
+            if acct == self.account and name == rule.name and instance not in open_now:
+                self.closed((acct, name, instance), rule)
+
+    def closed(self, key: Key, rule: Rule) -> None:
+        """The position is gone: its alert ends now, whatever ``keep_firing_for`` says."""
+        alert = self.outcome.alerts.pop(key)
+        if alert.state != FIRING or not rule.policy.send_resolved:
+            return
+        self.outcome.notices.append(
+            Notice(
+                rule=key[1],
+                currency=key[2],
+                kind=RESOLVED,
+                severity=rule.policy.severity,
+                channels=rule.policy.notify,
+                value=None,
+                threshold=None,
+                since=alert.since,
+                at=self.now,
+                text="the position closed",
+                fired_at=alert.fired_at,
+                account=self.label,
+            )
+        )
 
     def currencies(self, rule: Rule, overview: Overview) -> list[str]:
         if rule.currencies is not None:
@@ -133,7 +196,13 @@ class Evaluation:
         }
         return sorted(codes - rule.exclude)
 
-    def instance(self, rule: Rule, currency: str | None, args: tuple[Any, ...]) -> None:
+    def instance(
+        self,
+        rule: Rule,
+        currency: str | None,
+        args: tuple[Any, ...],
+        position: Position | None = None,
+    ) -> None:
         key = (self.account, rule.name, currency)
         alert = self.outcome.alerts.get(key)
         holds = run(rule.when.fn, *args)
@@ -150,7 +219,10 @@ class Evaluation:
         elif holds is not None:
             clears = not holds
         values = (run(rule.when.value, *args), run(rule.when.threshold, *args))
-        self.step(key, holds, clears, rule.policy, values, rule.message, clear_values=clear_values)
+        text = liquidation_line(position, rule) if position is not None else None
+        self.step(
+            key, holds, clears, rule.policy, values, rule.message, text, clear_values=clear_values
+        )
 
     def apply(self, fact: Fact) -> None:
         """A built-in alert's fact for this poll, through the same lifecycle as a rule."""

@@ -265,8 +265,15 @@ class HttpClient:
         budget = self.interval - sum(self.timeout)
         return time.monotonic() + max(budget, 0.0)
 
-    def get(self, url: str, params: Mapping[str, str] | None, deadline: float) -> Answer:
-        """One GET (retried inside ``deadline``); raises ``TransportError`` without an answer."""
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        deadline: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """One GET (retried inside ``deadline``); raises ``TransportError`` without an answer.
+        ``headers`` join the session's for this request (a signature, a nonce)."""
         self.adapter.max_retries = retry_policy(deadline, self.backoff)
         parts = urlsplit(url)
         host = parts.hostname or "?"
@@ -276,7 +283,7 @@ class HttpClient:
         slow = f"the answer from {host} arrived too slowly (total deadline {total:.0f}s)"
         with watched(total) as watch:
             try:
-                answer = self._get(url, params, host)
+                answer = self._get(url, params, host, headers)
             except TransportError:
                 if watch.cut:
                     raise TransportError(slow) from None
@@ -287,10 +294,21 @@ class HttpClient:
             raise TransportError(slow)
         return answer
 
-    def _get(self, url: str, params: Mapping[str, str] | None, host: str) -> Answer:
+    def _get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        host: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
         try:
             response = self.session.get(
-                url, params=params, timeout=self.timeout, allow_redirects=False, stream=True
+                url,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
             )
         except (requests.RequestException, HTTPError) as exc:
             raise TransportError(f"cannot reach the exchange at {host}: {reason(exc)}") from None

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from watcher.core.models import WALLETS
 from watcher.sim.bybit import bybit
+from watcher.sim.futures import futures, open_position
 from watcher.sim.official import now_ms, official
 
 NATIVE_WALLETS = WALLETS[1:]
@@ -106,6 +107,7 @@ class SimExchange:
         self.key_can_trade = False
         self.key_can_withdraw = False
         self.coins: dict[str, Coin] = {}
+        self.positions: dict[tuple[str, str], Any] = {}  # (symbol, side) -> SimPosition
         self.faults: deque[Fault] = deque()
         self.requests: deque[dict[str, Any]] = deque(maxlen=256)  # the latest, for tests
         self.served = 0
@@ -274,12 +276,19 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             sim.requests.append({"path": parts.path, "query": query, "headers": dict(self.headers)})
             sim.served += 1
             if parts.path == "/_sim/state":
-                state = {"rows": sim.rows(), "totals": sim.totals(), "faults": len(sim.faults)}
+                state = {
+                    "rows": sim.rows(),
+                    "totals": sim.totals(),
+                    "faults": len(sim.faults),
+                    "prices": {code: str(coin.price) for code, coin in sim.coins.items()},
+                }
                 return self._send(200, json.dumps(state).encode(), "application/json")
             if parts.path.startswith("/v5/"):  # Bybit's official API (the ccxt source)
                 answer: tuple[int, Any] | None = bybit(sim, parts, self.headers)
-            else:  # MEXC's and Binance's, or None: not an official endpoint
-                answer = official(sim, self.path, self.headers)
+            else:  # MEXC's futures host (positions), MEXC's and Binance's official APIs
+                answer = futures(sim, parts.path, parts.query, self.headers)
+                if answer is None:  # None: not an official endpoint either
+                    answer = official(sim, self.path, self.headers)
             if answer is not None:
                 return self._official(answer, sim._next_fault(parts.path, official=True))
             fault = sim._next_fault(parts.path)
@@ -467,6 +476,16 @@ def _control(sim: SimExchange, path: str, payload: dict[str, Any]) -> dict[str, 
     if path == "/_sim/clear":
         sim.clear_faults()
         return {"ok": True}
+    if path == "/_sim/position":
+        open_position(
+            sim,
+            str(payload["symbol"]).upper(),
+            str(payload["side"]).lower(),
+            Decimal(str(payload["size"])),
+            Decimal(str(payload.get("entry") or 0)),
+            int(payload.get("leverage") or 10),
+        )
+        return {"ok": True, "positions": len(sim.positions)}
     raise KeyError(f"no control endpoint {path}")
 
 
@@ -500,8 +519,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the sample account until Ctrl-C")
     serve.add_argument("--web-key", default="WEB-demo-web-key", help="the web key it accepts")
     serve.add_argument("--api-key", default="demo", help="the Bypass API key it accepts")
-    put = sub.add_parser("set", help="set native amounts or prices: USDT.spot=50 BTC.price=61000")
+    put = sub.add_parser(
+        "set",
+        help="set native amounts or prices: USDT.spot=50 BTC.price=61000; or open a position: "
+        "set position BTC_USDT long --size 100 --entry 60000 --leverage 20 (--size 0 closes)",
+    )
     put.add_argument("assignments", nargs="+", metavar="CUR.WALLET=AMOUNT")
+    put.add_argument("--size", help="position: contracts (0 closes it)")
+    put.add_argument("--entry", help="position: entry price (default: the current price)")
+    put.add_argument("--leverage", type=int, default=10, help="position: leverage (default 10)")
     fault = sub.add_parser("fault", help="inject a fault: " + ", ".join(FAULT_KINDS))
     fault.add_argument("kind", choices=FAULT_KINDS)
     fault.add_argument("--for", dest="duration", help="how long, e.g. 30s (default: one request)")
@@ -516,6 +542,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "set" and args.assignments[0] == "position":
+        return set_position(args)
     if args.command == "set":
         pairs = dict(a.split("=", 1) for a in args.assignments if "=" in a)
         answer = _post(args.port, "/_sim/set", pairs)
@@ -539,6 +567,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     web_key = getattr(args, "web_key", "WEB-demo-web-key")
     return serve(args.port, web_key, getattr(args, "api_key", "demo"))
+
+
+def set_position(args: argparse.Namespace) -> int:
+    """``set position BTC_USDT long --size 100 --entry 60000 --leverage 20``."""
+    if len(args.assignments) != 3 or args.size is None:
+        raise SystemExit(
+            "usage: set position SYMBOL long|short --size N [--entry P] [--leverage L]"
+        )
+    _, symbol, side = args.assignments
+    if args.entry is None:  # the current price, as an order at market would get
+        prices = requests_state(args.port)["prices"]
+        args.entry = prices.get(symbol.split("_")[0].upper(), "0")
+    payload = {"symbol": symbol, "side": side, "size": args.size, "entry": args.entry}
+    answer = _post(args.port, "/_sim/position", {**payload, "leverage": args.leverage})
+    what = "closed" if Decimal(args.size) == 0 else f"opened ({args.size} contracts)"
+    print(f"{symbol.upper()} {side} {what}; {answer['positions']} position(s) open")
+    return 0
+
+
+def requests_state(port: int) -> dict[str, Any]:
+    import requests
+
+    return dict(requests.get(f"http://127.0.0.1:{port}/_sim/state", timeout=5).json())
 
 
 def serve(port: int, web_key: str, api_key: str) -> int:

@@ -22,8 +22,9 @@ from watcher.net.client import BACKOFF
 class Source(Protocol):
     """What the poll loop needs from any source."""
 
-    def fetch(self, rows: bool, totals: bool) -> Overview:
-        """Rows, totals or both; raises ``ExchangeError`` subclasses on failure."""
+    def fetch(self, rows: bool, totals: bool, positions: bool = False) -> Overview:
+        """Rows, totals or both (and open futures positions where the source reads them);
+        raises ``ExchangeError`` subclasses on failure."""
         ...
 
     def close(self) -> None: ...
@@ -79,6 +80,7 @@ def open_source(
         clock,
         proxy=spec.proxy,
         backoff=backoff,
+        futures_url=spec.futures_url or settings.mexc_futures_url,
     )
 
 
@@ -95,6 +97,7 @@ def spec_from(settings: Settings) -> AccountSpec:
         api_key=secret(settings.api_key),
         proxy=secret(settings.proxy),
         mexc_url=settings.mexc_url,
+        futures_url=settings.mexc_futures_url,
         base_url=settings.base_url,
         network=settings.network,
     )

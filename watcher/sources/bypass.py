@@ -26,6 +26,7 @@ from watcher.core.errors import (
 from watcher.core.models import Overview
 from watcher.core.secrets import Masker
 from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
+from watcher.sources.futures import not_read
 from watcher.sources.parse import (
     AUTH_CODES,
     RATE_CODES,
@@ -84,14 +85,15 @@ class BypassSource:
     def close(self) -> None:
         self.http.close()
 
-    def fetch(self, rows: bool, totals: bool) -> Overview:
+    def fetch(self, rows: bool, totals: bool, positions: bool = False) -> Overview:
         deadline = self.http.deadline()
         asks: dict[str, dict[str, str] | None] = {ROWS: {"convert": "1"}, TOTALS: None}
 
         def get(kind: str) -> Overview:
             return self.parse(self.http.get(self.url, asks[kind], deadline), kind)
 
-        return fetch_overview(rows, totals, get)
+        overview = fetch_overview(rows, totals, get)
+        return not_read(overview) if positions else overview
 
     def parse(self, answer: Answer, asked: str | None = None) -> Overview:
         if 300 <= answer.status < 400:

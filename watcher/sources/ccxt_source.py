@@ -42,6 +42,7 @@ from watcher.core.models import (
 from watcher.core.secrets import Masker
 from watcher.core.text import currency_code
 from watcher.net.client import bounded_session, watched
+from watcher.sources.futures import not_read
 
 DEFAULT_WALLETS = {"mexc": ("spot", "swap")}
 CONTRACT_TYPES = ("swap", "future", "futures", "contract", "margin", "linear", "inverse")
@@ -95,12 +96,13 @@ class CcxtSource:
             except Exception as exc:  # closing must never fail a stop
                 log.debug("ccxt close", error=type(exc).__name__)
 
-    def fetch(self, rows: bool, totals: bool) -> Overview:
+    def fetch(self, rows: bool, totals: bool, positions: bool = False) -> Overview:
         """Every balance type and the prices, within one poll's deadline: a server that drips
         is cut there, and the poll fails as unreachable instead of running for minutes."""
         with watched(self.budget) as watch:
             try:
-                return self._fetch()
+                overview = self._fetch()
+                return not_read(overview) if positions else overview
             except ExchangeError:
                 if watch.cut:
                     raise TransportError(

@@ -10,6 +10,7 @@ TLS is verified (the SDK turns it off; we do not) and no redirect is followed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +27,15 @@ from watcher.core.errors import (
 from watcher.core.models import Overview
 from watcher.core.secrets import Masker
 from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
+from watcher.sources.futures import (
+    DETAIL_PATH,
+    POSITIONS_PATH,
+    TICKER_PATH,
+    ContractSizes,
+    fair_prices,
+    positions_from,
+    signed_headers,
+)
 from watcher.sources.parse import (
     ROWS,
     TOTALS,
@@ -87,8 +97,11 @@ class MexcWebSource:
         proxy: str | None = None,
         secrets: tuple[str, ...] = (),
         backoff: float = BACKOFF,
+        futures_url: str = "https://futures.mexc.com",
     ) -> None:
         self.url = url.rstrip("/")
+        self.futures_url = futures_url.rstrip("/")
+        self.web_key = web_key
         self.clock = clock
         self.scrub = Masker((web_key, proxy or "", *secrets))
         origin = "https://www.mexc.com" if "mexc.com" not in url else _origin(self.url)
@@ -100,6 +113,15 @@ class MexcWebSource:
             proxy=proxy,
             backoff=backoff,
         )
+        self.futures = HttpClient(
+            {"User-Agent": USER_AGENT, "Accept": "application/json"},
+            timeout,
+            interval,
+            self.scrub,
+            proxy=proxy,
+            backoff=backoff,
+        )
+        self.sizes = ContractSizes()
         self.host = urlsplit(self.url).hostname or "?"
         self.proxied = bool(proxy)
         self._unknown: set[str] = set()
@@ -110,15 +132,49 @@ class MexcWebSource:
 
     def close(self) -> None:
         self.http.close()
+        self.futures.close()
 
-    def fetch(self, rows: bool, totals: bool) -> Overview:
+    def fetch(self, rows: bool, totals: bool, positions: bool = False) -> Overview:
         deadline = self.http.deadline()
         paths = {ROWS: ROWS_PATH, TOTALS: TOTALS_PATH}
 
         def get(kind: str) -> Overview:
             return self.parse(self.http.get(self.url + paths[kind], None, deadline), kind)
 
-        return fetch_overview(rows, totals, get)
+        overview = fetch_overview(rows, totals, get)
+        if not positions:
+            return overview
+        try:
+            return replace(overview, positions=self.positions(deadline))
+        except ExchangeError as exc:  # the balances stand; the positions are no data
+            log.warning("futures positions not read", error=str(exc), code=exc.code)
+            return replace(overview, positions_error=str(exc))
+
+    def positions(self, deadline: float) -> tuple[Any, ...]:
+        """Open positions from the futures host, with fair prices and contract sizes."""
+        held = self.futures_data(POSITIONS_PATH, deadline, signed=True)
+        if not held:
+            return ()
+        if self.sizes.stale():
+            self.sizes.keep(self.futures_data(DETAIL_PATH, deadline))
+        prices = fair_prices(self.futures_data(TICKER_PATH, deadline))
+        return positions_from(held, prices, self.sizes.sizes)
+
+    def futures_data(self, path: str, deadline: float, signed: bool = False) -> Any:
+        """``data`` of one futures answer, checked as the overview's answers are."""
+        headers = signed_headers(self.web_key) if signed else None
+        answer = self.futures.get(self.futures_url + path, None, deadline, headers)
+        if 300 <= answer.status < 400:
+            raise self.redirected(answer)
+        document, kind = decode_json(answer)
+        if document is None:
+            raise self.not_json(answer, kind or "not JSON")
+        if not isinstance(document, dict):
+            raise BadResponse("the futures answer should be a JSON object")
+        self.check(answer, document)
+        if document.get("success") is False:
+            raise BadResponse("the futures answer says it did not succeed, without a code")
+        return document.get("data")
 
     def parse(self, answer: Answer, asked: str | None = None) -> Overview:
         """One answer to an overview, or the precise error class."""

@@ -1,0 +1,131 @@
+"""Open futures positions, and the figures every source must mean the same by.
+
+Definitions (``../shared/api/positions.md``): the distance to liquidation is
+``(mark - liquidation) / mark`` for a long and ``(liquidation - mark) / mark`` for a
+short, 0 meaning liquidation now. A missing or zero liquidation price (cross margin far
+from it can report 0) is no data for that figure, never "0% away". Notional is
+``contracts * contract size * mark``. Money and prices are ``Decimal``; a figure a source
+does not give is None, and a rule that reads it gets no data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from watcher.core.models import NoData
+
+POSITION_FIELDS = (
+    "size",
+    "contract_size",
+    "entry",
+    "mark",
+    "liquidation",
+    "leverage",
+    "margin",
+    "pnl",
+    "notional",
+    "margin_ratio",
+    "liq_distance",
+)
+POSITION_TEXT = ("symbol", "side", "margin_mode")
+SUMMARY_FIELDS = ("count", "notional", "pnl", "min_liq_distance")
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str  # BTC_USDT
+    side: str  # long | short
+    margin_mode: str  # isolated | cross
+    size: Decimal  # contracts
+    contract_size: Decimal | None
+    entry: Decimal | None
+    mark: Decimal | None  # the fair (mark) price
+    liquidation: Decimal | None
+    leverage: Decimal | None
+    margin: Decimal | None
+    pnl: Decimal | None  # unrealised
+    margin_ratio: Decimal | None = None  # the exchange's own, where it gives one
+
+    @property
+    def instance(self) -> str:
+        """What an alert about this position is called: ``BTC_USDT long``."""
+        return f"{self.symbol} {self.side}"
+
+    @property
+    def notional(self) -> Decimal | None:
+        if self.contract_size is None or self.mark is None:
+            return None
+        return self.size * self.contract_size * self.mark
+
+    @property
+    def liq_distance(self) -> Decimal | None:
+        if not self.liquidation or not self.mark:
+            return None  # no liquidation price is no data, never "0% away"
+        gap = self.mark - self.liquidation if self.side == "long" else self.liquidation - self.mark
+        return gap / self.mark
+
+
+def unrealised(side: str, mark: Decimal, entry: Decimal, coins: Decimal) -> Decimal:
+    """``(mark - entry) * coins`` for a long, the negative for a short."""
+    pnl = (mark - entry) * coins
+    return pnl if side == "long" else -pnl
+
+
+class Readable:
+    """A position as a rule reads it: a figure the source did not give is no data."""
+
+    __slots__ = ("_position",)
+
+    def __init__(self, position: Position) -> None:
+        self._position = position
+
+    def __getattr__(self, name: str) -> object:
+        value = getattr(self._position, name)
+        if value is None:
+            raise NoData(f"{self._position.instance}.{name}")
+        return value
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The account's positions at a glance: ``positions.count`` and friends in rules."""
+
+    positions: tuple[Position, ...]
+
+    @property
+    def count(self) -> Decimal:
+        return Decimal(len(self.positions))
+
+    @property
+    def notional(self) -> Decimal:
+        return _sum([p.notional for p in self.positions])
+
+    @property
+    def pnl(self) -> Decimal:
+        return _sum([p.pnl for p in self.positions])
+
+    @property
+    def min_liq_distance(self) -> Decimal:
+        known = [d for p in self.positions if (d := p.liq_distance) is not None]
+        if not known:
+            raise NoData("positions.min_liq_distance")
+        return min(known)
+
+
+def _sum(values: list[Decimal | None]) -> Decimal:
+    if any(v is None for v in values):
+        raise NoData("a position without that figure")
+    return sum((v for v in values if v is not None), Decimal(0))
+
+
+class UnknownPositions:
+    """Positions this poll could not read (or did not ask for): every figure is no data."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Decimal:
+        raise NoData(f"positions.{name}")
+
+
+UNKNOWN_POSITIONS = UnknownPositions()
