@@ -35,6 +35,7 @@ class Account:
     last_overview: Overview | None = None
     web_key_issued: datetime | None = None
     web_key_meta: dict[str, str] = field(default_factory=dict)
+    positions_success: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -71,6 +72,7 @@ class Account:
             last_success=self.last_success,
             stale_after=stale_after,
             web_key_issued=self.web_key_issued,
+            positions_success=self.positions_success,
         )
 
     def fetch(self, rows: bool, totals: bool, positions: bool = False) -> Overview:
@@ -85,6 +87,8 @@ class Account:
         self.last_error = error
         if error is None:
             self.last_success, self.last_overview = now, overview
+        if overview is not None and overview.positions is not None:
+            self.positions_success = now
         meta = {
             self.meta_key("last_poll"): now.isoformat(),
             self.meta_key("last_result"): "ok" if error is None else type(error).__name__,

@@ -22,7 +22,7 @@ from watcher.core.alerts import FIRING, Alert, Key, Notice, Outcome, Silence
 from watcher.core.durations import utcnow
 from watcher.core.errors import ExchangeError, PollCrashed, Problem, StateUnwritable
 from watcher.core.models import Overview, combine
-from watcher.engine.builtins import Fact, poll_facts
+from watcher.engine.builtins import Fact, poll_facts, positions_fact
 from watcher.engine.evaluate import evaluate_poll, silenced_by
 from watcher.engine.lookback import History, Sample, absent_is_zero
 from watcher.notify.delivery import Deliverer, DeliveryCounts, route
@@ -235,7 +235,11 @@ class Watcher:
                     account=name,
                     rows="; ".join(answer.overview.problems),
                 )
-            facts = poll_facts(answer.error, now, account.known(self.settings.stale_after), name)
+            known = account.known(self.settings.stale_after)
+            facts = poll_facts(answer.error, now, known, name)
+            if self.rules.needs.positions and answer.overview is not None:
+                problem = answer.overview.positions_error
+                facts.append(positions_fact(now, known, problem, name))
             step.run(self, name, account.history, now, answer.overview, facts, silences)
             step.meta.update(account.polled(now, answer.overview, answer.error))
         for label, members in self.rules.groups.items():

@@ -42,6 +42,7 @@ class Known:
     last_success: datetime | None
     stale_after: timedelta
     web_key_issued: datetime | None = None  # set or first seen; None: no web key
+    positions_success: datetime | None = None  # the last poll that read the positions
 
 
 def _negate(value: bool | None) -> bool | None:
@@ -79,6 +80,20 @@ def poll_facts(
     if known.web_key_issued is not None:
         facts.append(web_key_fact(now, known.web_key_issued, account))
     return facts
+
+
+def positions_fact(now: datetime, known: Known, problem: str | None, account: str = MAIN) -> Fact:
+    """``exchange-unreachable`` for the positions alone (``currency`` is ``positions``):
+    the futures host fails while the balances are read, so balance rules go on and
+    position rules wait on no data; after ``stale_after`` that is said, once."""
+    last_ok = now if problem is None else (known.positions_success or known.started)
+    stale = now - last_ok >= known.stale_after
+    line = (
+        f"futures positions not read for {format_duration(now - last_ok)}; last error: "
+        f"{problem}. Balance rules keep evaluating; position rules wait for the positions"
+    )
+    key = (account, "exchange-unreachable", "positions")
+    return Fact(key, stale, not stale, CRITICAL, line)
 
 
 def web_key_fact(now: datetime, issued: datetime, account: str = MAIN) -> Fact:
