@@ -77,6 +77,8 @@ def detail(notice: Notice) -> str:
     if notice.kind == RESOLVED:
         if notice.rule in BUILTIN_RESOLVED:
             return BUILTIN_RESOLVED[notice.rule]
+        if notice.text and not notice.condition:  # e.g. "the position closed"
+            return notice.text
         if notice.windowed:
             return f"{notice.condition} is no longer true"
         if notice.cleared:
