@@ -11,6 +11,7 @@ import sys
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -128,6 +129,64 @@ def accounts_cycle(accounts: int = 20, currencies: int = 100) -> tuple[float, fl
     return took, held / 1e6, len(alerts)
 
 
+def positions_rules(accounts: int = 20, rules: int = 20) -> str:
+    """``accounts`` accounts and ``rules`` position rules, each read per open position."""
+    lines = ["accounts:"]
+    lines += [f"  a{i:02d}: {{web_key: '${{BENCH_KEY}}'}}" for i in range(accounts)]
+    lines += ["channels:", "  default: 'console://'", "rules:"]
+    fields = ("liq_distance < {t}%", "leverage > {t}", "pnl < -{t}00", "notional > {t}000")
+    for i in range(rules):
+        condition = fields[i % len(fields)].format(t=5 + i)
+        lines += [f"  - name: p{i}", "    each: position", f"    when: {condition}"]
+    return "\n".join(lines) + "\n"
+
+
+def book(count: int = 50) -> Any:
+    """An overview holding ``count`` open positions, some near liquidation."""
+    from dataclasses import replace
+
+    from watcher.core.positions import Position
+
+    held = tuple(
+        Position(
+            f"C{i:03d}_USDT",
+            "long" if i % 2 else "short",
+            "isolated",
+            Decimal(100 + i),
+            Decimal("0.01"),
+            Decimal(1000),
+            Decimal(1000 + (i % 7) * 10),
+            Decimal(950) if i % 2 else Decimal(1060),
+            Decimal(5 + i % 30),
+            Decimal(50),
+            Decimal((i % 11) * 100 - 500),
+        )
+        for i in range(count)
+    )
+    return replace(account(10), positions=held)
+
+
+def positions_cycle(accounts: int = 20, count: int = 50) -> tuple[float, int]:
+    """CPU of one cycle: every account, every position rule, every open position."""
+    rules = resolve(
+        parse_rules(positions_rules(accounts), "bench.yaml"), env={"BENCH_KEY": "WEB-bench-key"}
+    )
+    overview = book(count)
+    histories = {name: History() for name in rules.account_names}
+    now = overview.fetched_at
+
+    def one_cycle(alerts: dict) -> dict:
+        for name in rules.account_names:
+            outcome, _ = evaluate_poll(
+                rules, alerts, histories[name], now, overview, account=name, label=name
+            )
+            alerts = outcome.alerts
+        return alerts
+
+    alerts = one_cycle({})
+    return median_seconds(lambda: one_cycle(alerts), 3, repeat=5), len(alerts)
+
+
 def main() -> dict[str, str]:
     overview = account(500)
     times = single(overview)
@@ -150,7 +209,15 @@ def main() -> dict[str, str]:
         f"cycle (goal < 100 ms), {instances} instances active, {memory:.1f} MB held by the "
         "rules, overviews and alerts"
     )
+    per_positions, held = positions_cycle()
+    print(
+        f"20 accounts x 50 positions x 20 position rules: {milliseconds(per_positions)} median "
+        f"per cycle (goal < 100 ms), {held} instances active"
+    )
     return {
+        "20 accounts x 50 positions x 20 position rules": (
+            f"{milliseconds(per_positions)} per cycle (goal < 100 ms)"
+        ),
         "20 accounts x 50 rules x 100 currencies": (
             f"{milliseconds(per_accounts)} per cycle (goal < 100 ms), {memory:.1f} MB"
         ),

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.support.daemon_harness import DaemonProcess, wait_for
 from tests.support.receivers import Receiver
 from watcher.sim.exchange import SimExchange, sample_portfolio
-from watcher.sim.futures import open_position
+from watcher.sim.futures_host import open_position
 
 RULES = """
 channels:

@@ -17,7 +17,7 @@ from watcher.core.errors import AuthError
 from watcher.core.positions import Position
 from watcher.engine.evaluate import FIRING, RESOLVED
 from watcher.sim.exchange import SimExchange, sample_portfolio
-from watcher.sim.futures import open_position
+from watcher.sim.futures_host import open_position
 from watcher.sources.futures import POSITIONS_PATH, signature
 from watcher.sources.mexc import MexcWebSource
 from watcher.store import Store

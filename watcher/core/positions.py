@@ -73,18 +73,17 @@ def unrealised(side: str, mark: Decimal, entry: Decimal, coins: Decimal) -> Deci
 
 
 class Readable:
-    """A position as a rule reads it: a figure the source did not give is no data."""
-
-    __slots__ = ("_position",)
+    """A position as a rule reads it, every figure worked out once per poll: a figure the
+    source did not give is not set, and reading it is no data."""
 
     def __init__(self, position: Position) -> None:
-        self._position = position
+        for name in POSITION_FIELDS + POSITION_TEXT:
+            value = getattr(position, name)
+            if value is not None:
+                setattr(self, name, value)
 
-    def __getattr__(self, name: str) -> object:
-        value = getattr(self._position, name)
-        if value is None:
-            raise NoData(f"{self._position.instance}.{name}")
-        return value
+    def __getattr__(self, name: str) -> object:  # only for what was not set
+        raise NoData(f"position.{name}")
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class Evaluation:
         self.outcome = Outcome(alerts=dict(alerts))
         self.sources: dict[str, str] = {}  # rule name -> its `when`, for {when}
         self.compiled: dict[str, Rule] = {}  # rule name -> rule, to describe its notices
+        self.by_rule: dict[str, list[Key]] = {}  # this account's instances, per rule
 
     def ended(self, alert: Alert) -> None:
         """A firing alert whose rule left the rules file: the phone heard it fire, so it
@@ -127,9 +128,15 @@ class Evaluation:
         totals, testnet = overview.totals or UNKNOWN_TOTALS, overview.is_testnet
         held = overview.positions
         summary = Summary(held) if held is not None else UNKNOWN_POSITIONS
+        views = None if held is None else [(p, Readable(p)) for p in held]  # once a poll
+        self.by_rule = {}
+        if any(rule.per_position for rule in mine):
+            for key in self.outcome.alerts:
+                if key[0] == self.account:
+                    self.by_rule.setdefault(key[1], []).append(key)
         for rule in mine:
             if rule.per_position:
-                self.positions(rule, held, (totals, lookup, history, testnet, summary))
+                self.positions(rule, views, (totals, lookup, history, testnet, summary))
                 continue
             if not rule.each:
                 args = (totals, None, lookup, history, testnet, summary)
@@ -142,7 +149,7 @@ class Evaluation:
                 self.instance(rule, code, args)
 
     def positions(
-        self, rule: Rule, held: tuple[Position, ...] | None, shared: tuple[Any, ...]
+        self, rule: Rule, held: list[tuple[Position, Readable]] | None, shared: tuple[Any, ...]
     ) -> None:
         """One instance per open position (``BTC_USDT long``); positions that could not be
         read keep their instances as they were, and a position that closed resolves its
@@ -151,17 +158,17 @@ class Evaluation:
             return
         totals, lookup, history, testnet, summary = shared
         open_now = {}
-        for position in held:
+        for position, view in held:
             if rule.currencies is not None and position.symbol not in rule.currencies:
                 continue
             if position.symbol in rule.exclude:
                 continue
             open_now[position.instance] = position
-            args = (totals, Readable(position), lookup, history, testnet, summary)
+            args = (totals, view, lookup, history, testnet, summary)
             self.instance(rule, position.instance, args, position)
-        for acct, name, instance in list(self.outcome.alerts):
-            if acct == self.account and name == rule.name and instance not in open_now:
-                self.closed((acct, name, instance), rule)
+        for key in self.by_rule.get(rule.name, ()):
+            if key[2] not in open_now and key in self.outcome.alerts:
+                self.closed(key, rule)
 
     def closed(self, key: Key, rule: Rule) -> None:
         """The position is gone: its alert ends now, whatever ``keep_firing_for`` says."""

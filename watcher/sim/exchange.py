@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from watcher.core.models import WALLETS
 from watcher.sim.bybit import bybit
-from watcher.sim.futures import futures, open_position
+from watcher.sim.futures_host import futures, open_position
 from watcher.sim.official import now_ms, official
 
 NATIVE_WALLETS = WALLETS[1:]

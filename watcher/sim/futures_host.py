@@ -13,12 +13,15 @@ a short.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from watcher.sources.futures import DETAIL_PATH, POSITIONS_PATH, TICKER_PATH, signature
+POSITIONS_PATH = "/api/v1/private/position/open_positions"
+TICKER_PATH = "/api/v1/contract/ticker"
+DETAIL_PATH = "/api/v1/contract/detail"
 
 CONTRACTS = {  # symbol: (contract size in coins, maintenance margin rate), as MEXC lists them
     "BTC_USDT": (Decimal("0.0001"), Decimal("0.004")),
@@ -87,6 +90,13 @@ def _refused(sim: Any, query: str, headers: Any) -> tuple[int, Any] | None:
     if headers.get("X-Mxc-Sign") != signature(key, nonce, query):
         return 200, _error(602, "Signature verification failed!")
     return None
+
+
+def signature(key: str, nonce: str, query: str) -> str:
+    """The vendor SDK's ``_SignatureGenerator.generate``, written out on this side as the
+    SDK's source reads, apart from the client's: ``md5(ts + P + md5(key + ts)[7:])``."""
+    inner = hashlib.md5(f"{key}{nonce}".encode(), usedforsecurity=False).hexdigest()[7:]
+    return hashlib.md5(f"{nonce}{query}{inner}".encode(), usedforsecurity=False).hexdigest()
 
 
 def _held(sim: Any) -> list[SimPosition]:
