@@ -342,3 +342,37 @@ def test_one_bad_point_does_not_move_the_step_grid(tmp_path: Path, capsys) -> No
     )
     code, out = run_test(tmp_path, capsys, body)
     assert code == 2 and len(out) == 1 and "spot: should be a number, not text" in out[0]
+
+
+POSITION_RULES = """channels:
+  default: "console://"
+rules:
+  - name: liq-near
+    each: position
+    when: liq_distance < 3%
+    severity: critical
+"""
+
+
+def test_timelines_take_positions(tmp_path: Path, capsys) -> None:
+    """#28: a position walks toward liquidation, fires, and resolves when it closes."""
+    btc = "{symbol: BTC_USDT, side: long, size: 100, contract_size: 0.0001, entry: 60000"
+    body = (
+        "cases:\n  - name: walk and close\n    timeline:\n"
+        f"      - {{at: 0m, positions: [{btc}, mark: 60000, liquidation: 57240, leverage: 20}}]}}\n"
+        f"      - {{at: 2m, positions: [{btc}, mark: 59000, liquidation: 57240, leverage: 20}}]}}\n"
+        "      - {at: 4m, positions: []}\n"
+        "    expect:\n"
+        "      - {at: 1m, alerts: []}\n"
+        "      - at: 2m\n"
+        "        alerts: [{rule: liq-near, currency: BTC_USDT long, state: firing}]\n"
+        "      - at: 4m\n"
+        "        alerts: []\n"
+        "        notifications: [{channel: default, rule: liq-near, currency: BTC_USDT long,"
+        " kind: resolved}]\n"
+    )
+    code, out = run_test(tmp_path, capsys, body, rules=POSITION_RULES)
+    assert code == 0, out
+    bad = body.replace("side: long", "side: lengthy", 1)
+    code, out = run_test(tmp_path, capsys, bad, rules=POSITION_RULES)
+    assert code == 2 and "position: side: must be 'long' or 'short'" in out[0]

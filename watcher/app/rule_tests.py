@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -42,6 +43,7 @@ from watcher.core.errors import (
     TransportError,
 )
 from watcher.core.models import WALLETS, Overview, combine
+from watcher.core.positions import Position, unrealised
 from watcher.engine.builtins import Known, poll_facts
 from watcher.engine.evaluate import evaluate_poll
 from watcher.engine.lookback import History
@@ -226,6 +228,41 @@ Offset = Annotated[timedelta, BeforeValidator(_offset, json_schema_input_type=st
 Step = Annotated[schema.Duration, AfterValidator(_positive)]
 
 
+def _decimal(value: Any) -> Any:
+    """A YAML number (or its text) as an exact Decimal; ``true`` is never an amount."""
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return Decimal(str(value))
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_decimal, json_schema_input_type=float | str)]
+
+
+class PositionSpec(schema.Part):
+    """An open position at a timeline point; ``pnl`` follows from the prices if not given."""
+
+    noun: ClassVar[str] = "position"
+    symbol: str = Field(examples=["BTC_USDT"])
+    side: Literal["long", "short"]
+    size: Amount = Field(description="the size in contracts")
+    contract_size: Amount = Decimal(1)
+    entry: Amount | None = None
+    mark: Amount | None = None
+    liquidation: Amount | None = None
+    leverage: Amount | None = None
+    margin: Amount | None = None
+    pnl: Amount | None = None
+    margin_ratio: Amount | None = None
+    margin_mode: Literal["isolated", "cross"] = "isolated"
+
+    def position(self) -> Position:
+        pnl = self.pnl
+        if pnl is None and self.mark is not None and self.entry is not None:
+            pnl = unrealised(self.side, self.mark, self.entry, self.size * self.contract_size)
+        fields = self.model_dump(exclude={"pnl"})
+        return Position(**fields, pnl=pnl)
+
+
 class PointSpec(schema.Part):
     noun: ClassVar[str] = "timeline point"
     at: Offset = timedelta(0)
@@ -234,6 +271,7 @@ class PointSpec(schema.Part):
     totals: dict[str, Any] | None = Field(None, description="a mapping of wallet totals")
     is_testnet: bool = False
     error: Literal[tuple(FAILURES)] | None = None  # type: ignore[valid-type]
+    positions: list[PositionSpec] | None = Field(None, description="a list of open positions")
 
     @model_validator(mode="after")
     def _either(self) -> PointSpec:
@@ -363,7 +401,10 @@ class TestFileLoader:
             cls, text = FAILURES[item.error]
             return Point(None, cls(text))
         try:
-            return Point(snapshot(item.model_dump(), rules), None)
+            overview = snapshot(item.model_dump(), rules)
+            if item.positions is not None:
+                overview = replace(overview, positions=tuple(p.position() for p in item.positions))
+            return Point(overview, None)
         except (ValueError, TypeError, ArithmeticError) as exc:
             self.problem(steps, str(exc))
             return None
