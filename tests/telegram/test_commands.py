@@ -152,3 +152,31 @@ def test_silence_then_unsilence_and_the_comment_is_kept(ctx: Context) -> None:
 
 def test_help_and_start_list_the_commands(ctx: Context) -> None:
     assert say(ctx, "/help") == say(ctx, "/start") == HELP
+
+
+def test_positions_nearest_to_liquidation_first_and_ack_by_reply(ctx: Context) -> None:
+    """#28: /positions, and /ack of a position's FIRING line names its instance."""
+    from dataclasses import replace
+    from decimal import Decimal as D
+
+    from watcher.core.positions import Position
+
+    near = Position("BTC_USDT", "long", "isolated", D(100), D("0.0001"), D(60000),
+                    D(58500), D(57240), D(20), D(300), D(-15))  # fmt: skip
+    far = Position("ETH_USDT", "short", "isolated", D(10), D("0.01"), D(3000),
+                   D(3000), D(3285), D(10), D(30), D(0))  # fmt: skip
+    books = ctx.balances()
+    held = {
+        "main": replace(books["main"], positions=(far, near)),
+        "hedge": replace(books["hedge"], positions_error="exchange error 600: parameter error"),
+    }
+    with_positions = Context(ctx.store, ctx.rules, lambda: held, ctx.clock)
+    assert say(with_positions, "/positions") == (
+        "hedge: positions not read (exchange error 600: parameter error)\n"
+        "main:\n<pre>BTC_USDT long 20x: 2.2% from liquidation (mark 58,500, liquidation 57,240),"
+        " pnl -15\nETH_USDT short 10x: 9.5% from liquidation (mark 3,000, liquidation 3,285),"
+        " pnl 0</pre>"
+    )
+    line = "FIRING liq-near BTC_USDT long (main): BTC_USDT long 20x is 2.2% from liquidation"
+    assert "liq-near BTC_USDT long" in say(ctx, "/ack", replied=line)
+    assert "liq-near BTC_USDT long" in say(ctx, "/ack liq-near BTC_USDT long main")

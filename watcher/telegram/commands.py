@@ -27,13 +27,14 @@ from watcher.store import Store
 HELP = """watcher commands:
 /status: each account's last poll, what fires, the outbox
 /balances [CUR] [account]: the latest balances
+/positions [account]: open futures positions and their distance to liquidation
 /alerts: pending and firing, with since
 /ack RULE [CURRENCY] [account]: no repeats until it resolves (or reply /ack to an alert)
 /silence RULE DURATION [comment]: mute a rule, e.g. /silence usdt-spot-low 4h topping up
 /unsilence ID: end a silence
 /help: this list"""
 ALERT_LINE = re.compile(  # the head of a FIRING line, as messages.line writes it
-    r"^(?:STILL )?FIRING (?P<rule>[a-z0-9-]+)(?: (?P<cur>[A-Z0-9_-]+))?"
+    r"^(?:STILL )?FIRING (?P<rule>[a-z0-9-]+)(?: (?P<cur>[A-Z0-9_-]+(?: long| short)?))?"
     r"(?: \((?P<acct>[a-z0-9+-]+)\))?(?: for \S+)?:",
     re.M,
 )
@@ -68,6 +69,8 @@ def handle(text: str, replied: str | None, ctx: Context, who: str) -> str:
             return status(ctx)
         if name == "balances":
             return balances(ctx, args)
+        if name == "positions":
+            return positions(ctx, args)
         if name == "alerts":
             return alerts(ctx)
         if name == "ack":
@@ -122,6 +125,36 @@ def balances(ctx: Context, args: list[str]) -> str:
     return "\n".join(shown)
 
 
+def positions(ctx: Context, args: list[str]) -> str:
+    """Each account's open positions, nearest to liquidation first."""
+    rules = ctx.rules()
+    accounts = [a for a in args if a in rules.account_names]
+    shown = []
+    for name, overview in sorted(ctx.balances().items()):
+        if accounts and name not in accounts:
+            continue
+        head = f"{name}: " if len(rules.account_names) > 1 else ""
+        held = overview.positions
+        if held is None:
+            why = overview.positions_error or "no rule reads positions"
+            shown.append(esc(f"{head}positions not read ({why})"))
+            continue
+        if not held:
+            shown.append(esc(f"{head}no open positions"))
+            continue
+        near = sorted(held, key=lambda p: (p.liq_distance is None, p.liq_distance or 0))
+        lines = [
+            f"{p.instance} {human(p.leverage)}x: {human(p.liq_distance, True)} from "
+            f"liquidation (mark {human(p.mark)}, liquidation {human(p.liquidation)}), "
+            f"pnl {human(p.pnl)}"
+            for p in near[:TOP]
+        ]
+        shown.append(
+            esc(head.rstrip() + ("\n" if head else "")) + f"<pre>{esc(chr(10).join(lines))}</pre>"
+        )
+    return "\n".join(shown) or "no positions yet: the first poll has not finished"
+
+
 def alerts(ctx: Context) -> str:
     now = ctx.clock()
     active = sorted(
@@ -150,7 +183,10 @@ def ack(ctx: Context, args: list[str], replied: str | None, who: str) -> str:
         return "usage: /ack RULE [CURRENCY] [account], or reply /ack to an alert"
     rules = ctx.rules()
     account = next((a for a in args[1:] if a in rules.account_names), None)
-    currency = next((a.upper() for a in args[1:] if a != account), None)
+    words = [a for a in args[1:] if a != account]
+    currency = words[0].upper() if words else None
+    if currency and len(words) > 1 and words[1].lower() in ("long", "short"):
+        currency = f"{currency} {words[1].lower()}"  # a position: /ack liq-near BTC_USDT long
     return esc(acknowledge(ctx.store, args[0], currency, account, who))
 
 
