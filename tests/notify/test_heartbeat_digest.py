@@ -276,3 +276,19 @@ def test_the_digest_names_the_unit_where_the_source_knows_it() -> None:
     text = compose(spec, Facts("vps-1", at(hours=1), (Book(None, ccxt),)))
     assert "converts them" not in text and "Account total: 61,000 EUR" in text
     assert "BTC 61,000 EUR" in text
+
+
+def test_the_digest_names_the_position_nearest_to_liquidation() -> None:
+    from dataclasses import replace as changed
+    from decimal import Decimal as D
+
+    from tests.support.helpers import at, overview, row
+    from watcher.config.model import Digest
+    from watcher.core.positions import Position
+    from watcher.notify.digest import Book, Facts, compose
+
+    near = Position("BTC_USDT", "long", "isolated", D(100), D("0.0001"), D(60000),
+                    D(60000), D(57240), D(20), D(300), D(0))  # fmt: skip
+    book = changed(overview(row("USDT", spot="100"), total="100"), positions=(near,))
+    text = compose(Digest(at=datetime.min.time()), Facts("vps-1", at(hours=1), (Book(None, book),)))
+    assert "Positions: 1 open, nearest to liquidation BTC_USDT long at 4.6%" in text

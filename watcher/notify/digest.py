@@ -125,12 +125,28 @@ def balances(book: Book, now: datetime) -> list[str]:
         else:
             line += " (no value from 24 h ago yet)"
         lines.append(line)
+    lines += positions_line(book)
     rows = sorted((overview.currencies or {}).values(), key=lambda r: r.total, reverse=True)[:TOP]
     if rows:
         unit = f" {overview.quote}" if overview.quote else ""
         held = ", ".join(f"{r.currency} {human(r.total)}{unit}" for r in rows)
         lines.append(f"Largest holdings{whose(book)}: {held}")
     return lines
+
+
+def positions_line(book: Book) -> list[str]:
+    """``Positions: 2 open, nearest to liquidation BTC_USDT long at 4.6%``, when read."""
+    held = book.overview.positions if book.overview is not None else None
+    if held is None:
+        return []
+    if not held:
+        return [f"Positions{whose(book)}: none open"]
+    known = [p for p in held if p.liq_distance is not None]
+    line = f"Positions{whose(book)}: {len(held)} open"
+    if known:
+        near = min(known, key=lambda p: p.liq_distance or 0)
+        line += f", nearest to liquidation {near.instance} at {human(near.liq_distance, True)}"
+    return [line]
 
 
 def outbox_line(facts: Facts) -> str:
