@@ -148,21 +148,27 @@ def test_demo_plays_its_script_and_exits_0() -> None:
     assert took < 90
     out = done.stdout
     expected = [
-        "==> [1/7] simulated MEXC up at http://127.0.0.1:",
+        "==> [1/9] simulated MEXC up at http://127.0.0.1:",
         "USDT      2,300  1,500       800        2,300",
-        "==> [2/7] daemon started",
+        "==> [2/9] daemon started",
         "[warning] watcher ",
         "FIRING usdt-spot-low: USDT spot is 80, below 100",
-        "==> [3/7] a big futures position",
+        "==> [3/9] a big futures position",
         "[critical] watcher ",
         "FIRING contract-heavy: contract / total > 60% (value 82.1%, threshold 60%)",
-        "==> [4/7] a transfer brings USDT spot back",
+        "==> [4/9] a transfer brings USDT spot back",
         "RESOLVED usdt-spot-low after ",
-        "==> [5/7] the exchange goes down",
+        "==> [5/9] a 20x BTC long",
+        "FIRING btc-liq-near BTC_USDT long: BTC_USDT long 20x is 2.3% from liquidation "
+        "(mark 58,600, liquidation 57,240)",
+        "==> [6/9] the trader closes the position",
+        "RESOLVED btc-liq-near BTC_USDT long after ",
+        "the position closed",
+        "==> [7/9] the exchange goes down",
         "FIRING exchange-unreachable: no successful poll for",
-        "==> [6/7] the exchange comes back",
+        "==> [8/9] the exchange comes back",
         "RESOLVED exchange-unreachable after ",
-        "==> [7/7] demo finished; the daemon stopped cleanly (exit 0)",
+        "==> [9/9] demo finished; the daemon stopped cleanly (exit 0)",
     ]
     position = 0
     for text in expected:

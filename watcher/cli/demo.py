@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -25,10 +26,17 @@ from watcher.cli import table
 from watcher.config.settings import Settings
 from watcher.core.durations import parse_duration, utcnow
 from watcher.sim.exchange import SimExchange, sample_portfolio
+from watcher.sim.futures_host import open_position
 from watcher.sources import open_source
 
 WEB_KEY = "WEB-demo-web-key"  # the simulator's; a real one is the u_id cookie of MEXC
 EXAMPLE = "rules.example.yaml"
+LIQUIDATION_RULE = {
+    "name": "btc-liq-near",
+    "each": "position",
+    "when": "liq_distance < 3%",
+    "severity": "critical",
+}
 
 
 class DemoFailed(Exception):
@@ -57,6 +65,7 @@ def demo_rules(source: Path, target: Path, step: float) -> None:
         for key in ("for", "keep_firing_for"):
             if key in block and parse_duration(block[key]).total_seconds() > 10:
                 block[key] = short(step)
+    document["rules"].append(LIQUIDATION_RULE)  # commented out in the file: futures are opt-in
     target.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
@@ -105,7 +114,7 @@ def run_demo(forever: bool = False, step: float = 2.0) -> int:
 
 
 class Show:
-    TOTAL = 7
+    TOTAL = 9
 
     def __init__(self, sim: SimExchange, tmp: Path, step: float) -> None:
         self.sim = sim
@@ -119,6 +128,7 @@ class Show:
             **clean,
             "WATCHER_WEB_KEY": WEB_KEY,
             "WATCHER_MEXC_URL": self.sim.mexc_url,
+            "WATCHER_MEXC_FUTURES_URL": self.sim.mexc_url,
             "WATCHER_RULES": str(self.tmp / "rules.yaml"),
             "WATCHER_STATE": str(self.tmp / "watcher.db"),
             "WATCHER_INTERVAL": f"{max(self.step, 1.0)}s",  # 1 s is the floor
@@ -175,10 +185,19 @@ class Show:
         sim.set_coin("USDT", "1", spot="5000", contract="800")
         console.wait(lambda s: "RESOLVED usdt-spot-low" in s, "usdt-spot-low RESOLVED")
         console.wait(lambda s: "RESOLVED share-flap-guard" in s, "share-flap-guard RESOLVED")
-        say(5, total, "the exchange goes down (HTTP 503 on every request)")
+        say(5, total, "a 20x BTC long opened at 60,000 drifts toward its liquidation at 57,240")
+        open_position(sim, "BTC_USDT", "long", Decimal(100), Decimal(60000), 20)
+        for price in ("59500", "59200", "58600"):  # 3.8%, 3.3%, then 2.3%: under 3%
+            sim.assign({"BTC.price": price})
+            time.sleep(self.step)
+        console.wait(lambda s: "FIRING btc-liq-near" in s, "btc-liq-near FIRING")
+        say(6, total, "the trader closes the position")
+        open_position(sim, "BTC_USDT", "long", Decimal(0), Decimal(0), 20)
+        console.wait(lambda s: "the position closed" in s, "btc-liq-near RESOLVED")
+        say(7, total, "the exchange goes down (HTTP 503 on every request)")
         sim.inject("status", times=None, status=503, message="maintenance")
         console.wait(lambda s: "no successful poll" in s, "exchange-unreachable FIRING")
-        say(6, total, "the exchange comes back")
+        say(8, total, "the exchange comes back")
         sim.clear_faults()
         console.wait(
             lambda s: "RESOLVED exchange-unreachable" in s, "exchange-unreachable RESOLVED"
