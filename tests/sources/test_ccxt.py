@@ -238,3 +238,46 @@ def test_ccxt_a_currency_without_a_price_makes_the_total_no_data(env: Path, sim,
     balances = data["accounts"]["official"]["balances"]
     assert balances["totals"] is None and balances["rows"]["BTC"] == {"no_data": True}
     assert [a for a in data["alerts"] if a["state"] == "firing"] == []
+
+
+POSITIONS = "/api/v1/private/position/open_positions"
+
+
+def test_ccxt_fetch_positions_against_mexcs_official_contract_api(sim: SimExchange) -> None:
+    """#28: ccxt's unified positions from a local fake of MEXC's official endpoint (its
+    HMAC signature checked); a wrong secret is the positions' problem, the balances stand."""
+    from watcher.sim.exchange import sample_portfolio
+    from watcher.sim.futures_host import open_position
+
+    sample_portfolio(sim)
+    open_position(sim, "BTC_USDT", "long", Decimal(100), Decimal(60000), 20)
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    overview = CcxtSource(official(sim), 3.0, now).fetch(True, True, positions=True)
+    (position,) = overview.positions
+    assert (position.symbol, position.side, position.liquidation) == (
+        "BTC_USDT",
+        "long",
+        Decimal("57240"),
+    )
+    assert position.contract_size == Decimal("0.0001") and position.mark == Decimal("60000")
+    assert position.liq_distance == (Decimal("60000") - Decimal("57240")) / Decimal("60000")
+    refused = json.dumps(
+        {"success": False, "code": 602, "message": "Signature verification failed!"}
+    )
+    sim.inject("raw", times=None, status=401, body=refused, path=POSITIONS)
+    overview = CcxtSource(official(sim), 3.0, now).fetch(True, True, positions=True)
+    assert overview.totals is not None and overview.positions is None
+    assert "mexc refused the API key" in (overview.positions_error or "")
+
+
+def test_check_names_a_ccxt_exchange_that_cannot_read_positions(env: Path, sim, capsys) -> None:
+    env.write_text(
+        "accounts:\n"
+        '  us: {source: ccxt, exchange: binanceus, api_key: "${K}", secret: "${S}"}\n'
+        'channels:\n  default: "console://"\n'
+        "rules:\n  - name: liq\n    each: position\n    when: liq_distance < 5%\n"
+    )
+    assert main(["check"]) == 2
+    assert "account us: ccxt cannot read positions on binanceus (no fetchPositions)" in (
+        capsys.readouterr().err
+    )

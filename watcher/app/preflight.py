@@ -31,7 +31,7 @@ def service_problems(rules: RuleSet) -> list[Problem]:
                 found.append(where.problem(f"channel {name}: {problem}"))
     for account in rules.accounts:
         if account.source == "ccxt" and account.exchange:
-            problem = exchange_problem(account.exchange)
+            problem = exchange_problem(account.exchange, positions=rules.needs.positions)
             if problem:
                 key, what = problem
                 found.append(account.at(key).problem(f"account {account.name}: {what}"))

@@ -14,6 +14,7 @@ a short.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,16 +51,16 @@ class SimPosition:
 
 def futures(sim: Any, path: str, query: str, headers: Any) -> tuple[int, Any] | None:
     """The answer to a futures request, or None when ``path`` is not one."""
+    if path == POSITIONS_PATH and headers.get("ApiKey") is not None:  # an official key (ccxt)
+        refused = _refused_official(sim, headers)
+        return refused or (200, _ok([_row(sim, p) for p in _held(sim)]))
     if path == POSITIONS_PATH:
         refused = _refused(sim, query, headers)
         return refused or (200, _ok([_row(sim, p) for p in _held(sim)]))
     if path == TICKER_PATH:
         return 200, _ok([_ticker(sim, symbol) for symbol in CONTRACTS if _price(sim, symbol)])
     if path == DETAIL_PATH:
-        details = [
-            {"symbol": s, "contractSize": cs, "maintenanceMarginRate": mmr, "settleCoin": "USDT"}
-            for s, (cs, mmr) in CONTRACTS.items()
-        ]
+        details = [_detail(symbol) for symbol in CONTRACTS]
         return 200, _ok(details)
     return None
 
@@ -97,6 +98,39 @@ def signature(key: str, nonce: str, query: str) -> str:
     SDK's source reads, apart from the client's: ``md5(ts + P + md5(key + ts)[7:])``."""
     inner = hashlib.md5(f"{key}{nonce}".encode(), usedforsecurity=False).hexdigest()[7:]
     return hashlib.md5(f"{nonce}{query}{inner}".encode(), usedforsecurity=False).hexdigest()
+
+
+def _detail(symbol: str) -> dict[str, Any]:
+    """A contract as ``contract/detail`` lists it (full names, what ccxt's markets read)."""
+    size, mmr = CONTRACTS[symbol]
+    base, quote = symbol.split("_")
+    return {
+        "symbol": symbol,
+        "baseCoin": base,
+        "quoteCoin": quote,
+        "settleCoin": quote,
+        "contractSize": size,
+        "maintenanceMarginRate": mmr,
+        "state": 0,
+        "priceUnit": Decimal("0.1"),
+        "volUnit": 1,
+        "minVol": 1,
+        "maxVol": 1_000_000,
+        "minLeverage": 1,
+        "maxLeverage": 125,
+        "takerFeeRate": Decimal("0.0002"),
+        "makerFeeRate": 0,
+    }
+
+
+def _refused_official(sim: Any, headers: Any) -> tuple[int, Any] | None:
+    """MEXC's contract API signature for an official key: HMAC-SHA256 of the key and
+    ``Request-Time`` (no parameters here), as ccxt makes it; code 602 when wrong."""
+    key, when = headers.get("ApiKey", ""), headers.get("Request-Time", "")
+    made = hmac.new(sim.official_secret.encode(), f"{key}{when}".encode(), hashlib.sha256)
+    if key != sim.official_key or headers.get("Signature") != made.hexdigest():
+        return 401, _error(602, "Signature verification failed!")
+    return None
 
 
 def _held(sim: Any) -> list[SimPosition]:

@@ -103,10 +103,11 @@ def spec_from(settings: Settings) -> AccountSpec:
     )
 
 
-def exchange_problem(exchange: str) -> tuple[str, str] | None:
+def exchange_problem(exchange: str, positions: bool = False) -> tuple[str, str] | None:
     """Why a ccxt account cannot start, as (the account's key to blame, what), or None:
-    the extra is missing, or ccxt does not know the exchange. Asked at start-up, never
-    while parsing (it imports ccxt)."""
+    the extra is missing, ccxt does not know the exchange, or a rule reads positions that
+    ccxt cannot read there (no ``fetchPositions``). Asked at start-up, never while parsing
+    (it imports ccxt)."""
     try:
         missing = importlib.util.find_spec("ccxt") is None
     except (ValueError, ImportError):  # blocked or broken: as good as missing
@@ -117,4 +118,6 @@ def exchange_problem(exchange: str) -> tuple[str, str] | None:
 
     if exchange not in ccxt.exchanges:
         return "exchange", f"ccxt knows no exchange {exchange!r}"
+    if positions and not getattr(ccxt, exchange)().has.get("fetchPositions"):
+        return "exchange", f"ccxt cannot read positions on {exchange} (no fetchPositions)"
     return None

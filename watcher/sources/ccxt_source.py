@@ -39,6 +39,7 @@ from watcher.core.models import (
     Totals,
     in_range,
 )
+from watcher.core.positions import Position, unrealised
 from watcher.core.secrets import Masker
 from watcher.core.text import currency_code
 from watcher.net.client import bounded_session, watched
@@ -102,7 +103,7 @@ class CcxtSource:
         with watched(self.budget) as watch:
             try:
                 overview = self._fetch()
-                return not_read(overview) if positions else overview
+                return self.with_positions(overview) if positions else overview
             except ExchangeError:
                 if watch.cut:
                     raise TransportError(
@@ -124,6 +125,22 @@ class CcxtSource:
         except self.ccxt.BaseError as exc:
             raise self.error(exc) from None
         return replace(overview(native, prices, self.clock()), quote=self.spec.quote)
+
+    def with_positions(self, overview: Overview) -> Overview:
+        """``fetch_positions()`` where the exchange has it; otherwise, or when it fails, the
+        positions are no data and the overview says why."""
+        if not self.exchange.has.get("fetchPositions"):
+            return not_read(overview, f"ccxt's {self.exchange_id} cannot read positions")
+        try:
+            found = self.exchange.fetch_positions()
+        except self.ccxt.BaseError as exc:
+            error = self.error(exc)
+            log.warning("futures positions not read", error=str(error), code=error.code)
+            return replace(overview, positions_error=str(error))
+        prices = {c: r.total / r.originTotal for c, r in (overview.currencies or {}).items()
+                  if r.originTotal}  # fmt: skip
+        held = [unified(p, prices) for p in found if isinstance(p, dict)]
+        return replace(overview, positions=tuple(p for p in held if p is not None))
 
     def prices(self, native: dict[str, dict[str, Decimal]]) -> dict[str, Decimal]:
         quote = self.spec.quote
@@ -179,6 +196,38 @@ class CcxtSource:
         if isinstance(exc, ccxt.NetworkError | ccxt.ExchangeNotAvailable | ccxt.RequestTimeout):
             return TransportError(f"cannot reach {name}: {text}")
         return ExchangeError(f"{name} error: {text}")
+
+
+def unified(found: dict[str, Any], prices: dict[str, Decimal]) -> Position | None:
+    """ccxt's unified position; a figure it leaves None stays None (no data, never zero).
+    Without a mark price, the base currency's price in the quote stands in for it."""
+    contracts = exact(found.get("contracts"))
+    if not contracts:
+        return None  # ccxt lists flat positions on some exchanges
+    symbol = str(found.get("symbol") or "?")
+    base = symbol.split("/")[0]
+    info = found.get("info") if isinstance(found.get("info"), dict) else {}
+    side = "short" if found.get("side") == "short" else "long"
+    contract_size = exact(found.get("contractSize"))
+    mark = exact(found.get("markPrice")) or prices.get(base)
+    entry = exact(found.get("entryPrice"))
+    pnl = exact(found.get("unrealizedPnl"))
+    if pnl is None and None not in (mark, entry, contract_size):
+        pnl = unrealised(side, mark, entry, contracts * contract_size)  # type: ignore[arg-type]
+    return Position(
+        symbol=str(info.get("symbol") or symbol),
+        side=side,
+        margin_mode=str(found.get("marginMode") or "unknown"),
+        size=contracts,
+        contract_size=contract_size,
+        entry=entry,
+        mark=mark,
+        liquidation=exact(found.get("liquidationPrice")),
+        leverage=exact(found.get("leverage")),
+        margin=exact(found.get("initialMargin")),
+        pnl=pnl,
+        margin_ratio=exact(found.get("marginRatio")),
+    )
 
 
 def rehost(urls: Any, base: str) -> Any:

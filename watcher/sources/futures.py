@@ -32,9 +32,11 @@ MODES = {1: "isolated", 2: "cross"}
 CLOSED = 3  # `state`: 1 holding, 2 system holding, 3 closed
 
 
-def not_read(overview: Overview) -> Overview:
-    """A source that does not read positions yet: its position rules get no data, said."""
-    return replace(overview, positions_error="this source does not read futures positions yet")
+def not_read(
+    overview: Overview, why: str = "this source does not read futures positions yet"
+) -> Overview:
+    """A source that does not read positions: its position rules get no data, said."""
+    return replace(overview, positions_error=why)
 
 
 def signature(web_key: str, millis: str, query: str = "") -> str:
