@@ -206,3 +206,21 @@ def test_account_figures_over_positions() -> None:
     rules = ruleset("  - name: big\n    when: positions.notional > 3 * total\n")
     assert rules.needs.positions and not rules.rules[0].per_position
     assert timedelta(0) == rules.needs.window
+
+
+def test_the_bypass_gateway_reads_positions_in_its_own_envelope(book) -> None:
+    """#28: ``/v1/getFuturesOpenPositions`` through the gateway, checked as its overview."""
+    from watcher.sources.bypass import BypassSource
+
+    gateway = BypassSource(
+        book.url, book.api_key, None, "MAINNET", 2.0, 5.0, lambda: datetime.now(UTC), backoff=0.01
+    )
+    overview = gateway.fetch(rows=False, totals=True, positions=True)
+    found = {p.instance: p for p in overview.positions}
+    assert found["BTC_USDT long"].liquidation == D("57240")
+    assert found["BTC_USDT long"].liq_distance == (D("60000") - D("57240")) / D("60000")
+    wrong = BypassSource(
+        book.url, "wrong-key", None, "MAINNET", 2.0, 5.0, lambda: datetime.now(UTC), backoff=0.01
+    )
+    with pytest.raises(AuthError):
+        wrong.positions(wrong.http.deadline())

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from watcher.core.models import WALLETS
 from watcher.sim.bybit import bybit
-from watcher.sim.futures_host import futures, open_position
+from watcher.sim.futures_host import futures, gateway, open_position
 from watcher.sim.official import now_ms, official
 
 NATIVE_WALLETS = WALLETS[1:]
@@ -304,6 +304,11 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             testnet = network != "MAINNET"
             if self.headers.get("X-MEXC-BYPASS-API-KEY") != sim.api_key:
                 return self._wrapper(401, "Invalid or missing API key", testnet)
+            carried = gateway(sim, parts.path)
+            if carried is not None:
+                body = {"data": carried, "code": 0, "msg": "success", "timestamp": now_ms()}
+                body["is_testnet"] = testnet
+                return self._send(200, json.dumps(body).encode(), "application/json")
             if parts.path != BYPASS_PATH:
                 return self._wrapper(404, "Not found", testnet)
             self._answer(fault, _php_truthy(query.get("convert")), testnet, bypass=True)

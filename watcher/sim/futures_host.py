@@ -65,6 +65,25 @@ def futures(sim: Any, path: str, query: str, headers: Any) -> tuple[int, Any] | 
     return None
 
 
+GATEWAY = {  # a Bypass-compatible gateway's names for the same data
+    "/v1/getFuturesOpenPositions": "positions",
+    "/v1/getFuturesTickers": "tickers",
+    "/v1/getFuturesContracts": "contracts",
+}
+
+
+def gateway(sim: Any, path: str) -> list[Any] | None:
+    """What the gateway's futures methods carry in ``data`` (MEXC's own shapes), or None."""
+    kind = GATEWAY.get(path)
+    if kind == "positions":
+        return _numbers([_row(sim, p) for p in _held(sim)])
+    if kind == "tickers":
+        return _numbers([_ticker(sim, symbol) for symbol in CONTRACTS if _price(sim, symbol)])
+    if kind == "contracts":
+        return _numbers([_detail(symbol) for symbol in CONTRACTS])
+    return None
+
+
 def open_position(
     sim: Any, symbol: str, side: str, size: Decimal, entry: Decimal, leverage: int
 ) -> None:

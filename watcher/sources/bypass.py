@@ -11,10 +11,12 @@ host; MEXC codes map the same in both envelope shapes; an absent
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from watcher.core import logs
 from watcher.core.errors import (
     AuthError,
     BadResponse,
@@ -26,7 +28,7 @@ from watcher.core.errors import (
 from watcher.core.models import Overview
 from watcher.core.secrets import Masker
 from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
-from watcher.sources.futures import not_read
+from watcher.sources.futures import ContractSizes, fair_prices, positions_from
 from watcher.sources.parse import (
     AUTH_CODES,
     RATE_CODES,
@@ -40,11 +42,15 @@ from watcher.sources.parse import (
 )
 
 PATH = "/getAssetsOverview"
+POSITIONS = "/getFuturesOpenPositions"  # MEXC's open_positions, in the gateway's envelope
+TICKERS = "/getFuturesTickers"  # every contract's ticker (fairPrice)
+CONTRACTS = "/getFuturesContracts"  # contract details (contractSize), kept for hours
 WEB_KEY_HINT = (
     "the MEXC web key may have expired (it lives 5 days and dies on logout): "
     "log in to MEXC again and update WATCHER_WEB_KEY"
 )
 API_KEY_HINT = "check WATCHER_API_KEY (your Bypass gateway's API key)"
+log = logs.get("watcher.source")
 
 
 class BypassSource:
@@ -62,7 +68,9 @@ class BypassSource:
         upstream_proxy: str | None = None,
         backoff: float = BACKOFF,
     ) -> None:
-        self.url = base_url.rstrip("/") + PATH
+        self.base = base_url.rstrip("/")
+        self.url = self.base + PATH
+        self.sizes = ContractSizes()
         self.network = network
         self.clock = clock
         headers = {
@@ -93,9 +101,35 @@ class BypassSource:
             return self.parse(self.http.get(self.url, asks[kind], deadline), kind)
 
         overview = fetch_overview(rows, totals, get)
-        return not_read(overview) if positions else overview
+        if not positions:
+            return overview
+        try:
+            return replace(overview, positions=self.positions(deadline))
+        except ExchangeError as exc:  # the balances stand; the positions are no data
+            log.warning("futures positions not read", error=str(exc), code=exc.code)
+            return replace(overview, positions_error=str(exc))
+
+    def positions(self, deadline: float) -> tuple[Any, ...]:
+        """Open positions through the gateway, with fair prices and contract sizes."""
+
+        def data(path: str) -> Any:
+            return self.envelope(self.http.get(self.base + path, None, deadline)).get("data")
+
+        held = data(POSITIONS)
+        if not held:
+            return ()
+        if self.sizes.stale():
+            self.sizes.keep(data(CONTRACTS))
+        return positions_from(held, fair_prices(data(TICKERS)), self.sizes.sizes)
 
     def parse(self, answer: Answer, asked: str | None = None) -> Overview:
+        document = self.envelope(answer)
+        is_testnet = document.get("is_testnet")
+        data = document.get("data")
+        return overview_from(data, self.clock(), is_testnet, document.get("timestamp"), asked)
+
+    def envelope(self, answer: Answer) -> dict[str, Any]:
+        """One answer of the gateway, checked: its status, its code, its network."""
         if 300 <= answer.status < 400:
             raise TransportError(
                 f"the gateway redirected to {answer.location_host} (HTTP {answer.status}); "
@@ -119,8 +153,7 @@ class BypassSource:
                 f"asked for {self.network} but the gateway served {served} balances; "
                 "these are not your real numbers (check WATCHER_NETWORK)"
             )
-        data = document.get("data")
-        return overview_from(data, self.clock(), is_testnet, document.get("timestamp"), asked)
+        return document
 
     def not_json(self, status: int, kind: str) -> ExchangeError:
         if status >= 500:
