@@ -281,3 +281,21 @@ def test_check_names_a_ccxt_exchange_that_cannot_read_positions(env: Path, sim, 
     assert "account us: ccxt cannot read positions on binanceus (no fetchPositions)" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "hint"),
+    [
+        (10072, "Api key info invalid", "check the key and secret"),
+        (700006, "IP [203.0.113.9] not in the ip white list", "add this server's IP address"),
+        (700002, "Signature for this request is not valid.", "check the key and secret"),
+    ],
+)
+def test_ccxt_key_codes_are_auth_errors_with_the_hint_that_fits(sim, code, message, hint) -> None:
+    """#29, 4: ccxt calls some of these BadRequest; they are the key, and the user is told
+    what to do about it."""
+    body = json.dumps({"code": code, "msg": message})
+    sim.inject("raw", times=None, status=400, body=body, path="/api/v3/account")
+    with pytest.raises(AuthError) as caught:
+        CcxtSource(official(sim), 3.0, lambda: datetime.now(UTC)).fetch(True, True)
+    assert hint in str(caught.value) and caught.value.code == code

@@ -12,6 +12,7 @@ exchange's own strings where ccxt keeps them in ``info`` (MEXC, Binance, Bybit).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -186,6 +187,10 @@ class CcxtSource:
                 f"{name} answered with a redirect; watcher follows none, so nothing (no key, "
                 "no signature) was sent there"
             )
+        code = exchange_code(str(exc))
+        if code in KEY_CODES:  # ccxt calls some of these BadRequest; they are the key
+            hint = KEY_CODES[code]
+            return AuthError(f"{name} refused the API key ({text}): {hint}", code)
         if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied):
             return AuthError(
                 f"{name} refused the API key ({text}): check the key and secret, and that the "
@@ -195,7 +200,29 @@ class CcxtSource:
             return RateLimited(f"{name} asked us to slow down ({text})")
         if isinstance(exc, ccxt.NetworkError | ccxt.ExchangeNotAvailable | ccxt.RequestTimeout):
             return TransportError(f"cannot reach {name}: {text}")
+        if isinstance(exc, ccxt.BadRequest):  # not the key: the exchange's own words
+            return TransportError(f"{name} refused the request: {text}", code)
         return ExchangeError(f"{name} error: {text}")
+
+
+CHECK_KEY = "check the key and secret, and that the key may read balances"
+KEY_CODES = {  # exchange codes that mean the key, whatever ccxt's class for them
+    10072: CHECK_KEY,  # MEXC: invalid access key
+    700002: CHECK_KEY,  # MEXC: signature not valid (a wrong secret)
+    602: CHECK_KEY,  # MEXC contract API: signature verification failed
+    401: CHECK_KEY,
+    402: "the key has expired: make a new read-only key",
+    700006: "add this server's IP address to the key's whitelist on the exchange",
+    -2015: "check the key, its permissions and its IP whitelist",  # Binance
+    -1022: CHECK_KEY,  # Binance: signature not valid
+}
+_CODE = re.compile(r'"code"\s*:\s*"?(-?\d+)')
+
+
+def exchange_code(text: str) -> int | None:
+    """The exchange's own error code in ccxt's message (it quotes the answer's JSON)."""
+    found = _CODE.search(text)
+    return int(found.group(1)) if found else None
 
 
 def unified(found: dict[str, Any], prices: dict[str, Decimal]) -> Position | None:
