@@ -341,6 +341,8 @@ def _handler_for(sim: SimExchange) -> type[BaseHTTPRequestHandler]:
             if fault and fault.kind == "redirect":
                 return self._redirect(fault)
             if any(k != sim.web_key for k in keys):
+                # A GUESS, not a capture: what MEXC answers to an expired or wrong web key is
+                # unknown (positions.md, sources.md). A redacted capture replaces it.
                 body = {"code": 401, "msg": "Unauthorized", "timestamp": now_ms()}
                 return self._send(200, json.dumps(body).encode(), "application/json")
             self._answer(fault, rows, False, bypass=False)

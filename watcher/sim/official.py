@@ -153,7 +153,9 @@ def contract_assets(sim: Any, headers: Any) -> tuple[int, Any]:
                 "availableBalance": float(coin.amounts.get("contract", Decimal(0))),
                 "cashBalance": float(coin.amounts.get("contract", Decimal(0))),
                 "frozenBalance": 0,
-                "equity": str(coin.amounts.get("contract", Decimal(0))),
+                "equity": float(
+                    coin.amounts.get("contract", Decimal(0))
+                ),  # a JSON number, as MEXC sends it
                 "unrealized": 0,
                 "bonus": 0,
             }

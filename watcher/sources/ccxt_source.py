@@ -283,7 +283,18 @@ def exact(value: Any) -> Decimal | None:
         number = Decimal(str(value))
     except InvalidOperation:
         return None
-    return number if number.is_finite() else None
+    if not number.is_finite():
+        return None
+    # a JSON number comes as ccxt's float: 800.0 is 800, as the exchange's string would say
+    if number != number.to_integral_value():
+        return number.normalize()
+    try:
+        return number.quantize(ONE)
+    except InvalidOperation:  # beyond the context's precision: the range check says no data
+        return number
+
+
+ONE = Decimal(1)
 
 
 def amounts(exchange: str, wallet: str, balance: dict[str, Any]) -> dict[str, Decimal]:
