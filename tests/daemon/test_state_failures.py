@@ -27,7 +27,7 @@ def test_a_full_disk_is_told_once_and_nothing_decided_meanwhile_is_lost(
     tmp_path: Path, small_disk: Path, sim, receiver: Receiver
 ) -> None:
     pings = PingServer()
-    beat = f'heartbeat:\n  - {{url: "{pings.url("/ping/hc")}", every: 1s}}\n'
+    beat = f'heartbeat:\n  - {{url: "{pings.url("/ping/hc")}", every: 1s, style: healthchecks}}\n'
     rules = RULES.format(url=receiver.url(), extra=beat)
     daemon = DaemonProcess(tmp_path, sim, rules, WATCHER_STATE=str(small_disk / "w.db"))
     try:

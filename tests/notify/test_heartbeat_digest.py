@@ -37,7 +37,8 @@ def test_pings_after_good_polls_at_most_once_per_every_then_the_failure_form(
     tmp_path: Path, sim: SimExchange, receiver: Receiver
 ) -> None:
     pings = PingServer()
-    beat = f'heartbeat:\n  - {{url: "{pings.url("/ping/abc123token")}", every: 1s}}\n'
+    url = pings.url("/ping/abc123token")
+    beat = f'heartbeat:\n  - {{url: "{url}", every: 1s, style: healthchecks}}\n'
     daemon = DaemonProcess(tmp_path, sim, rules_with(receiver, beat), WATCHER_INTERVAL="1s")
     try:
         daemon.start()
@@ -47,6 +48,9 @@ def test_pings_after_good_polls_at_most_once_per_every_then_the_failure_form(
         assert {p for _, p in pings.hits} == {"/ping/abc123token"}
         sim.inject("disconnect", times=None)
         wait_for(lambda: pings.hits[-1][1] == "/ping/abc123token/fail", timeout=20, what="/fail")
+        path, reason = pings.bodies[-1]  # healthchecks keeps the body: the reason, one line
+        assert path == "/ping/abc123token/fail" and reason.startswith(b"no successful poll: ")
+        assert b"\n" not in reason and len(reason) <= 200
         assert "abc123token" not in daemon.output()
         assert daemon.stop()[0] == 0
     finally:
@@ -292,3 +296,33 @@ def test_the_digest_names_the_position_nearest_to_liquidation() -> None:
     book = changed(overview(row("USDT", spot="100"), total="100"), positions=(near,))
     text = compose(Digest(at=datetime.min.time()), Facts("vps-1", at(hours=1), (Book(None, book),)))
     assert "Positions: 1 open, nearest to liquidation BTC_USDT long at 4.6%" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "style"),
+    [
+        ("https://hc-ping.com/0b1f5c6e-4a3b-4f6e-9d2a-1c2b3d4e5f60", "healthchecks"),
+        ("https://eu.healthchecks.io/ping/abc", "healthchecks"),
+        ("https://kuma.example.org/api/push/Tk4mPushTok3n", "kuma"),
+        ("https://cronitor.link/p/abc/watcher", "plain"),
+        ("https://my-hc.example.org/ping/abc", "plain"),  # self-hosted: say style: healthchecks
+    ],
+)
+def test_the_style_is_inferred_only_from_what_the_url_says_for_sure(url: str, style: str) -> None:
+    """#29, 7: /fail is appended only to healthchecks' URLs; plain never gets anything."""
+    from watcher.config.model import Heartbeat
+    from watcher.config.resolve import inferred_style
+    from watcher.notify.heartbeat import ping_url
+
+    assert inferred_style(url) == style
+    beat = Heartbeat(url, style=style)
+    assert ping_url(beat, True, "OK") == (
+        (url, None) if style != "kuma" else ping_url(beat, True, "OK")
+    )
+    failed = ping_url(beat, False, "no successful poll: cannot reach\nthe exchange")
+    if style == "plain":
+        assert failed is None
+    elif style == "healthchecks":
+        assert failed == (url + "/fail", b"no successful poll: cannot reach the exchange")
+    else:
+        assert "status=down" in failed[0] and failed[1] is None

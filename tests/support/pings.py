@@ -15,11 +15,17 @@ class PingServer:
 
     def __init__(self, hang: bool = False, endless: bool = False) -> None:
         self.hits: list[tuple[float, str]] = []
+        self.bodies: list[tuple[str, bytes]] = []  # what a POST ping carried (a reason)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                owner.bodies.append((self.path, self.rfile.read(length)))
+                self.do_GET()
 
             def do_GET(self) -> None:
                 owner.hits.append((time.monotonic(), self.path))

@@ -25,6 +25,20 @@ from watcher.core.secrets import MASKER
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+HEALTHCHECKS_HOSTS = ("hc-ping.com", "healthchecks.io")
+
+
+def inferred_style(url: str) -> str:
+    """A style from what the URL says for sure: healthchecks.io's hosts, Uptime Kuma's
+    ``/api/push/`` path; anything else is ``plain`` (a self-hosted healthchecks instance
+    says ``style: healthchecks``)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if any(host == h or host.endswith("." + h) for h in HEALTHCHECKS_HOSTS):
+        return "healthchecks"
+    return "kuma" if "/api/push/" in parts.path else "plain"
+
+
 def is_reference(text: str) -> bool:
     """A secret in the rules file is exactly one ``${VAR}``: never the secret, nor a part
     of it glued to a variable (``WEBliteral${EMPTY}``)."""
@@ -141,5 +155,5 @@ def _heartbeat(beat: Heartbeat, fill: Fill, problems: list[Problem]) -> Heartbea
     elif parts.scheme == "http" and not is_loopback(parts.hostname):
         message = "heartbeat: the url must be https (plain http only for loopback)"
         problems.append(beat.where.problem(message))
-    style = beat.style or ("kuma" if "/api/push/" in url else "healthchecks")
+    style = beat.style or inferred_style(url)
     return replace(beat, url=url, style=style)

@@ -321,15 +321,23 @@ class HttpClient:
         return Answer(response.status_code, body, response.headers)
 
 
-def status_of(url: str, timeout: tuple[float, float]) -> int:
-    """The HTTP status of one GET whose body is never read (a heartbeat ping): no redirect
-    followed, no proxy from the environment, TLS verified. ``TransportError`` without an
-    answer; its text names the host only (a ping URL's path is its token)."""
+def status_of(url: str, timeout: tuple[float, float], body: bytes | None = None) -> int:
+    """The HTTP status of one GET (a POST of ``body``, when given) whose answer's body is
+    never read (a heartbeat ping): no redirect followed, no proxy from the environment,
+    TLS verified. ``TransportError`` without an answer; its text names the host only (a
+    ping URL's path is its token)."""
     host = urlsplit(url).hostname or "?"
     with requests.Session() as session:
         session.trust_env = False
         try:
-            response = session.get(url, timeout=timeout, allow_redirects=False, stream=True)
+            response = session.request(
+                "POST" if body is not None else "GET",
+                url,
+                data=body,
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+            )
         except (requests.RequestException, HTTPError) as exc:
             raise TransportError(f"cannot reach {host}: {type(exc).__name__}") from None
         response.close()

@@ -26,18 +26,29 @@ TIMEOUT = (3.0, 5.0)
 log = logs.get("watcher.heartbeat")
 
 
-def ping_url(beat: Heartbeat, ok: bool, message: str) -> str | None:
-    """The URL to request for this state, or None where the service has no failure form."""
+Ping = tuple[str, bytes | None]  # the URL, and a body to POST (None: a GET)
+
+
+def ping_url(beat: Heartbeat, ok: bool, message: str) -> Ping | None:
+    """The request for this state, or None where the service has no failure form.
+
+    - ``kuma``: ``status=up|down`` and ``msg=`` on the push URL;
+    - ``healthchecks``: the URL, or ``/fail`` with the reason as the body (healthchecks
+      keeps the body of a ping, and shows it beside the failure);
+    - ``plain``: the URL as written, only while healthy; nothing is ever appended.
+    """
+    reason = " ".join(message.split())[:200]
     if beat.style == "kuma":
         parts = urlsplit(beat.url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        query.update(status="up" if ok else "down", msg=message[:200], ping="")
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        query.update(status="up" if ok else "down", msg=reason, ping="")
+        return urlunsplit(parts._replace(query=urlencode(query))), None
     if ok:
-        return beat.url
+        return beat.url, None
     if beat.style == "healthchecks":
         parts = urlsplit(beat.url)
-        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/fail"))
+        failed = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/fail"))
+        return failed, reason.encode()
     return None
 
 
@@ -58,7 +69,7 @@ class Pinger:
         pinged and which still wait."""
         self.beats = tuple(beats)
 
-    def due(self, now: datetime, last_success: datetime | None, error: str) -> list[str]:
+    def due(self, now: datetime, last_success: datetime | None, error: str) -> list[Ping]:
         tick = self.clock()
         urls = []
         for beat in self.beats:
@@ -68,15 +79,16 @@ class Pinger:
             ok = last_success is not None and now - last_success <= max(
                 beat.every, timedelta(seconds=1)
             )
-            url = ping_url(beat, ok, "OK" if ok else f"no successful poll: {error}"[:200])
-            if url is not None:
-                urls.append(url)
+            ping = ping_url(beat, ok, "OK" if ok else f"no successful poll: {error}")
+            if ping is not None:
+                urls.append(ping)
         return urls
 
-    def ping(self, urls: Iterable[str]) -> None:
+    def ping(self, pings: Iterable[Ping | str]) -> None:
         """Each URL on a daemon thread of its own: a service that hangs delays no other
         URL and no stop, and a URL whose last ping still waits is skipped, not stacked."""
-        for url in urls:
+        for ping in pings:
+            url, body = (ping, None) if isinstance(ping, str) else ping
             target = url.split("?", 1)[0]
             with self.lock:
                 if target in self.busy:
@@ -86,12 +98,12 @@ class Pinger:
                     )
                     continue
                 self.busy.add(target)
-            threading.Thread(target=self._ping, args=(url, target), daemon=True).start()
+            threading.Thread(target=self._ping, args=(url, target, body), daemon=True).start()
 
-    def _ping(self, url: str, target: str) -> None:
+    def _ping(self, url: str, target: str, body: bytes | None = None) -> None:
         said = None
         try:  # only the status counts: the body is never read, however long it is
-            status = status_of(url, TIMEOUT)
+            status = status_of(url, TIMEOUT, body)
             said = f"HTTP {status}" if status >= 400 else None
         except TransportError as exc:
             said = str(exc)
