@@ -490,6 +490,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 @command(
+    "doctor",
+    "Check every link (DNS, TCP, TLS, the key, channels, Telegram, the database); paste-safe.",
+    "watcher doctor --send",
+)
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from watcher.app.preflight import load_checked
+    from watcher.cli.doctor import Doctor, Verdict
+    from watcher.core.errors import RulesError
+
+    settings = _settings(args)
+    try:
+        rules = load_checked(settings.rules)
+    except RulesError as exc:
+        print(Verdict(True, "settings", f"source {settings.source}").line())
+        print(Verdict(False, "rules", str(exc.problems[0])).line())
+        print(f"doctor: the rules file has {counted(len(exc.problems), 'problem')}; "
+              "watcher check lists them")  # fmt: skip
+        return 1
+    return Doctor(settings, rules, send=args.send).run(print)
+
+
+@command(
     "schema",
     "Print the JSON Schema of the rules file, for editors that check YAML as you type.",
     "watcher schema > rules.schema.json",
@@ -563,6 +585,8 @@ def _arguments(name: str, child: Parser) -> None:
         child.add_argument("--config-dir", metavar="DIR", help="default: /etc/watcher")
     elif name == "digest":
         child.add_argument("--send", action="store_true", help="send it now, through the outbox")
+    elif name == "doctor":
+        child.add_argument("--send", action="store_true", help="also send each channel a test")
     elif name == "demo":
         child.add_argument("--forever", action="store_true", help="keep running after the script")
         child.add_argument("--step", type=float, default=2.0, help="seconds per poll (default 2)")
