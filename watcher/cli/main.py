@@ -381,11 +381,14 @@ def cmd_record(args: argparse.Namespace) -> int:
     count = 0
     try:
         with open(args.to, "a", encoding="utf-8") as out:
+            if args.redact:
+                listen(source, out)
             while args.count is None or count < args.count:
                 if count:
                     time.sleep(settings.interval.total_seconds())
                 overview = source.fetch(rows=True, totals=True)
-                out.write(overview_to_json(overview, name) + "\n")
+                if not args.redact:
+                    out.write(overview_to_json(overview, name) + "\n")
                 out.flush()
                 count += 1
                 stamp = times.shown(overview.fetched_at, "%H:%M:%S")
@@ -394,6 +397,19 @@ def cmd_record(args: argparse.Namespace) -> int:
         source.close()
     print(f"{count} overview(s) of {name} appended to {args.to}")
     return 0
+
+
+def listen(source: Any, out: Any) -> None:
+    """``record --redact``: every answer the source's clients receive, redacted."""
+    from watcher.app.captures import Redactor
+
+    clients = [getattr(source, n, None) for n in ("http", "futures")]
+    clients = [c for c in clients if c is not None and hasattr(c, "heard")]
+    if not clients:
+        raise ConfigError("record --redact captures the web sources (mexc, bypass), not ccxt")
+    redactor = Redactor()
+    for client in clients:
+        client.heard = lambda url, answer: out.write(redactor.line(url, answer) + "\n")
 
 
 @command(
@@ -576,6 +592,9 @@ def _arguments(name: str, child: Parser) -> None:
         child.add_argument("--account", metavar="NAME", help="which account (default: the first)")
     elif name == "record":
         child.add_argument("--to", required=True, metavar="FILE")
+        child.add_argument(
+            "--redact", action="store_true", help="raw answers, amounts and secrets replaced"
+        )
         child.add_argument("--account", metavar="NAME", help="which account (default: the first)")
         child.add_argument("--count", type=int, metavar="N", help="stop after N (default: never)")
     elif name == "setup":

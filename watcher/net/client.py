@@ -21,7 +21,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -256,6 +256,7 @@ class HttpClient:
         self.timeout = (min(3.0, timeout), timeout)
         self.interval = interval
         self.max_body = max_body
+        self.heard: Callable[[str, Answer], None] | None = None  # record --redact listens
 
     def close(self) -> None:
         self.session.close()
@@ -292,6 +293,8 @@ class HttpClient:
                 raise exc.with_traceback(None) from None
         if watch.cut:  # cut mid-body: what arrived is not the whole answer
             raise TransportError(slow)
+        if self.heard is not None:
+            self.heard(url, answer)
         return answer
 
     def _get(
