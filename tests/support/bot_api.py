@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from html.parser import HTMLParser
@@ -44,6 +45,10 @@ class FakeTelegram:
         self.throttled: list[float] = []
         self.sent_at: list[float] = []
         self.refusals: list[str] = []
+        self.answers: list[dict[str, Any]] = []  # answerCallbackQuery calls
+        self.answered: set[str] = set()
+        self.edits: list[dict[str, Any]] = []  # editMessageText calls that succeeded
+        self.menus: list[list[dict[str, str]]] = []  # setMyCommands calls
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -100,14 +105,41 @@ class FakeTelegram:
                 self.reply(200, {"ok": True, "result": result[: max(1, min(limit, 100))]})
 
             def do_POST(self) -> None:
-                if self.method() != "sendMessage":
-                    return
+                method = self.method()
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if method == "answerCallbackQuery":  # bots/api#answercallbackquery
+                    ident = str(body.get("callback_query_id"))
+                    if ident in owner.answered or len(str(body.get("text", ""))) > 200:
+                        return self.reply(400, QUERY_INVALID)  # answered once, at most
+                    owner.answered.add(ident)
+                    owner.answers.append(body)
+                    return self.reply(200, {"ok": True, "result": True})
+                if method == "editMessageText":  # bots/api#editmessagetext
+                    problem = refused(body) or keyboard_refused(body)
+                    if problem or not body.get("message_id"):
+                        said = problem or "Bad Request: message to edit not found"
+                        return self.reply(
+                            400, {"ok": False, "error_code": 400, "description": said}
+                        )
+                    owner.edits.append(body)
+                    return self.reply(
+                        200, {"ok": True, "result": {"message_id": body["message_id"]}}
+                    )
+                if method == "setMyCommands":  # bots/api#setmycommands: names [a-z0-9_]{1,32}
+                    commands = body.get("commands") or []
+                    if not all(re.fullmatch(r"[a-z0-9_]{1,32}", str(c.get("command", "")))
+                               and 1 <= len(str(c.get("description", ""))) <= 256
+                               for c in commands):  # fmt: skip
+                        return self.reply(400, {"ok": False, "description": "BOT_COMMAND_INVALID"})
+                    owner.menus.append(commands)
+                    return self.reply(200, {"ok": True, "result": True})
+                if method != "sendMessage":
+                    return
                 if owner.throttle > 0:  # the Bot API's 429, with its ResponseParameters
                     owner.throttle -= 1
                     owner.throttled.append(time.monotonic())
                     return self.reply(429, TOO_MANY)
-                problem = refused(body)
+                problem = refused(body) or keyboard_refused(body)
                 if problem:
                     owner.refusals.append(problem)
                     return self.reply(400, {"ok": False, "error_code": 400, "description": problem})
@@ -138,6 +170,38 @@ class FakeTelegram:
             self.ready.notify_all()
         return self.next_id
 
+    def tap(self, data: str, message: dict[str, Any], user: int = 42, chat: int = 111) -> str:
+        """A callback_query from a tap on a button of ``message`` (one that was sent); the
+        same query id may be delivered again with ``again``."""
+        with self.ready:
+            self.next_id += 1
+            ident = f"q{self.next_id}"
+            query = {
+                "id": ident,
+                "from": {"id": user, "username": "trader"},
+                "chat_instance": "-100",
+                "data": data,
+                "message": {
+                    "message_id": 77,
+                    "date": int(time.time()),
+                    "chat": {"id": chat, "type": "private"},
+                    "text": message["text"],
+                    "reply_markup": message.get("reply_markup"),
+                },
+            }
+            self.updates.append({"update_id": self.next_id, "callback_query": query})
+            self.ready.notify_all()
+        return ident
+
+    def again(self, ident: str) -> None:
+        """The same callback_query delivered once more, under a new update_id."""
+        with self.ready:
+            query = next(u["callback_query"] for u in self.updates
+                         if u.get("callback_query", {}).get("id") == ident)  # fmt: skip
+            self.next_id += 1
+            self.updates.append({"update_id": self.next_id, "callback_query": query})
+            self.ready.notify_all()
+
     def replies(self, chat: int = 111) -> list[str]:
         return [m["text"] for m in self.sent if m["chat_id"] == chat]
 
@@ -151,6 +215,12 @@ TOO_MANY = {
     "error_code": 429,
     "description": "Too Many Requests: retry after 2",
     "parameters": {"retry_after": 2},
+}
+QUERY_INVALID = {
+    "ok": False,
+    "error_code": 400,
+    "description": "Bad Request: query is too old and response timeout expired or query ID is "
+    "invalid",
 }
 TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre"}
 
@@ -171,6 +241,19 @@ class _Entities(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if not self.open or self.open.pop() != tag:
             self.problem = f'Bad Request: can\'t parse entities: Unmatched end tag "{tag}"'
+
+
+def keyboard_refused(body: dict[str, Any]) -> str | None:
+    """An inline keyboard as Telegram takes it: callback_data of 1-64 bytes, a text each."""
+    markup = body.get("reply_markup")
+    if markup is None:
+        return None
+    for row in markup.get("inline_keyboard", []):
+        for button in row:
+            data = str(button.get("callback_data", "")).encode()
+            if not 1 <= len(data) <= 64 or not button.get("text"):
+                return "Bad Request: BUTTON_DATA_INVALID"
+    return None
 
 
 def refused(body: dict[str, Any]) -> str | None:

@@ -51,7 +51,10 @@ def test_every_poll_asks_for_a_bounded_batch(tmp_path: Path, telegram: FakeTeleg
     for _ in range(120):
         telegram.say("/help")
     assert len(bot.updates()) == 100 and telegram.limits[-1] == "100"
-    assert json.loads(telegram.allowed[-1]) == ["message"]  # never an earlier client's choice
+    assert json.loads(telegram.allowed[-1]) == [
+        "message",
+        "callback_query",
+    ]  # never an earlier client's choice
 
 
 def test_instant_empty_answers_get_a_gap_not_a_busy_loop(

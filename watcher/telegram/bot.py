@@ -23,13 +23,25 @@ from watcher.config.model import TelegramCommands
 from watcher.core import logs
 from watcher.core.errors import WatcherError
 from watcher.core.secrets import MASKER
+from watcher.core.times import shown
 from watcher.net.client import Answer, decode_json, read_body
-from watcher.telegram.commands import Context, handle
+from watcher.telegram.commands import Context, esc, handle, keyboard, tap
 
 LONG_POLL = 20  # seconds Telegram may hold getUpdates open
 TOO_OLD = timedelta(minutes=10)
 CLOCK_SLACK = timedelta(minutes=1)  # a message dated later than this is refused like an old one
-ALLOWED_UPDATES = ["message"]
+ALLOWED_UPDATES = ["message", "callback_query"]  # commands, and taps on the buttons
+TAPS_KEPT = 24 * 3600  # seconds a tap's id is remembered: a second delivery does nothing
+MENU = [  # setMyCommands: what Telegram's command menu lists
+    ("status", "each account's last poll, what fires, the outbox"),
+    ("alerts", "pending and firing, with one-tap actions"),
+    ("balances", "the latest balances"),
+    ("positions", "open positions and their distance to liquidation"),
+    ("ack", "no repeats until it resolves (or reply /ack to an alert)"),
+    ("silence", "mute a rule for a while, e.g. /silence usdt-spot-low 4h"),
+    ("unsilence", "end a silence"),
+    ("help", "the commands"),
+]
 BATCH = 100  # updates asked for per poll (getUpdates limit=), at most
 MIN_GAP = 1.0  # seconds between getUpdates calls that came back empty at once
 MAX_TEXT = 4096
@@ -60,7 +72,10 @@ class Bot:
     # --- the loop -------------------------------------------------------------------
     def loop(self) -> None:
         wait = 1.0
+        menu = False
         while not self.stop_event.is_set():
+            if not menu:
+                menu = self.set_menu()
             try:
                 updates = self.updates()
             except (requests.RequestException, WatcherError, ValueError, KeyError) as exc:
@@ -123,7 +138,18 @@ class Bot:
         finally:
             self.context.store.set_meta({"telegram_offset": str(ident + 1)})
 
+    def set_menu(self) -> bool:
+        """Telegram's command menu lists watcher's commands (``setMyCommands``), once."""
+        commands = [{"command": name, "description": text} for name, text in MENU]
+        try:
+            answer = self.call("POST", "setMyCommands", 15, json={"commands": commands})
+        except (requests.RequestException, WatcherError):
+            return False
+        return answer.status < 500
+
     def command(self, update: dict[str, Any]) -> None:
+        if isinstance(update.get("callback_query"), dict):
+            return self.tapped(update["callback_query"])
         message = update.get("message")  # an edited message never runs its command again
         if not isinstance(message, dict) or not isinstance(message.get("text"), str):
             return
@@ -145,7 +171,60 @@ class Bot:
             replied = (message.get("reply_to_message") or {}).get("text")
             who = (message.get("from") or {}).get("username") or str(user)
             reply = handle(text.splitlines()[0], replied, self.context, f"telegram:{who}")
-        self.send(chat, reply, message.get("message_id"))
+        markup = keyboard(self.context) if text.split()[0].split("@")[0] == "/alerts" else None
+        self.send(chat, reply, message.get("message_id"), markup)
+
+    def tapped(self, query: dict[str, Any]) -> None:
+        """A tap on a button: from an allowed user in an allowed chat, acted on once (a
+        second delivery of the same tap is answered, not acted on), answered, and the
+        message edited to say who did what and when. A stranger's tap does nothing."""
+        ident, data = query.get("id"), query.get("data")
+        message = query.get("message") if isinstance(query.get("message"), dict) else {}
+        chat = (message.get("chat") or {}).get("id")
+        user = (query.get("from") or {}).get("id")
+        if not isinstance(ident, str) or not isinstance(data, str):
+            return
+        if not self.allowed(chat, user):
+            self.answer(ident, None)  # stops the spinner on the stranger's phone, nothing more
+            return
+        if not self.first_tap(ident):
+            self.answer(ident, "already done")
+            return
+        who = (query.get("from") or {}).get("username") or str(user)
+        try:
+            result = tap(self.context, data[:64], f"telegram:{who}")
+        except WatcherError as exc:
+            result = str(exc)
+        self.answer(ident, result)
+        when = shown(self.context.clock(), "%H:%M")
+        text = esc(str(message.get("text") or "")) + "\n" + esc(f"{result} ({who}, {when})")
+        payload = {"chat_id": chat, "message_id": message.get("message_id"), "text": text}
+        payload |= {"parse_mode": "HTML"}
+        if isinstance(message.get("reply_markup"), dict):
+            payload["reply_markup"] = message["reply_markup"]
+        self.post(payload, "editMessageText")
+
+    def first_tap(self, ident: str) -> bool:
+        """Remember a tap before acting on it (24 h, in the database): after a second
+        delivery or a restart it is not acted on again."""
+        meta = self.context.store.meta().get("telegram_taps") or "{}"
+        try:
+            seen = {k: v for k, v in json.loads(meta).items() if isinstance(v, int | float)}
+        except (ValueError, AttributeError):
+            seen = {}
+        now = time.time()
+        seen = {k: v for k, v in seen.items() if now - v < TAPS_KEPT}
+        if ident in seen:
+            return False
+        seen[ident] = now
+        self.context.store.set_meta({"telegram_taps": json.dumps(seen)})
+        return True
+
+    def answer(self, ident: str, text: str | None) -> None:
+        payload: dict[str, Any] = {"callback_query_id": ident}
+        if text:
+            payload["text"] = text[:200]  # Telegram shows 0-200 characters
+        self.post(payload, "answerCallbackQuery")
 
     def addressed_to_me(self, text: str) -> bool:
         """``/status`` or ``/status@this_bot``; ``/status@other_bot`` is for another bot in
@@ -178,11 +257,15 @@ class Bot:
             )
         return ok
 
-    def send(self, chat: int, text: str, reply_to: Any) -> None:
+    def send(self, chat: int, text: str, reply_to: Any, markup: Any = None) -> None:
         """The reply, in as many messages as it takes (4,096 characters each, split between
-        lines so that every part is whole HTML), the first one replying to the command."""
-        for index, part in enumerate(split_reply(text)):
+        lines so that every part is whole HTML), the first one replying to the command and
+        the last one carrying the buttons, if any."""
+        parts = split_reply(text)
+        for index, part in enumerate(parts):
             payload: dict[str, Any] = {"chat_id": chat, "text": part, "parse_mode": "HTML"}
+            if markup is not None and index == len(parts) - 1:
+                payload["reply_markup"] = markup
             if index == 0 and isinstance(reply_to, int):
                 # the command may be deleted meanwhile: the reply goes out all the same
                 payload["reply_parameters"] = {
@@ -192,12 +275,13 @@ class Bot:
             if not self.post(payload):
                 return
 
-    def post(self, payload: dict[str, Any]) -> bool:
-        """One sendMessage; a 429 is waited out once for its ``retry_after`` (at most a
-        minute), as Telegram asks. The answer is read only for that."""
+    def post(self, payload: dict[str, Any], method: str = "sendMessage") -> bool:
+        """One sendMessage (or another method that posts); a 429 is waited out once for its
+        ``retry_after`` (at most a minute), as Telegram asks. The answer is read only for
+        that."""
         for _ in range(2):
             try:
-                answer = self.call("POST", "sendMessage", 15, json=payload)
+                answer = self.call("POST", method, 15, json=payload)
             except (requests.RequestException, WatcherError) as exc:
                 log.warning("a Telegram reply could not be sent", error=type(exc).__name__)
                 return False

@@ -8,11 +8,13 @@ from the state database.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from watcher.app.acks import acknowledge
 from watcher.config.model import BUILTIN_RULES, RuleSet
@@ -170,6 +172,50 @@ def alerts(ctx: Context) -> str:
         for a in active
     ]
     return esc("\n".join(lines))
+
+
+TAPS = {"a": "Acknowledge", "s1": "Silence 1h", "s24": "Silence 24h"}
+
+
+def token(key: tuple[str, str, str | None]) -> str:
+    """An alert's name in a button: ``callback_data`` holds at most 64 bytes, and a rule,
+    an account and a position's name can be longer than that together."""
+    return hashlib.sha256("|".join(k or "" for k in key).encode()).hexdigest()[:12]
+
+
+def keyboard(ctx: Context) -> dict[str, Any] | None:
+    """One row of one-tap actions per firing alert, for /alerts' reply."""
+    firing = sorted(
+        (a for a in ctx.store.load_alerts().values() if a.state == FIRING), key=lambda a: a.since
+    )[:TOP]
+    if not firing:
+        return None
+    rows = []
+    for alert in firing:
+        name = describe(alert.key)
+        rows.append(
+            [
+                {"text": f"{label}: {name}"[:64] if code == "a" else label,
+                 "callback_data": f"{code}:{token(alert.key)}"}
+                for code, label in TAPS.items()
+            ]
+        )  # fmt: skip
+    return {"inline_keyboard": rows}
+
+
+def tap(ctx: Context, data: str, who: str) -> str:
+    """What one button does, in the words the tapper sees (and the message then shows)."""
+    code, _, wanted = data.partition(":")
+    found = next((a for a in ctx.store.load_alerts().values() if token(a.key) == wanted), None)
+    if code not in TAPS or found is None:
+        return "that alert is no longer pending or firing"
+    if code == "a":
+        return acknowledge(ctx.store, found.rule, found.currency, found.account, who)
+    span = timedelta(hours=1 if code == "s1" else 24)
+    ident = ctx.store.add_silence(
+        found.rule, found.currency, ctx.clock(), span, f"from Telegram by {who}", found.account
+    )
+    return f"silence {ident}: {describe(found.key)} muted for {format_duration(span)}"
 
 
 def ack(ctx: Context, args: list[str], replied: str | None, who: str) -> str:
