@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.app.accounts import Account, Accounts
@@ -131,6 +131,10 @@ class Watcher:
         self.clock = clock
         self.last: PollResult | None = None
         self.held = Held()
+        # combined rules: evaluated at most twice an interval over the members' latest data,
+        # not on every member's poll (that cost grew with the square of the accounts)
+        self.groups_at: dict[str, datetime] = {}
+        self.every = settings.interval / 2
         self.daily = DailyDigest(settings, store, accounts, lambda: self.rules, self.alert_list)
 
     @classmethod
@@ -243,6 +247,9 @@ class Watcher:
             step.run(self, name, account.history, now, answer.overview, facts, silences)
             step.meta.update(account.polled(now, answer.overview, answer.error))
         for label, members in self.rules.groups.items():
+            if now - self.groups_at.get(label, datetime.min.replace(tzinfo=UTC)) < self.every:
+                continue  # once an interval over each member's latest data, not every poll
+            self.groups_at[label] = now
             within = 2 * self.settings.interval
             parts = [self.accounts[m].fresh(now, within) for m in members if m in self.accounts]
             if len(parts) == len(members) and all(p is not None for p in parts):
@@ -259,8 +266,8 @@ class Watcher:
         if dry_run:
             return result
         self.save(step, route(step.outcome.notices, self.rules.channels, now), now)
-        for account in self.accounts.values():
-            account.web_key_meta = {}
+        for name in polled:  # written with this commit; only the accounts that polled
+            self.accounts[name].web_key_meta = {}
         self.alerts = step.outcome.alerts
         for notice in step.outcome.notices:
             log.info(

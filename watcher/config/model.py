@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from watcher.config.expr import Compiled, Needs
@@ -127,7 +128,7 @@ class RuleSet:
     accounts: tuple[AccountSpec, ...] = ()  # empty: one account, `main`, from the environment
     telegram: TelegramCommands | None = None
 
-    @property
+    @cached_property
     def account_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.accounts) or (MAIN,)
 
@@ -136,7 +137,7 @@ class RuleSet:
         """Messages name the account only when the rules file declares accounts."""
         return bool(self.accounts)
 
-    @property
+    @cached_property
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Combined rules' labels and the accounts each sums."""
         return {r.group: r.accounts or self.account_names for r in self.rules if r.group}

@@ -41,7 +41,7 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
     def __init__(self, path: Path | str) -> None:
         super().__init__(path)
         self._saved: dict[Key, Alert] = {}
-        self._last: dict[str, Decimal] | None = None  # latest stored value of each key
+        self._last: dict[str, dict[str, Decimal]] | None = None  # latest value, per account
 
     @classmethod
     def snapshot(cls, path: Path | str) -> Store:

@@ -22,6 +22,15 @@ POLL_KEY = "POLL"
 ZERO = Decimal(0)
 
 
+def by_account(latest: dict[str, Decimal]) -> dict[str, dict[str, Decimal]]:
+    """``{"main/BTC.total": v}`` as ``{"main/": {"main/BTC.total": v}}``."""
+    found: dict[str, dict[str, Decimal]] = {}
+    for key, value in latest.items():
+        head = key.split("/", 1)[0] + "/" if "/" in key else ""
+        found.setdefault(head, {})[key] = value
+    return found
+
+
 def prefix(account: str) -> str:
     """Each account's keys live under ``<account>/``: ``main/BTC.total``, ``main/POLL``."""
     return f"{account}/"
@@ -31,7 +40,7 @@ class HistoryTable:
     """Mixin for ``Store``: write a poll's samples, prune, and read polls back."""
 
     db: sqlite3.Connection
-    _last: dict[str, Decimal] | None
+    _last: dict[str, dict[str, Decimal]] | None  # per account prefix: key -> latest value
 
     def _latest(self, before: float | None = None) -> dict[str, Decimal]:
         bound = "AND ts < ?" if before is not None else ""
@@ -49,20 +58,19 @@ class HistoryTable:
         if not samples:
             return
         if self._last is None:
-            self._last = self._latest()
+            self._last = by_account(self._latest())
         head = prefix(account)
-        stamp = samples[0][1].timestamp()
+        last = self._last.setdefault(head, {})  # this account's keys only: cost per poll
+        stamp = samples[0][1].timestamp()  # does not grow with the number of accounts
         current = {head + key: value for key, _, value in samples}
-        changed = {k: v for k, v in current.items() if self._last.get(k) != v}
+        changed = {k: v for k, v in current.items() if last.get(k) != v}
         gone = (
-            k
-            for k, v in self._last.items()
-            if k.startswith(head) and k not in current and v and absent_is_zero(k[len(head) :])
+            k for k, v in last.items() if k not in current and v and absent_is_zero(k[len(head) :])
         )
         changed.update(dict.fromkeys(gone, ZERO))
         rows = [(k, stamp, str(v)) for k, v in changed.items()] + [(head + POLL_KEY, stamp, "1")]
         self.db.executemany("INSERT OR REPLACE INTO history (key, ts, value) VALUES (?,?,?)", rows)
-        self._last.update(changed)
+        last.update(changed)
 
     def _prune(self, before: datetime) -> None:
         """Forget rows older than ``before`` but the last one of each key (its value then)."""
