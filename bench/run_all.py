@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import footprint
 import parse
 import rules
+import scale
 import soak
 import walk
 
@@ -29,6 +30,8 @@ def main() -> int:
     ):
         print(f"--- bench/{name}.py", flush=True)
         figures.update(bench.main())
+    print("--- bench/scale.py", flush=True)
+    figures.update(scale.main([]))
     print("--- bench/soak.py", flush=True)
     figures.update(soak.main([]))
     width = max(map(len, figures))

@@ -72,6 +72,10 @@ def test_two_exchanges_one_daemon(tmp_path: Path, sim: SimExchange, hedge, recei
         assert receiver.posts == []  # 3,000 + 3,000: nothing low, together not below 5,000
         hedge.set_coin("USDT", "1", spot="50")  # one account only
         wait_for(lambda: len(receiver.posts) >= 1, what="hedge firing")
+        # the combined rule runs at most twice an interval, over each member's latest poll
+        wait_for(
+            lambda: any("together-low" in x for x in messages(receiver)), what="combined firing"
+        )
         lines = messages(receiver)
         assert any(x.startswith("FIRING usdt-spot-low (hedge):") for x in lines)
         assert any(x.startswith("FIRING together-low (main+hedge):") for x in lines)  # 3,050

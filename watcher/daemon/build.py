@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from datetime import UTC
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from watcher.app.poll import Watcher
@@ -20,7 +21,7 @@ from watcher.app.preflight import load_checked
 from watcher.config.model import TelegramCommands
 from watcher.config.settings import Settings
 from watcher.core.durations import utcnow
-from watcher.daemon.service import Daemon
+from watcher.daemon.service import DELIVERY, Daemon
 from watcher.daemon.systemd import Notifier
 from watcher.notify.delivery import Deliverer
 from watcher.notify.heartbeat import Pinger
@@ -41,7 +42,10 @@ def build(settings: Settings) -> Daemon:
         deliverer = Deliverer(Store(settings.state), rules.channels, name=settings.name)
         watcher = Watcher.open(settings, rules, store, deliverer=deliverer)
         scheduler = BlockingScheduler(
-            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1},
+            # polls wait on one another for the commit; delivery must not wait behind them
+            executors={"default": ThreadPoolExecutor(10), DELIVERY: ThreadPoolExecutor(4)},
         )
         daemon = Daemon(
             settings,
