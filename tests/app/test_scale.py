@@ -61,3 +61,11 @@ def test_two_hundred_accounts_fire_each_and_the_combined_rule_once(tmp_path: Pat
     combined = [n for n in fired if n.rule == "book-big"]
     assert len(combined) == 1 and combined[0].account.count("+") == 199  # the sum, once
     assert per_poll < 0.05  # seconds of CPU: a poll's own cost stays small at 200 accounts
+
+
+def test_polls_spread_over_the_interval() -> None:
+    """#32, 3: 4 accounts at 60 s start 15 s apart; one account starts at once."""
+    from watcher.daemon.service import spread
+
+    assert [spread(i, 4, 60).total_seconds() for i in range(4)] == [0, 15, 30, 45]
+    assert spread(0, 1, 60) == timedelta(0)

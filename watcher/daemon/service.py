@@ -64,6 +64,15 @@ STOP_BUDGET = 8.0  # seconds to finish a cycle and flush after SIGTERM (systemd 
 log = logs.get("watcher.daemon")
 
 
+def spread(index: int, count: int, interval: float) -> timedelta:
+    """Account ``index`` of ``count`` starts ``index / count`` of an interval late, so that
+    N accounts make N requests spread over the interval, not N in the same second (the
+    jitter then keeps them apart); one account starts at once, as before."""
+    if count <= 1:
+        return timedelta(0)
+    return timedelta(seconds=interval * index / count)
+
+
 class Daemon:
     """The running service: jobs on a scheduler, signals, systemd, metrics, the bot.
 
@@ -298,7 +307,8 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("poll-") and job.id not in wanted:
                 job.remove()
-        for job_id, name in wanted.items():
+        now = datetime.now(UTC)
+        for index, (job_id, name) in enumerate(wanted.items()):
             if self.scheduler.get_job(job_id) is None:
                 self.scheduler.add_job(
                     self.poll_job,
@@ -307,7 +317,7 @@ class Daemon:
                     ),
                     args=[name],
                     id=job_id,
-                    next_run_time=datetime.now(UTC),
+                    next_run_time=now + spread(index, len(wanted), interval),
                     misfire_grace_time=max(int(interval), 1),
                 )
 
