@@ -126,7 +126,11 @@ def test_ccxt_bybit_checks_signature_and_timestamp_as_bybit_does(
 
 
 @pytest.mark.parametrize(
-    ("exchange", "said"), [("mexc", "canTrade, canWithdraw"), ("bybit", "not readOnly")]
+    ("exchange", "said"),
+    [
+        ("binance", "enableSpotAndMarginTrading, enableWithdrawals"),
+        ("bybit", "not readOnly"),
+    ],
 )
 def test_ccxt_a_key_that_can_trade_is_warned_about_once(sim, exchange: str, said: str) -> None:
     sim.key_can_trade = sim.key_can_withdraw = True
@@ -139,6 +143,32 @@ def test_ccxt_a_key_that_can_trade_is_warned_about_once(sim, exchange: str, said
     warnings = [x for x in stream.getvalue().splitlines() if "can trade or withdraw" in x]
     assert len(warnings) == 1 and said in warnings[0]
     assert sim.official_secret not in stream.getvalue()
+
+
+def test_mexc_says_nothing_of_the_key_so_nothing_false_is_said(sim) -> None:
+    """#29, 5: MEXC's canTrade describes the account; watcher says it cannot check the key,
+    and a Binance key read-only by its apiRestrictions is not warned about."""
+    sim.key_can_trade = sim.key_can_withdraw = True
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream=stream)
+    CcxtSource(official(sim), 5, lambda: datetime.now(UTC)).fetch(True, True)
+    assert "can trade or withdraw" not in stream.getvalue()
+    assert "cannot check that it is read-only" in stream.getvalue()
+    sim.key_can_trade = sim.key_can_withdraw = False
+    binance = replace(official(sim), exchange="binance")
+    CcxtSource(binance, 5, lambda: datetime.now(UTC)).fetch(True, True)
+    assert "can trade or withdraw" not in stream.getvalue()
+
+
+def test_ccxt_binance_refuses_in_its_own_codes(sim) -> None:
+    wrong = replace(official(sim), exchange="binance", secret="not-the-secret-000")
+    with pytest.raises(AuthError) as caught:
+        CcxtSource(wrong, 5, lambda: datetime.now(UTC)).fetch(True, True)
+    assert caught.value.code == -1022 and "check the key and secret" in str(caught.value)
+    stranger = replace(official(sim), exchange="binance", api_key="someone-elses-key")
+    with pytest.raises(AuthError) as caught:
+        CcxtSource(stranger, 5, lambda: datetime.now(UTC)).fetch(True, True)
+    assert caught.value.code == -2015
 
 
 def test_ccxt_a_read_only_bybit_key_is_not_warned_about(sim) -> None:

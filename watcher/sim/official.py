@@ -47,6 +47,8 @@ def official(sim: Any, raw_path: str, headers: Any) -> tuple[int, Any] | None:
         return 200, rows
     if path == "/api/v3/account":
         return spot_account(sim, parts.query, headers)
+    if path == "/sapi/v1/account/apiRestrictions":
+        return api_restrictions(sim, parts.query, headers)
     if path == "/api/v1/private/account/assets":
         return contract_assets(sim, headers)
     return None
@@ -116,12 +118,47 @@ def signed(secret: str, text: str) -> str:
     return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
-def spot_account(sim: Any, query: str, headers: Any) -> tuple[int, Any]:
-    """``/api/v3/account``: the query string signed with HMAC-SHA256 (MEXC and Binance)."""
-    key = headers.get("X-MEXC-APIKEY") or headers.get("X-MBX-APIKEY")
+def refused(sim: Any, query: str, headers: Any) -> tuple[int, Any] | None:
+    """The query string signed with HMAC-SHA256, refused in each exchange's own words:
+    MEXC's 700002; Binance's -2015 for the key and -1022 for the signature
+    (developers.binance.com, "Error codes")."""
+    binance = "X-MBX-APIKEY" in headers
+    key = headers.get("X-MBX-APIKEY") if binance else headers.get("X-MEXC-APIKEY")
     unsigned, _, signature = query.rpartition("&signature=")
+    if binance and key != sim.official_key:
+        return 401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+    if binance and signature != signed(sim.official_secret, unsigned):
+        return 400, {"code": -1022, "msg": "Signature for this request is not valid."}
     if key != sim.official_key or signature != signed(sim.official_secret, unsigned):
         return 401, {"code": 700002, "msg": "Signature for this request is not valid."}
+    return None
+
+
+def api_restrictions(sim: Any, query: str, headers: Any) -> tuple[int, Any]:
+    """Binance's ``/sapi/v1/account/apiRestrictions``: what the key itself may do."""
+    no = refused(sim, query, headers)
+    if no is not None:
+        return no
+    return 200, {
+        "ipRestrict": False,
+        "createTime": 1698645219000,
+        "enableReading": True,
+        "enableWithdrawals": sim.key_can_withdraw,
+        "enableInternalTransfer": False,
+        "enableMargin": False,
+        "enableFutures": False,
+        "permitsUniversalTransfer": False,
+        "enableVanillaOptions": False,
+        "enableSpotAndMarginTrading": sim.key_can_trade,
+        "enablePortfolioMarginTrading": False,
+    }
+
+
+def spot_account(sim: Any, query: str, headers: Any) -> tuple[int, Any]:
+    """``/api/v3/account``: the query string signed with HMAC-SHA256 (MEXC and Binance)."""
+    no = refused(sim, query, headers)
+    if no is not None:
+        return no
     with sim.lock:
         balances = [
             {"asset": code, "free": str(coin.amounts.get("spot", Decimal(0))), "locked": "0"}

@@ -163,14 +163,21 @@ class CcxtSource:
         MEXC and Binance say so in the account answer; Bybit in its key's own info."""
         if self.warned or not isinstance(info, dict):
             return
-        if self.exchange_id == "bybit":  # one request, once, whatever it says
-            self.warned = True
+        self.warned = True  # one look, once, whatever it finds
+        if self.exchange_id == "bybit":
             key = self.exchange.privateGetV5UserQueryApi().get("result") or {}
             risky = ["not readOnly"] if str(key.get("readOnly")) == "0" else []
-        else:
-            risky = [k for k in ("canTrade", "canWithdraw") if info.get(k) is True]
+        elif self.exchange_id == "binance":  # the account's canTrade is not the key's
+            key = self.exchange.sapiGetAccountApiRestrictions()
+            risky = [k for k in BINANCE_RISKY if key.get(k) is True]
+        else:  # MEXC and others say nothing of the key itself: never a false warning
+            log.info(
+                "the exchange does not say what this API key may do; watcher cannot check "
+                "that it is read-only: make it so on the exchange's API page",
+                exchange=self.exchange_id,
+            )
+            return
         if risky:
-            self.warned = True
             log.warning(
                 "this API key can trade or withdraw; watcher only reads: make a read-only key",
                 exchange=self.exchange_id,
@@ -205,6 +212,16 @@ class CcxtSource:
         return ExchangeError(f"{name} error: {text}")
 
 
+BINANCE_RISKY = (  # /sapi/v1/account/apiRestrictions: what the key itself may do
+    "enableSpotAndMarginTrading",
+    "enableWithdrawals",
+    "enableInternalTransfer",
+    "enableMargin",
+    "enableFutures",
+    "permitsUniversalTransfer",
+    "enableVanillaOptions",
+    "enablePortfolioMarginTrading",
+)
 CHECK_KEY = "check the key and secret, and that the key may read balances"
 KEY_CODES = {  # exchange codes that mean the key, whatever ccxt's class for them
     10072: CHECK_KEY,  # MEXC: invalid access key
