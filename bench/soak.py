@@ -16,6 +16,7 @@ Run: .venv/bin/python bench/soak.py [--cycles 10000] [--seed 7]
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import subprocess
@@ -30,6 +31,7 @@ from typing import Any
 
 from watcher.app.poll import Watcher
 from watcher.config.model import BUILTIN_RULES
+from watcher.config.resolve import resolve
 from watcher.config.rules_file import parse_rules
 from watcher.config.settings import Settings
 from watcher.core import logs
@@ -84,6 +86,27 @@ FAULT_PARAMS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 assert set(FAULT_PARAMS) == set(FAULT_KINDS), "the soak must cover every fault kind"
+ACCOUNT = "/api/v3/account"  # the official API's balances, as ccxt asks for them
+TICKERS = "/api/v3/ticker/24hr"
+CCXT_RULES = (
+    """
+accounts:
+  official: {{source: ccxt, exchange: mexc, base_url: "{base}", api_key: "${{K}}",
+              secret: "${{S}}"}}
+"""
+    + RULES
+)
+CCXT_FAULTS: list[tuple[str, dict[str, Any]]] = [  # what the ccxt source must bear
+    ("drip", {"delay": 0.05, "path": ACCOUNT}),
+    ("driphead", {"delay": 0.05, "path": ACCOUNT}),
+    ("redirect", {"path": ACCOUNT}),
+    ("gzipbomb", {"path": ACCOUNT}),
+    ("delay", {"delay": 0.3, "path": ACCOUNT}),
+    ("disconnect", {"path": ACCOUNT}),
+    ("raw", {"status": 503, "body": "", "path": ACCOUNT}),
+    ("raw", {"status": 200, "body": '{"balances": 5}', "path": ACCOUNT}),
+    ("price gap", {}),  # the tickers without BTC: BTC has no price this poll
+]
 
 
 def rss_kib() -> int:
@@ -103,18 +126,24 @@ class Clock:
 
 
 class Soak:
-    def __init__(self, cycles: int, seed: int, db: Path) -> None:
+    def __init__(self, cycles: int, seed: int, db: Path, ccxt: bool = False) -> None:
         self.cycles = cycles
         self.random = random.Random(seed)
         self.clock = Clock()
         self.sim = SimExchange(web_key=KEY).start()
         self.receiver = Receiver()
-        self.rules = parse_rules(RULES.format(url=self.receiver.url()), "soak.yaml")
+        self.ccxt = ccxt  # one ccxt account on the simulator's official API instead
+        text = (CCXT_RULES if ccxt else RULES).format(url=self.receiver.url(), base=self.sim.url)
+        env = {"K": self.sim.official_key, "S": self.sim.official_secret}
+        self.rules = resolve(parse_rules(text, "soak.yaml"), env=env)
         self.settings = Settings(
             web_key=KEY,
             mexc_url=self.sim.mexc_url,
-            interval="1s",  # the floor; with these timeouts the client's retry budget is none,
-            timeout="0.5s",  # so a fault costs one cycle
+            # the floor; with these timeouts the client's retry budget is none, so a fault
+            # costs one cycle. ccxt's own rate limiter sleeps about 0.6 s before each of its
+            # three requests: its poll gets a 5 s deadline, as a poll would at a 5 s interval
+            interval="5s" if ccxt else "1s",
+            timeout="1s" if ccxt else "0.5s",
             stale_after="5m",
             state=db,
         )
@@ -129,6 +158,7 @@ class Soak:
         self.slow_until = -1
         self.seen = 0
         self.killed = 0  # notifications held in memory on a full disk when a kill came
+        self.slowest = 0.0  # the longest fetch, seconds: a dripping answer is cut at the deadline
         self.balances = {"USDT": ["500", "800"], "BTC": ["0.05", "0.01"], "ETH": ["1", "0"]}
         self.apply_balances()
         self.watcher = self.fresh()
@@ -160,7 +190,9 @@ class Soak:
         self.clock.now += STEP
         self.wander()
         self.truth = _overview(self.clock.now, _rows(self.sim))  # what the exchange really holds
-        if self.random.random() < 0.15:
+        if self.ccxt and self.random.random() < 0.15:
+            self.ccxt_fault()
+        elif not self.ccxt and self.random.random() < 0.15:
             kind = self.random.choice(FAULT_KINDS)
             params = self.random.choice(FAULT_PARAMS[kind])
             self.sim.inject(kind, times=1, **params)
@@ -172,7 +204,9 @@ class Soak:
         self.outages(index)
         self.disk_phases(index)
         crash = self.random.random() < 0.02 and self.random.choice("ABC")
+        fetching = time.monotonic()
         overview, error = self.watcher.try_fetch()
+        self.slowest = max(self.slowest, time.monotonic() - fetching)
         self.sim.clear_faults()
         self.counts["polls ok" if error is None else "polls failed"] += 1
         if crash == "A":
@@ -189,6 +223,17 @@ class Soak:
         self.check_no_duplicates()
         if crash == "C":
             return self.crash("after delivery")
+
+    def ccxt_fault(self) -> None:
+        kind, params = self.random.choice(CCXT_FAULTS)
+        self.counts[f"ccxt fault {kind}"] += 1
+        if kind == "price gap":
+            from watcher.sim.official import tickers
+
+            rows = [r for r in tickers(self.sim) if not r["symbol"].startswith("BTC")]
+            self.sim.inject("raw", times=None, status=200, body=json.dumps(rows), path=TICKERS)
+            return
+        self.sim.inject(kind, times=None, **params)
 
     def disk_phases(self, index: int) -> None:
         """Now and then the disk fills for a while; delivery must hold back, not repeat."""
@@ -277,8 +322,45 @@ class Soak:
         return got
 
 
+def ccxt_phase(cycles: int, seed: int) -> dict[str, Any]:
+    """The same soak with one ccxt account on the simulator's official API, under the
+    faults the ccxt source must bear: dripping answers, redirects, gzip bombs, odd
+    bodies and price gaps. Crashes and receiver outages as before; no disk phases."""
+    with tempfile.TemporaryDirectory() as tmp:
+        soak = Soak(cycles, seed, Path(tmp) / "ccxt.db", ccxt=True)
+        started = time.monotonic()
+        try:
+            for index in range(cycles):
+                soak.cycle(index)
+            soak.drain()
+            got = soak.received()
+        finally:
+            soak.receiver.stop()
+            soak.sim.stop()
+    decided = sum(soak.decided.values())
+    duplicated = sum(max(0, got[k] - n) for k, n in soak.decided.items())
+    duplicated += sum(n for k, n in got.items() if k not in soak.decided)
+    lost = sum(max(0, n - got[k]) for k, n in soak.decided.items())
+    print(f"soak, ccxt phase: {cycles} cycles in {time.monotonic() - started:.0f}s")
+    for name, count in sorted(soak.counts.items()):
+        print(f"  {name:<40} {count}")
+    for false in soak.false[:5]:
+        print(f"  FALSE ALERT: {false}")
+    budget = soak.settings.interval.total_seconds() + 2 * soak.settings.timeout.total_seconds()
+    line = (
+        f"{decided} decided, {sum(got.values())} delivered, duplicated {duplicated}, lost "
+        f"{lost}, false {len(soak.false)}; slowest poll {soak.slowest:.2f}s "
+        f"(budget {budget:.1f}s)"
+    )
+    print(f"  {line}")
+    ok = duplicated == lost == 0 and not soak.false and soak.slowest <= budget + 1.0
+    return {"ok": ok, "line": line}
+
+
 def key_of(notice: Any) -> tuple[str, str]:
     name = f"{notice.rule} {notice.currency}" if notice.currency else notice.rule
+    if notice.account:  # a rules file with accounts: messages name the account
+        name += f" ({notice.account})"
     return name, notice.kind
 
 
@@ -372,11 +454,13 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     )
     for false in soak.false[:5]:
         print(f"  FALSE ALERT: {false}")
-    ok = duplicated == 0 and lost == 0 and not soak.false and growth < 5
+    ccxt = ccxt_phase(max(min(args.cycles // 10, 200), 50), args.seed)  # ~2 s a poll
+    ok = duplicated == 0 and lost == 0 and not soak.false and growth < 5 and ccxt["ok"]
     print("  invariants:", "all hold" if ok else "VIOLATED")
     if not ok:
         raise SystemExit(1)
     return {
+        "soak ccxt phase": ccxt["line"],
         "soak cycles": f"{args.cycles} in {took:.0f}s",
         "soak decided / delivered": f"{decided} / {sum(got.values())}",
         "soak duplicated / lost / false": f"{duplicated} / {lost} / {len(soak.false)}",
