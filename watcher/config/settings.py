@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -107,6 +107,8 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise ConfigError("\n".join(_lines(exc))) from None
 
+    reads_environment: ClassVar[bool] = False  # Environment reads; Settings(...) does not
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -116,8 +118,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Settings built in code hold what they are given; ``Environment`` reads."""
-        return (init_settings,)
+        """Settings built in code hold what they are given; ``Environment`` adds the
+        environment, ``.env`` and the credentials, the first that has a field winning."""
+        if not cls.reads_environment:
+            return (init_settings,)
+        return init_settings, env_settings, dotenv_settings, Credentials(settings_cls)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -183,16 +188,7 @@ class Environment(Settings):
     """``Settings`` as the daemon starts: keyword arguments, then the environment, then
     ``.env``, then systemd credentials, the first that has a field winning."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, dotenv_settings, Credentials(settings_cls)
+    reads_environment: ClassVar[bool] = True
 
 
 class Credentials(PydanticBaseSettingsSource):

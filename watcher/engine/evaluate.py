@@ -97,18 +97,25 @@ class Evaluation:
         hears it end, once, on ``default`` (the rule that named other channels is gone)."""
         if alert.state != FIRING or alert.last_notified is None:
             return
+        text = "rule removed from the rules file"
+        self.last_word(alert, "ended", alert.severity, (DEFAULT_CHANNEL,), text)
+
+    def last_word(
+        self, alert: Alert, kind: str, severity: str, channels: tuple[str, ...], text: str
+    ) -> None:
+        """The one line an alert gets when it ends for a reason outside its condition."""
         self.outcome.notices.append(
             Notice(
                 rule=alert.rule,
                 currency=alert.currency,
-                kind="ended",
-                severity=alert.severity,
-                channels=(DEFAULT_CHANNEL,),
+                kind=kind,
+                severity=severity,
+                channels=channels,
                 value=None,
                 threshold=None,
                 since=alert.since,
                 at=self.now,
-                text="rule removed from the rules file",
+                text=text,
                 fired_at=alert.fired_at,
                 account=self.label,
             )
@@ -175,22 +182,8 @@ class Evaluation:
         alert = self.outcome.alerts.pop(key)
         if alert.state != FIRING or not rule.policy.send_resolved:
             return
-        self.outcome.notices.append(
-            Notice(
-                rule=key[1],
-                currency=key[2],
-                kind=RESOLVED,
-                severity=rule.policy.severity,
-                channels=rule.policy.notify,
-                value=None,
-                threshold=None,
-                since=alert.since,
-                at=self.now,
-                text="the position closed",
-                fired_at=alert.fired_at,
-                account=self.label,
-            )
-        )
+        policy = rule.policy
+        self.last_word(alert, RESOLVED, policy.severity, policy.notify, "the position closed")
 
     def currencies(self, rule: Rule, overview: Overview) -> list[str]:
         if rule.currencies is not None:

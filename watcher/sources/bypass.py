@@ -11,7 +11,6 @@ host; MEXC codes map the same in both envelope shapes; an absent
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +27,7 @@ from watcher.core.errors import (
 from watcher.core.models import Overview
 from watcher.core.secrets import Masker
 from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
-from watcher.sources.futures import ContractSizes, fair_prices, positions_from
+from watcher.sources.futures import ContractSizes, fair_prices, positions_from, with_positions
 from watcher.sources.parse import (
     AUTH_CODES,
     RATE_CODES,
@@ -101,13 +100,7 @@ class BypassSource:
             return self.parse(self.http.get(self.url, asks[kind], deadline), kind)
 
         overview = fetch_overview(rows, totals, get)
-        if not positions:
-            return overview
-        try:
-            return replace(overview, positions=self.positions(deadline))
-        except ExchangeError as exc:  # the balances stand; the positions are no data
-            log.warning("futures positions not read", error=str(exc), code=exc.code)
-            return replace(overview, positions_error=str(exc))
+        return with_positions(overview, lambda: self.positions(deadline)) if positions else overview
 
     def positions(self, deadline: float) -> tuple[Any, ...]:
         """Open positions through the gateway, with fair prices and contract sizes."""

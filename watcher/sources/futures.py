@@ -19,17 +19,29 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from watcher.core.errors import BadResponse
+from watcher.core import logs
+from watcher.core.errors import BadResponse, ExchangeError
 from watcher.core.models import Overview, amount
 from watcher.core.positions import Position, unrealised
 
 POSITIONS_PATH = "/api/v1/private/position/open_positions"
 TICKER_PATH = "/api/v1/contract/ticker"
 DETAIL_PATH = "/api/v1/contract/detail"
+log = logs.get("watcher.source")
 SIZES_KEPT = 6 * 3600.0  # seconds: contract sizes change rarely
 SIDES = {1: "long", 2: "short"}
 MODES = {1: "isolated", 2: "cross"}
 CLOSED = 3  # `state`: 1 holding, 2 system holding, 3 closed
+
+
+def with_positions(overview: Overview, read: Callable[[], tuple[Position, ...]]) -> Overview:
+    """The overview with the positions ``read`` gives; if it fails, the balances stand and
+    the positions are no data, with the reason (logged with its code)."""
+    try:
+        return replace(overview, positions=read())
+    except ExchangeError as exc:
+        log.warning("futures positions not read", error=str(exc), code=exc.code)
+        return replace(overview, positions_error=str(exc))
 
 
 def not_read(

@@ -10,7 +10,6 @@ TLS is verified (the SDK turns it off; we do not) and no redirect is followed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +34,7 @@ from watcher.sources.futures import (
     fair_prices,
     positions_from,
     signed_headers,
+    with_positions,
 )
 from watcher.sources.parse import (
     ROWS,
@@ -142,13 +142,7 @@ class MexcWebSource:
             return self.parse(self.http.get(self.url + paths[kind], None, deadline), kind)
 
         overview = fetch_overview(rows, totals, get)
-        if not positions:
-            return overview
-        try:
-            return replace(overview, positions=self.positions(deadline))
-        except ExchangeError as exc:  # the balances stand; the positions are no data
-            log.warning("futures positions not read", error=str(exc), code=exc.code)
-            return replace(overview, positions_error=str(exc))
+        return with_positions(overview, lambda: self.positions(deadline)) if positions else overview
 
     def positions(self, deadline: float) -> tuple[Any, ...]:
         """Open positions from the futures host, with fair prices and contract sizes."""
@@ -163,21 +157,21 @@ class MexcWebSource:
     def futures_data(self, path: str, deadline: float, signed: bool = False) -> Any:
         """``data`` of one futures answer, checked as the overview's answers are."""
         headers = signed_headers(self.web_key) if signed else None
-        answer = self.futures.get(self.futures_url + path, None, deadline, headers)
-        if 300 <= answer.status < 400:
-            raise self.redirected(answer)
-        document, kind = decode_json(answer)
-        if document is None:
-            raise self.not_json(answer, kind or "not JSON")
-        if not isinstance(document, dict):
-            raise BadResponse("the futures answer should be a JSON object")
-        self.check(answer, document)
+        document = self.document(self.futures.get(self.futures_url + path, None, deadline, headers))
         if document.get("success") is False:
             raise BadResponse("the futures answer says it did not succeed, without a code")
         return document.get("data")
 
     def parse(self, answer: Answer, asked: str | None = None) -> Overview:
         """One answer to an overview, or the precise error class."""
+        document = self.document(answer)
+        self.note_unknown(document.get("data"))
+        data, stamp = document.get("data"), document.get("timestamp")
+        return overview_from(data, self.clock(), None, stamp, asked)
+
+    def document(self, answer: Answer) -> dict[str, Any]:
+        """One answer of MEXC's (either host), checked: no redirect, JSON, an object, and
+        neither its HTTP status nor its code says no."""
         if 300 <= answer.status < 400:
             raise self.redirected(answer)
         document, kind = decode_json(answer)
@@ -186,9 +180,7 @@ class MexcWebSource:
         if not isinstance(document, dict):
             raise BadResponse(f"response should be a JSON object, got {type(document).__name__}")
         self.check(answer, document)
-        self.note_unknown(document.get("data"))
-        data, stamp = document.get("data"), document.get("timestamp")
-        return overview_from(data, self.clock(), None, stamp, asked)
+        return document
 
     def redirected(self, answer: Answer) -> ExchangeError:
         """A redirect to MEXC's login page means the web key is dead; any other 3xx (a 304,
