@@ -51,3 +51,20 @@ def test_an_unknown_zone_is_one_line_naming_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"^WATCHER_TIMEZONE: unknown time zone 'Mars/Base'"):
         Settings(timezone="Mars/Base")
     assert Settings(timezone="Europe/Berlin").timezone == "Europe/Berlin"
+
+
+def test_the_digest_reads_in_the_display_zone(berlin) -> None:
+    """#30, 8: a silence's end and a late digest's sending time, in the display zone."""
+    from datetime import time as clock
+
+    from tests.support.helpers import overview, row
+    from watcher.config.model import Digest
+    from watcher.core.alerts import Silence
+    from watcher.notify.digest import Book, Facts, compose
+
+    now = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+    muted = Silence(1, "low", None, now, datetime(2026, 1, 10, 15, 0, tzinfo=UTC), "topping up")
+    book = Book(None, overview(row("USDT", spot="100"), total="100"))
+    text = compose(Digest(at=clock(8, 0)), Facts("vps-1", now, (book,), silences=(muted,)), True)
+    assert "sent 2026-01-10 13:00 CET" in text.splitlines()[0]
+    assert "Silenced: low until 2026-01-10 16:00 CET" in text
