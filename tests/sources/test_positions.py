@@ -180,6 +180,10 @@ def test_a_closed_position_resolves_its_alert_with_a_line_that_says_so(book, tmp
     assert texts["BTC_USDT long"] == (
         "BTC_USDT long 20x is 4.6% from liquidation (mark 60,000, liquidation 57,240)"
     )
+    from watcher.cli.views import status_json, status_text
+
+    shown = status_text(status_json(store))  # status shows what the last poll read
+    assert "position: BTC_USDT long 20x, 4.6% from liquidation, pnl 0" in shown
     open_position(book, "BTC_USDT", "long", D(0), D(0), 20)  # closed
     clock[0] = at(minutes=1)
     (ended,) = watcher.poll().outcome.notices

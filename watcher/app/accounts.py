@@ -10,6 +10,7 @@ them (sources, memory from the database) and swaps them on a reload.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from watcher.config.model import AccountSpec, RuleSet
 from watcher.config.settings import Settings
 from watcher.core.errors import ExchangeError
 from watcher.core.models import Overview
+from watcher.core.positions import as_json
 from watcher.engine.builtins import Known
 from watcher.engine.lookback import History, watched_series
 from watcher.sources import Source, open_source, spec_from
@@ -87,8 +89,10 @@ class Account:
         self.last_error = error
         if error is None:
             self.last_success, self.last_overview = now, overview
+        positions = None
         if overview is not None and overview.positions is not None:
             self.positions_success = now
+            positions = json.dumps([as_json(p) for p in overview.positions])
         meta = {
             self.meta_key("last_poll"): now.isoformat(),
             self.meta_key("last_result"): "ok" if error is None else type(error).__name__,
@@ -97,6 +101,8 @@ class Account:
         }
         if self.last_success:
             meta[self.meta_key("last_success")] = self.last_success.isoformat()
+        if positions is not None:  # what `status` shows of them, as the last poll read them
+            meta[self.meta_key("positions")] = positions
         return meta
 
     def fresh(self, now: datetime, within: timedelta) -> Overview | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ from watcher.config.settings import Settings
 from watcher.core.alerts import MAIN, describe
 from watcher.core.models import ROW_FIELDS, WALLETS, Overview
 from watcher.core.numbers import human
-from watcher.core.positions import POSITION_FIELDS, POSITION_TEXT, Position
+from watcher.core.positions import as_json
 from watcher.core.times import label, local, shown, stamp
 from watcher.engine.evaluate import Standing
 from watcher.store import Store
@@ -85,20 +86,11 @@ def balances_json(overview: Overview | None) -> dict[str, Any] | None:
     return {
         "rows": rows,
         "totals": totals,
-        "positions": None if held is None else [positions_json(p) for p in held],
+        "positions": None if held is None else [as_json(p) for p in held],
         "positions_error": overview.positions_error,
         "quote": overview.quote,  # what converted amounts are in; None: the exchange's unit
         "unlisted": unlisted,
         "problems": [*overview.problems],
-    }
-
-
-def positions_json(position: Position) -> dict[str, Any]:
-    """A position with exact decimal strings; a figure the exchange did not give is null."""
-    figures = {name: getattr(position, name) for name in POSITION_FIELDS}
-    return {
-        **{name: getattr(position, name) for name in POSITION_TEXT},
-        **{name: None if value is None else str(value) for name, value in figures.items()},
     }
 
 
@@ -168,12 +160,23 @@ def once_text(result: PollResult) -> str:
 FACTS = ("last_poll", "last_result", "last_error", "last_success")
 
 
+def stored_positions(text: str | None) -> list[dict[str, Any]] | None:
+    """The positions the last poll read, as the poll stored them (None: none read)."""
+    try:
+        found = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return found if isinstance(found, list) else None
+
+
 def status_json(store: Store) -> dict[str, Any]:
     meta = store.meta()
     names = sorted({k.split("/", 1)[0] for k in meta if k.endswith("/last_poll")}) or [MAIN]
     accounts = {
         name: {fact: meta.get(f"{name}/{fact}") or None for fact in FACTS} for name in names
     }
+    for name in names:
+        accounts[name]["positions"] = stored_positions(meta.get(f"{name}/positions"))
     first = accounts[MAIN] if MAIN in accounts else accounts[names[0]]
     alerts = sorted(
         store.load_alerts().values(), key=lambda a: (a.account, a.rule, a.currency or "")
@@ -233,6 +236,13 @@ def status_text(data: dict[str, Any]) -> str:
         )
         if facts["last_error"]:
             lines.append(f"last error{who}: {facts['last_error']}")
+        for held in facts.get("positions") or []:
+            distance = held.get("liq_distance")
+            far = human(Decimal(distance), True) if distance else "-"
+            lever = f" {human(Decimal(held['leverage']))}x" if held.get("leverage") else ""
+            pnl = human(Decimal(held["pnl"])) if held.get("pnl") else "-"
+            position = f"{held['symbol']} {held['side']}{lever}"
+            lines.append(f"position{who}: {position}, {far} from liquidation, pnl {pnl}")
     lines.append(f"outbox: {data['outbox']} notification(s) waiting")
     rows = [
         [

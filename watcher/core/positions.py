@@ -66,6 +66,15 @@ class Position:
         return gap / self.mark
 
 
+def as_json(position: Position) -> dict[str, str | None]:
+    """A position with exact decimal strings; a figure the source did not give is null."""
+    found: dict[str, str | None] = {name: getattr(position, name) for name in POSITION_TEXT}
+    for name in POSITION_FIELDS:
+        value = getattr(position, name)
+        found[name] = None if value is None else str(value)
+    return found
+
+
 def unrealised(side: str, mark: Decimal, entry: Decimal, coins: Decimal) -> Decimal:
     """``(mark - entry) * coins`` for a long, the negative for a short."""
     pnl = (mark - entry) * coins
