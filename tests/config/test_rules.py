@@ -183,3 +183,13 @@ def test_templates_cannot_reach_attributes_or_items(template: str) -> None:
 def test_template_formats_values() -> None:
     values = {"rule": "r", "value": Decimal("1234.5"), "threshold": 2}
     assert render("{rule}: {value:,.2f} < {threshold}", values) == "r: 1,234.50 < 2"
+
+
+def test_a_typo_is_one_problem_and_only_beside_its_own_mapping() -> None:
+    """`url:` for `urls:` in one channel is one line; another channel's missing `urls`
+    is still its own problem."""
+    text = "channels:\n  default:\n    url: 'console://'\n  other:\n    timezone: UTC\nrules: []\n"
+    assert problems(text) == [
+        "r.yaml:3:5: channel default: unknown key 'url'; did you mean 'urls'?",
+        "r.yaml:5:5: channel other: missing 'urls:'",
+    ]

@@ -58,17 +58,15 @@ def validate(model: type[M], document: LocMap, path: str, rule_of: Any = None) -
 def _one_per_typo(errors: list[Any]) -> list[Any]:
     """``url:`` for ``urls:`` is one mistake: keep "unknown key 'url'; did you mean
     'urls'?" and drop "missing 'urls:'" beside it."""
-    typos = {
-        (tuple(e["loc"][:-1]), close)
-        for e in errors
-        if e["type"] == "extra_forbidden"
-        for close in _close(str(e["loc"][-1]), [m["loc"][-1] for m in _missing(errors)])
-    }
-    return [e for e in errors if (tuple(e["loc"][:-1]), e["loc"][-1]) not in typos]
-
-
-def _missing(errors: list[Any]) -> list[Any]:
-    return [e for e in errors if e["type"] == "missing" and e["loc"]]
+    missing = [e for e in errors if e["type"] == "missing" and e["loc"]]
+    typos = set()
+    for extra in (e for e in errors if e["type"] == "extra_forbidden"):
+        mapping = tuple(extra["loc"][:-1])
+        beside = [m["loc"][-1] for m in missing if tuple(m["loc"][:-1]) == mapping]
+        typos |= {(mapping, close) for close in _close(str(extra["loc"][-1]), beside)}
+    return [
+        e for e in errors if e not in missing or (tuple(e["loc"][:-1]), e["loc"][-1]) not in typos
+    ]
 
 
 def _close(word: str, candidates: list[Any]) -> list[Any]:
