@@ -219,9 +219,15 @@ class Evaluation:
         elif holds is not None:
             clears = not holds
         values = (run(rule.when.value, *args), run(rule.when.threshold, *args))
-        text = liquidation_line(position, rule) if position is not None else None
         self.step(
-            key, holds, clears, rule.policy, values, rule.message, text, clear_values=clear_values
+            key,
+            holds,
+            clears,
+            rule.policy,
+            values,
+            rule.message,
+            clear_values=clear_values,
+            position=position,
         )
 
     def apply(self, fact: Fact) -> None:
@@ -238,9 +244,12 @@ class Evaluation:
         template: str | None = None,
         text: str | None = None,
         clear_values: tuple[Decimal | None, Decimal | None] | None = None,
+        position: Position | None = None,
     ) -> None:
         """Advance one instance and record what it decided (``text``: a built-in's line;
-        ``clear_values``: what ``clear_when`` compared, shown when it resolves the alert)."""
+        ``clear_values``: what ``clear_when`` compared, shown when it resolves the alert;
+        ``position``: the one a position rule's line describes, written only if a notice
+        is made, never on the hot path of a poll that decides nothing)."""
         before = self.outcome.alerts.get(key)
         after, kind = advance(before, holds, clears, policy, self.now, key)
         if after is not None:
@@ -287,6 +296,8 @@ class Evaluation:
         if kind and (kind != RESOLVED or policy.send_resolved):
             if kind == RESOLVED:  # "USDT spot is 5000, below 100" would read wrong: plain line
                 template = text = None
+            elif position is not None and (rule := self.compiled.get(key[1])) is not None:
+                text = liquidation_line(position, rule)
             self.notice(shown, kind, policy, state, template, text, cleared)
 
     def mute(
