@@ -329,3 +329,26 @@ def test_ccxt_key_codes_are_auth_errors_with_the_hint_that_fits(sim, code, messa
     with pytest.raises(AuthError) as caught:
         CcxtSource(official(sim), 3.0, lambda: datetime.now(UTC)).fetch(True, True)
     assert hint in str(caught.value) and caught.value.code == code
+
+
+def test_doctor_checks_the_address_ccxt_would_call(sim, monkeypatch, tmp_path, capsys) -> None:
+    """#29, 2: a ccxt account's links are the exchange's API host (here the simulator's)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "accounts:\n"
+        f'  official: {{source: ccxt, exchange: mexc, base_url: "{sim.url}", '
+        'api_key: "${K}", secret: "${S}"}\n'
+        'channels:\n  default: "console://"\nrules:\n  - name: low\n    when: USDT.spot < 1\n'
+    )
+    monkeypatch.setenv("K", sim.official_key)
+    monkeypatch.setenv("S", sim.official_secret)
+    monkeypatch.setenv("WATCHER_STATE", str(tmp_path / "w.db"))
+    assert main(["doctor", "--rules", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert "ok    official: exchange TCP: 127.0.0.1:" in out
+    assert "ok    official: key and answer: mexc official API (ccxt" in out
+    assert sim.official_secret not in out
+    from watcher.sources.ccxt_source import api_url
+
+    assert api_url("binance") == "https://api.binance.com/sapi/v1"
+    assert api_url("bybit") == "https://api.bybit.com"

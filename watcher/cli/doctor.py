@@ -89,7 +89,9 @@ class Doctor:
         if spec.source == "bypass":
             return spec.base_url or self.settings.base_url
         if spec.source == "ccxt":
-            return spec.base_url or f"https://{spec.exchange}.com"  # what ccxt would reach
+            from watcher.sources.ccxt_source import api_url
+
+            return spec.base_url or api_url(spec.exchange or "mexc") or ""
         return spec.mexc_url or self.settings.mexc_url
 
     def reach(self, step: str, url: str) -> Iterator[Verdict]:

@@ -274,6 +274,24 @@ def unified(found: dict[str, Any], prices: dict[str, Decimal]) -> Position | Non
     )
 
 
+def api_url(exchange: str) -> str | None:
+    """The first API address ccxt would call for ``exchange`` (what ``doctor`` checks)."""
+    import ccxt
+
+    found: list[str] = []
+
+    def walk(urls: Any) -> None:
+        if isinstance(urls, dict):
+            for value in urls.values():
+                walk(value)
+        elif isinstance(urls, str) and urls.startswith("http"):
+            found.append(urls)
+
+    client = getattr(ccxt, exchange)()
+    walk(client.urls.get("api"))
+    return client.implode_hostname(found[0]) if found else None  # api.{hostname}: bybit
+
+
 def rehost(urls: Any, base: str) -> Any:
     """Every URL in ccxt's (nested) ``urls['api']`` moved to ``base``'s scheme and host."""
     if isinstance(urls, dict):
