@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+import zlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -166,7 +167,7 @@ def _row(sim: Any, position: SimPosition) -> dict[str, Any]:
     size, mmr = CONTRACTS[position.symbol]
     margin = position.size * size * position.entry / position.leverage
     return {
-        "positionId": abs(hash((position.symbol, position.side))) % 10**9,
+        "positionId": zlib.crc32(f"{position.symbol} {position.side}".encode()),  # stable
         "symbol": position.symbol,
         "positionType": 1 if position.side == "long" else 2,
         "openType": 1,
