@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import fresh_schema, pg_url  # noqa: F401 - a fixture
 from tests.support.receivers import Mailbox, Receiver
 from watcher.config.settings import Settings
 from watcher.core import logs
@@ -28,6 +29,16 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
     monkeypatch.chdir(tmp_path)
     yield
     logs.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """Where a test's state lives: a file, or a fresh PostgreSQL schema. The store's own
+    tests and the outbox's take it, and so run on both backends."""
+    if request.param == "sqlite":
+        yield tmp_path / "w.db"
+    else:
+        yield from fresh_schema()
 
 
 @pytest.fixture

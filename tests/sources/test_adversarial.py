@@ -561,7 +561,13 @@ def test_every_command_but_test_and_demo_takes_rules_and_state() -> None:
         if name in ("test", "demo", "setup", "schema"):
             continue
         args = ["--rules", "r.yaml", "--state", "s.db"]
-        extra = {"unsilence": ["1"], "record": ["--to", "x"], "ack": ["low"]}.get(name, [])
+        extra = {
+            "unsilence": ["1"],
+            "record": ["--to", "x"],
+            "migrate": ["--to", "x"],
+            "ack": ["low"],
+        }
+        extra = extra.get(name, [])
         parsed = parser.parse_args([name, *extra, *args])
         assert (parsed.rules, parsed.state) == ("r.yaml", "s.db")
 

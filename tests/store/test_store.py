@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -32,9 +31,9 @@ class Clock:
         return self.now
 
 
-def watcher(path: Path, clock: Clock) -> Watcher:
-    settings = Settings(web_key="WEB-k-123456", state=path)
-    return Watcher.open(settings, ruleset(RULES), Store(path), clock=clock)
+def watcher(state: Path | str, clock: Clock) -> Watcher:
+    settings = Settings(web_key="WEB-k-123456", state=state)
+    return Watcher.open(settings, ruleset(RULES), Store(state), clock=clock)
 
 
 def poll(w: Watcher, clock: Clock, usdt: str, btc: str) -> list[tuple]:
@@ -43,13 +42,13 @@ def poll(w: Watcher, clock: Clock, usdt: str, btc: str) -> list[tuple]:
     return [(n.rule, n.kind) for n in result.outcome.notices]
 
 
-def test_restart_announces_nothing_twice_and_resumes_the_repeat_timer(tmp_path: Path) -> None:
+def test_restart_announces_nothing_twice_and_resumes_the_repeat_timer(state: Path | str) -> None:
     clock = Clock()
-    first = watcher(tmp_path / "w.db", clock)
+    first = watcher(state, clock)
     assert poll(first, clock, "50", "1000") == [("low", FIRING)]
     clock.now = at(minutes=40)
     del first  # killed; a new process starts from the file
-    second = watcher(tmp_path / "w.db", clock)
+    second = watcher(state, clock)
     assert second.alerts[("main", "low", None)].state == FIRING
     assert poll(second, clock, "50", "1000") == []
     clock.now = at(minutes=59)
@@ -58,33 +57,32 @@ def test_restart_announces_nothing_twice_and_resumes_the_repeat_timer(tmp_path: 
     assert poll(second, clock, "50", "1000") == [("low", "repeat")]
 
 
-def test_restart_keeps_the_history_change_needs(tmp_path: Path) -> None:
+def test_restart_keeps_the_history_change_needs(state: Path | str) -> None:
     clock = Clock()
-    first = watcher(tmp_path / "w.db", clock)
+    first = watcher(state, clock)
     for minute in range(0, 30, 5):
         clock.now = at(minutes=minute)
         poll(first, clock, "500", "1000")
-    second = watcher(tmp_path / "w.db", clock)  # restarted at t+25m
+    second = watcher(state, clock)  # restarted at t+25m
     clock.now = at(minutes=30)
     assert poll(second, clock, "500", "850") == [("dd", FIRING)]  # -15% against t+0
 
 
-def test_only_changes_are_stored(tmp_path: Path) -> None:
-    store = Store(tmp_path / "w.db")
+def test_only_changes_are_stored(state: Path | str) -> None:
+    store = Store(state)
     rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
     for minute in range(10):
         snapshot = build_overview(at(minutes=minute), {"USDT": {"spot": "5"}, "BTC": {}}, None)
         store.commit({}, samples=record_history(rules, snapshot, History()))
-    with sqlite3.connect(tmp_path / "w.db") as db:
-        keys = [k for (k,) in db.execute("SELECT key FROM history ORDER BY ts, key")]
+    keys = [k for (k,) in store.db.execute("SELECT key FROM history ORDER BY ts, key")]
     assert keys.count("main/POLL") == 10
     assert sorted(k for k in keys if k != "main/POLL") == ["main/BTC.spot", "main/USDT.spot"]
     polls = list(store.polls())
     assert len(polls) == 10 and polls[-1] == (at(minutes=9), {"USDT.spot": 5, "BTC.spot": 0})
 
 
-def test_a_currency_gone_from_the_answer_reads_zero(tmp_path: Path) -> None:
-    store = Store(tmp_path / "w.db")
+def test_a_currency_gone_from_the_answer_reads_zero(state: Path | str) -> None:
+    store = Store(state)
     rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
     for minute, rows in enumerate([{"BTC": {"spot": "7"}, "ETH": {"spot": "1"}}, {"ETH": {}}]):
         snapshot = build_overview(at(minutes=minute), rows, None)
@@ -96,15 +94,15 @@ def test_a_currency_gone_from_the_answer_reads_zero(tmp_path: Path) -> None:
     ]
 
 
-def test_reload_to_rules_that_do_not_read_a_series_writes_no_zeros(tmp_path: Path) -> None:
+def test_reload_to_rules_that_do_not_read_a_series_writes_no_zeros(state: Path | str) -> None:
     """Rules A read BTC, rules B do not; back to A 11 minutes later, BTC never changed."""
     clock = Clock()
     a = ruleset("  - name: btc-up\n    when: delta(BTC.total, 10m) > 1000\n")
     b = ruleset("  - name: usdt-low\n    when: USDT.spot < 100\n")
     w = Watcher.open(
-        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db"),
+        Settings(web_key="WEB-k-123456", state=state),
         a,
-        Store(tmp_path / "w.db"),
+        Store(state),
         clock=clock,
     )
     rows = {"USDT": {"spot": "500"}, "BTC": {"spot": "60000", "contract": "1000"}}
@@ -120,13 +118,13 @@ def test_reload_to_rules_that_do_not_read_a_series_writes_no_zeros(tmp_path: Pat
     assert values == {Decimal("61000")}
 
 
-def test_an_unreadable_row_keeps_its_rules_state_and_history(tmp_path: Path) -> None:
+def test_an_unreadable_row_keeps_its_rules_state_and_history(state: Path | str) -> None:
     clock = Clock()
     rules = ruleset("  - name: low\n    each: currency\n    when: spot < 100\n")
     w = Watcher.open(
-        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db"),
+        Settings(web_key="WEB-k-123456", state=state),
         rules,
-        Store(tmp_path / "w.db"),
+        Store(state),
         clock=clock,
     )
     first = build_overview(clock.now, {"BTC": {"spot": "7"}, "ETH": {"spot": "500"}}, None)
@@ -140,8 +138,8 @@ def test_an_unreadable_row_keeps_its_rules_state_and_history(tmp_path: Path) -> 
     assert [v["BTC.spot"] for _, v in w.store.polls()] == [Decimal("7"), Decimal("7")]
 
 
-def test_prune_keeps_each_keys_value_at_the_cut(tmp_path: Path) -> None:
-    store = Store(tmp_path / "w.db")
+def test_prune_keeps_each_keys_value_at_the_cut(state: Path | str) -> None:
+    store = Store(state)
     rules = ruleset("  - name: low\n    when: USDT.spot < 100\n")
     for minute, spot in enumerate(["5", "6", "6", "6", "7"]):
         snapshot = build_overview(at(minutes=minute), {"USDT": {"spot": spot}}, None)
@@ -152,26 +150,25 @@ def test_prune_keeps_each_keys_value_at_the_cut(tmp_path: Path) -> None:
         (at(minutes=3), {"USDT.spot": Decimal("6")}),
         (at(minutes=4), {"USDT.spot": Decimal("7")}),
     ]
-    with sqlite3.connect(tmp_path / "w.db") as db:
-        (old,) = db.execute("SELECT COUNT(*) FROM history WHERE ts < ?", (at(3).timestamp(),))
+    (old,) = store.db.execute("SELECT COUNT(*) FROM history WHERE ts < ?", (at(3).timestamp(),))
     assert old[0] <= 2  # the last USDT.spot and the last POLL before the cut
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    Store(tmp_path / "w.db").set_meta({"schema_version": "99"})
+def test_newer_schema_is_refused(state: Path | str) -> None:
+    Store(state).set_meta({"schema_version": "99"})
     with pytest.raises(StoreError, match="written by a newer watcher"):
-        Store(tmp_path / "w.db")
+        Store(state)
 
 
-def test_dry_run_snapshot_never_writes(tmp_path: Path) -> None:
-    Store(tmp_path / "w.db").set_meta({"marker": "before"})
-    snap = Store.snapshot(tmp_path / "w.db")
+def test_dry_run_snapshot_never_writes(state: Path | str) -> None:
+    Store(state).set_meta({"marker": "before"})
+    snap = Store.snapshot(state)
     assert snap.meta()["marker"] == "before"
     snap.set_meta({"marker": "after"})
-    assert Store(tmp_path / "w.db").meta()["marker"] == "before"
+    assert Store(state).meta()["marker"] == "before"
 
 
-def test_a_firing_alert_whose_rule_is_removed_ends_with_one_line(tmp_path: Path) -> None:
+def test_a_firing_alert_whose_rule_is_removed_ends_with_one_line(state: Path | str) -> None:
     """Issue "What a newcomer tripped on", point 5: the phone heard it fire, and never
     heard that it ended."""
     from watcher.notify.delivery import compose
@@ -182,9 +179,9 @@ def test_a_firing_alert_whose_rule_is_removed_ends_with_one_line(tmp_path: Path)
     )
     left = ruleset("  - name: any\n    when: USDT.spot > 0\n")
     w = Watcher.open(
-        Settings(web_key="WEB-k-123456", state=tmp_path / "w.db"),
+        Settings(web_key="WEB-k-123456", state=state),
         both,
-        Store(tmp_path / "w.db"),
+        Store(state),
         clock=clock,
     )
     rows = {"USDT": {"spot": "50"}}

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -197,11 +196,11 @@ class Doctor:
         return Verdict(True, "telegram", f"the token is @{result.get('username')}'s")
 
     def state(self) -> Verdict:
-        from watcher.store import Store
+        from watcher.store import open_state
 
-        path = Path(self.settings.state)
+        path = self.settings.state
         try:
-            store = Store(path)
+            store = open_state(self.settings)
         except WatcherError as exc:
             return Verdict(False, "state", str(exc))
         try:

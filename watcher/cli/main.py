@@ -73,9 +73,9 @@ def _rules(settings: Any) -> Any:
 
 
 def _store(settings: Any, snapshot: bool = False) -> Any:
-    from watcher.store import Store
+    from watcher.store import open_state
 
-    return Store.snapshot(settings.state) if snapshot else Store(settings.state)
+    return open_state(settings, snapshot)
 
 
 # --- commands -----------------------------------------------------------------
@@ -98,6 +98,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     from watcher.app.poll import Watcher
     from watcher.cli.views import once_json, once_text
     from watcher.core.errors import StoreError
+    from watcher.store import shared
+    from watcher.store.lease import holder
     from watcher.store.lock import StateLock
 
     settings = _settings(args)
@@ -105,8 +107,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     if not rules.accounts:
         settings.require_secrets()  # before the state is touched: one line, exit 2
     dry_run, note = args.dry_run, None
-    lock = StateLock(settings.state)
-    if not dry_run:
+    lock = StateLock(settings.state) if not shared(settings) else None
+    if not dry_run and lock is not None:
         try:
             lock.acquire()
         except StoreError:  # a daemon owns the state: two writers would send twice
@@ -116,6 +118,13 @@ def cmd_once(args: argparse.Namespace) -> int:
                 "this was a dry run: nothing written, nothing sent"
             )
     store = _store(settings, snapshot=dry_run)
+    leader = holder(store) if lock is None else None
+    if leader is not None and not leader.expired and not dry_run:
+        dry_run, store.readonly = True, True  # the pair's leader owns the state
+        note = (
+            f"watcher: {leader.name} leads on this state; this was a dry run: nothing "
+            "written, nothing sent"
+        )
     # With --json, stdout is for the JSON alone: a console:// channel prints to stderr.
     console = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
@@ -126,7 +135,8 @@ def cmd_once(args: argparse.Namespace) -> int:
                 watcher.deliver()
     finally:
         store.close()
-        lock.release()
+        if lock is not None:
+            lock.release()
     print(json.dumps(once_json(settings, result)) if args.json else once_text(result))
     if note:
         print(note, file=sys.stderr)
@@ -134,6 +144,45 @@ def cmd_once(args: argparse.Namespace) -> int:
         print(f"watcher: {result.error}", file=sys.stderr)
         return result.error.exit_code
     return 1 if result.firing else 0
+
+
+@command(
+    "migrate",
+    "Copy the state into another database (PostgreSQL, for a pair); stop watcher first.",
+    "watcher migrate --to postgresql://watcher@db.internal/watcher",
+)
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from watcher.store import open_state, shared
+    from watcher.store.copy import copy_state
+    from watcher.store.lock import StateLock
+
+    settings = _settings(args)
+    target = settings.replace(state=args.to)  # the same check: no password in the URL
+    if str(target.state) == str(settings.state):
+        raise ConfigError("watcher migrate: --to names the state it would copy from")
+    if not shared(settings) and not Path(settings.state).exists():
+        raise ConfigError(f"no state database at {settings.state}; nothing to migrate")
+    lock = StateLock(settings.state) if not shared(settings) else None
+    if lock is not None:
+        lock.acquire()  # a running daemon would go on writing the old state
+    try:
+        source, into = open_state(settings), open_state(target)
+        try:
+            counts = copy_state(source, into)
+        finally:
+            source.close()
+            into.close()
+    finally:
+        if lock is not None:
+            lock.release()
+    print(
+        f"copied {counted(counts['alerts'], 'alert')}, "
+        f"{counted(counts['outbox'], 'waiting message')}, "
+        f"{counted(counts['history'], 'history row')}, {counted(counts['silences'], 'silence')} "
+        f"and {counted(counts['acks'], 'ack')} from {source.path} to {into.path}"
+    )
+    print(f"next: set WATCHER_STATE={into.path} on every instance, and start watcher")
+    return 0
 
 
 @command("check", "Validate the rules file and settings; name every problem.", "watcher check")
@@ -178,11 +227,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     from watcher.cli.views import status_json, status_text
 
     settings = _settings(args)
-    if not Path(settings.state).exists():
+    if not str(settings.state).startswith("postgres") and not Path(settings.state).exists():
         raise ConfigError(f"no state database at {settings.state}; has 'watcher run' started?")
     store = _store(settings)
     try:
-        data = status_json(store)
+        data = status_json(store, settings.name)
     finally:
         store.close()
     print(json.dumps(data, indent=2) if args.json else status_text(data))
@@ -580,6 +629,8 @@ def _arguments(name: str, child: Parser) -> None:
         child.add_argument("rule", metavar="RULE")
         child.add_argument("--currency", metavar="CODE", help="only this currency's instance")
         child.add_argument("--account", metavar="NAME", help="only this account's instance")
+    elif name == "migrate":
+        child.add_argument("--to", required=True, metavar="URL", help="postgresql://USER@HOST/DB")
     elif name == "unsilence":
         child.add_argument("id", type=int, metavar="ID")
     elif name == "test":

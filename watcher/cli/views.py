@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,12 +11,14 @@ from watcher.app.poll import PollResult
 from watcher.cli import table
 from watcher.config.settings import Settings
 from watcher.core.alerts import MAIN, describe
+from watcher.core.durations import format_duration
 from watcher.core.models import ROW_FIELDS, WALLETS, Overview
 from watcher.core.numbers import human
 from watcher.core.positions import as_json
 from watcher.core.times import label, local, shown, stamp
 from watcher.engine.evaluate import Standing
 from watcher.store import Store
+from watcher.store.lease import holder
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -169,7 +171,36 @@ def stored_positions(text: str | None) -> list[dict[str, Any]] | None:
     return found if isinstance(found, list) else None
 
 
-def status_json(store: Store) -> dict[str, Any]:
+def pair_json(store: Store, node: str) -> dict[str, Any] | None:
+    """Who leads a pair and how fresh its lease is (None: the state is a file, no pair)."""
+    if not store.url:
+        return None
+    lead = holder(store)
+    if lead is None:
+        return {"role": "standby", "node": node, "leader": None, "epoch": 0}
+    return {
+        "role": "leader" if lead.name == node and not lead.expired else "standby",
+        "node": node,
+        "leader": lead.name,
+        "epoch": lead.epoch,
+        "lease_age_seconds": round(lead.age.total_seconds(), 1),
+        "lease_expired": lead.expired,
+    }
+
+
+def pair_text(pair: dict[str, Any]) -> str:
+    """``pair: this is vps-2, standby; leader vps-1 (epoch 3, lease renewed 2s ago)``."""
+    if pair["leader"] is None:
+        return f"pair: this is {pair['node']}, standby; no instance has led yet"
+    age = format_duration(timedelta(seconds=pair["lease_age_seconds"]))
+    state = "expired" if pair["lease_expired"] else f"renewed {age} ago"
+    return (
+        f"pair: this is {pair['node']}, {pair['role']}; leader {pair['leader']} "
+        f"(epoch {pair['epoch']}, lease {state})"
+    )
+
+
+def status_json(store: Store, node: str = "") -> dict[str, Any]:
     meta = store.meta()
     names = sorted({k.split("/", 1)[0] for k in meta if k.endswith("/last_poll")}) or [MAIN]
     accounts = {
@@ -217,6 +248,7 @@ def status_json(store: Store) -> dict[str, Any]:
         ],
         "telegram": meta.get("telegram_state"),
         "outbox": store.outbox_depth(),
+        "pair": pair_json(store, node),
     }
 
 
@@ -226,7 +258,7 @@ def _read(text: str | None, missing: str = "never") -> str:
 
 
 def status_text(data: dict[str, Any]) -> str:
-    lines = []
+    lines = [pair_text(data["pair"])] if data.get("pair") else []
     several = len(data["accounts"]) > 1
     for name, facts in data["accounts"].items():
         who = f" ({name})" if several else ""

@@ -39,7 +39,7 @@ from watcher.core.errors import ConfigError
 from watcher.core.times import zone_of
 
 ENV_PREFIX = "WATCHER_"
-CREDENTIAL_FIELDS = ("api_key", "web_key")
+CREDENTIAL_FIELDS = ("api_key", "web_key", "state_password")
 MIN_INTERVAL = timedelta(seconds=1)  # a poll a second is already more than an exchange likes
 ENV_FILE = ".env"
 
@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     base_url: str = "https://api.mexc-bypass.xyz/v1"
     proxy: SecretStr | None = None
     rules: Path = Path("rules.yaml")
-    state: Path = Field(default_factory=_default_state)
+    state: Path | str = Field(default_factory=_default_state)  # a file, or postgresql://
+    state_password: SecretStr | None = None
+    lease: timedelta = timedelta(seconds=15)
     interval: timedelta = timedelta(seconds=60)
     timeout: timedelta = timedelta(seconds=10)
     stale_after: timedelta = timedelta(minutes=5)
@@ -153,7 +155,7 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log masking processor (a proxy's password too)."""
-        secrets = (self.api_key, self.web_key, self.proxy)
+        secrets = (self.api_key, self.web_key, self.proxy, self.state_password)
         found = [s.get_secret_value() for s in secrets if s]
         if self.proxy:
             found.append(urlsplit(self.proxy.get_secret_value()).password or "")
@@ -288,6 +290,34 @@ def _web_key(value: Any) -> SecretStr | None:
     return key
 
 
+def _state(value: Any) -> Path | str:
+    """A file path, or a PostgreSQL URL whose password lives elsewhere: the URL is shown
+    in logs and ``status``, the password never is."""
+    if isinstance(value, Path):
+        return value
+    text = _text_of(value).strip()
+    if not text.startswith(("postgresql://", "postgres://")):
+        return Path(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a bad port raises here, not at the first connection
+    except ValueError as exc:
+        raise ValueError(f"not a PostgreSQL URL ({exc})") from None
+    if parts.password is not None or "password=" in parts.query.lower():
+        raise ValueError(
+            "a password in the URL would be shown wherever the URL is; put it in "
+            "WATCHER_STATE_PASSWORD, a credential named state_password, or ~/.pgpass"
+        )
+    if not parts.hostname:
+        raise ValueError("expected postgresql://USER@HOST[:PORT]/DATABASE")
+    return text
+
+
+def _secret(value: Any) -> SecretStr | None:
+    text = _text_of(value).strip()
+    return SecretStr(text) if text else None
+
+
 def _proxy(value: Any) -> SecretStr | None:
     text = _text_of(value).strip()
     if not text:
@@ -375,7 +405,9 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "base_url": _https_unless_loopback,
     "proxy": _proxy,
     "rules": Path,
-    "state": Path,
+    "state": _state,
+    "state_password": _secret,
+    "lease": _duration(positive=True, floor=timedelta(seconds=3)),
     "interval": _duration(positive=True, floor=MIN_INTERVAL),
     "timeout": _duration(positive=True),
     "stale_after": _duration(positive=True),

@@ -111,3 +111,8 @@ class StoreError(WatcherError):
 class StateUnwritable(StoreError):
     """A write was refused (disk full, read-only, I/O error): retrying later can help, so
     the daemon keeps evaluating in memory and holds what it decided until writes work."""
+
+
+class Deposed(StoreError):
+    """This instance no longer holds the lease of a pair: a standby took over while it was
+    paused or cut off. Its write is refused, and it steps down."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -103,6 +103,13 @@ class Metrics:
         self.duration = Histogram("watcher_poll_duration_seconds", "Poll duration", registry=r)
         self.notifications = Counter(
             "watcher_notifications", "Notifications by result", ["result"], registry=r
+        )
+        self.leader = Gauge(
+            "watcher_leader", "1 while this instance leads its pair (always 1 alone)", registry=r
+        )
+        self.leader.set(1)
+        self.epoch = Gauge(
+            "watcher_lease_epoch", "The lease epoch this instance last saw (0 alone)", registry=r
         )
 
     def observe_poll(self, result: Any, seconds: float) -> None:

@@ -31,7 +31,7 @@ from watcher.config.model import RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.durations import format_duration, utcnow
-from watcher.core.errors import ConfigError, Problem, RulesError, StoreError
+from watcher.core.errors import ConfigError, Deposed, Problem, RulesError, StoreError
 from watcher.daemon.systemd import Notifier, watchdog_period
 from watcher.notify.heartbeat import Pinger
 from watcher.store import Store
@@ -59,6 +59,7 @@ def file_digest(path: Any) -> str:
 
 
 DELIVERY = "delivery"  # the executor of delivery, digest and watchdog jobs
+LEASE = "lease"  # the executor of the lease job of a pair
 DAMAGED_POLLS = 3  # polls in a row on a damaged database before the daemon gives up
 STOP_BUDGET = 8.0  # seconds to finish a cycle and flush after SIGTERM (systemd waits 90)
 log = logs.get("watcher.daemon")
@@ -82,7 +83,7 @@ class Daemon:
     def __init__(
         self,
         settings: Settings,
-        lock: StateLock,
+        lock: StateLock | None,
         store: Store,
         watcher: Watcher,
         pinger: Pinger,
@@ -111,6 +112,15 @@ class Daemon:
         self.delivery = threading.Lock()  # guards the two flags below
         self.delivering = False  # a delivery job runs
         self.wake = False  # a poll decided more while it ran: it runs once more
+        self.pair: Any = None  # the active/standby side, on a shared (PostgreSQL) state
+
+    def leading(self) -> bool:
+        """Alone, always; in a pair, while this instance holds the lease."""
+        return self.pair is None or self.pair.leading()
+
+    def stand_down(self, exc: Deposed) -> None:
+        if self.pair is not None:
+            self.pair.step_down(str(exc))
 
     # --- jobs -----------------------------------------------------------------
     def poll_job(self, name: str | None = None) -> None:
@@ -118,8 +128,8 @@ class Daemon:
         holds up only its own account); the evaluation and commit take turns."""
         name = name or next(iter(self.watcher.accounts))
         account = self.watcher.accounts.get(name)
-        if account is None:
-            return  # removed by a reload; its job goes at the next schedule
+        if account is None or not self.leading():
+            return  # removed by a reload (its job goes at the next schedule), or standing by
         self.heartbeat = time.monotonic()
         started = time.perf_counter()
         now = utcnow()
@@ -130,8 +140,12 @@ class Daemon:
             gone = self.store.gone()
             if gone is not None:
                 return self.give_up(gone)
+            if not self.leading():
+                return  # stepped down while this poll fetched
             try:
                 result = self.watcher.process_accounts(now, {name: AccountPoll(*answer)})
+            except Deposed as exc:
+                return self.stand_down(exc)
             except Exception:
                 log.exception("poll crashed; the next one runs on schedule", account=name)
                 if self.metrics:
@@ -185,8 +199,13 @@ class Daemon:
         if self.bot is not None:
             self.bot.stop()
             self.bot = None
-        if spec is not None:
+        if spec is not None and self.leading():
             self.bot = self.open_bot(self, spec)
+
+    def stop_bot(self) -> None:
+        if self.bot is not None:
+            self.bot.stop()
+            self.bot = None
 
     def latest_balances(self) -> dict[str, Any]:
         accounts = self.watcher.accounts
@@ -194,6 +213,8 @@ class Daemon:
 
     def digest_job(self) -> None:
         """Queue the day's digest when it is due (checked every minute), then deliver it."""
+        if not self.leading():
+            return
         try:
             with self.cycle:
                 queued = self.watcher.daily.maybe(utcnow())
@@ -225,8 +246,13 @@ class Daemon:
             raise
 
     def deliver_once(self) -> None:
+        if not self.leading():
+            return
         try:
             counts = self.watcher.deliver()
+        except Deposed as exc:
+            self.stand_down(exc)
+            return
         except Exception:
             log.exception("delivery crashed; the outbox keeps every message")
             return
@@ -295,6 +321,8 @@ class Daemon:
     def healthy(self) -> bool:
         if self.fatal is not None:
             return False
+        if self.pair is not None and not self.pair.leading():
+            return self.pair.healthy()
         last = self.watcher.last_success
         return last is not None and utcnow() - last < self.settings.stale_after
 
@@ -321,10 +349,25 @@ class Daemon:
                     misfire_grace_time=max(int(interval), 1),
                 )
 
+    def poll_now(self) -> None:
+        """Every account polls now (a takeover), each at its own spread later on."""
+        now = datetime.now(UTC)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("poll-"):
+                job.modify(next_run_time=now)
+
     def schedule(self) -> None:
         interval = self.settings.interval.total_seconds()
         now = datetime.now(UTC)
         self.schedule_polls()
+        if self.pair is not None:  # on its own thread: a takeover never waits for delivery
+            self.scheduler.add_job(
+                self.pair.tick,
+                IntervalTrigger(seconds=self.pair.lease.every, timezone=UTC),
+                id="lease",
+                next_run_time=now,
+                executor=LEASE,
+            )
         self.scheduler.add_job(  # delivery, digest and watchdog never wait for a poll thread
             self.deliver_job,
             IntervalTrigger(seconds=min(interval, 5.0), timezone=UTC),
@@ -387,7 +430,7 @@ class Daemon:
             rules=len(rules.rules),
             interval=format_duration(self.settings.interval),
             network=self.settings.network,
-            state=str(self.settings.state),
+            state=str(self.store.path),  # a URL without its query: its options
         )
         self.notifier.ready("started, first poll running")
         self.scheduler.start()
@@ -404,6 +447,8 @@ class Daemon:
         flusher = threading.Thread(target=self.deliver_job, daemon=True)
         flusher.start()
         flusher.join(max(deadline - time.monotonic(), 0.1))
+        if self.pair is not None:
+            self.release_lease()
         if self.server is not None:
             self.server.shutdown()
         if finished:
@@ -417,10 +462,18 @@ class Daemon:
             # a stuck HTTP call must not hold systemd's stop past its budget
             os._exit(StoreError.exit_code if self.fatal is not None else 0)
         self.store.close()
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
         if self.fatal is not None:
             raise StoreError(self.fatal)
         return 0
+
+    def release_lease(self) -> None:
+        """After the flush: the standby may take over at its next look."""
+        try:
+            self.pair.lease.release()
+        except Exception as exc:  # the database is gone: the lease simply runs out
+            log.warning("the lease could not be released; it runs out", error=str(exc))
 
     def outbox_depth(self) -> int | str:
         try:

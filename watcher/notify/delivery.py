@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -126,6 +126,7 @@ class Deliverer:
         self.threads: list[threading.Thread] = []
         self.unrecorded: dict[tuple[str, str], tuple[list[int], datetime]] = {}
         self.disk_warned = False
+        self.guard: Callable[[], bool] = lambda: True  # False: a pair's deposed leader
 
     def set_channels(self, channels: Mapping[str, Channel]) -> None:
         self.channels = dict(channels)
@@ -171,7 +172,7 @@ class Deliverer:
     ) -> list[tuple[tuple[str, str], list[OutboxRow]]]:
         """Which URLs get which rows this cycle, in decision order."""
         groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
-        for row in self.store.pending():
+        for row in self.store.claim():
             groups[(row.channel, row.url_key)].append(row)
         work = []
         for key, rows in groups.items():
@@ -240,8 +241,8 @@ class Deliverer:
         if expired:
             self.drop(key, expired, "too old", counts)
             rows = [r for r in rows if r not in expired]
-        if not rows:
-            return
+        if not rows or not self.guard():
+            return  # the rows stay, for the leader
         service = self.services[url]
         sent = service.send(compose([r.notice for r in rows], self.name, renders_markdown(url)))
         with self.write:

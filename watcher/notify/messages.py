@@ -26,8 +26,9 @@ WORDS = {
     "reloaded": "RELOADED",
     "digest": "DIGEST",
     "ended": "ENDED",  # a firing alert whose rule was removed
+    "takeover": "TOOK OVER",  # the standby of a pair leads now
 }
-CALM = (RESOLVED, "reloaded", "digest", "ended")  # kinds that say nothing needs doing
+CALM = (RESOLVED, "reloaded", "digest", "ended", "takeover")  # kinds that say nothing needs doing
 SEVERITY_ORDER = ("critical", "warning", "info")
 BUILTIN_RESOLVED = {
     "exchange-unreachable": "the exchange answers again",
@@ -41,6 +42,7 @@ TITLE_WORDS = {
     "rejected": "rules reload rejected",
     "reloaded": "rules reloaded",
     "ended": "ended",
+    "takeover": "took over",
 }
 _MARKDOWN = re.compile(r"([\\`*_\[\]~])")  # what changes meaning mid-line
 
@@ -97,7 +99,7 @@ def lasted(notice: Notice) -> timedelta:
 
 def line(notice: Notice, style: Style) -> str:
     """One alert, one line (a digest is its own few lines)."""
-    if notice.kind == "digest":
+    if notice.kind in ("digest", "takeover"):  # their own words, whole
         return style.text(notice.text or "")
     word = WORDS[notice.kind]
     head = f"{word} {style.name(notice)}"
@@ -150,7 +152,14 @@ def title(notices: Sequence[Notice], name: str) -> str:
     for notice in final_kinds(notices):
         word = TITLE_WORDS.get(notice.kind, "firing")
         counts[word] = counts.get(word, 0) + 1
-    order = ("firing", "resolved", "rules reload rejected", "rules reloaded", "daily digest")
+    order = (
+        "firing",
+        "resolved",
+        "took over",
+        "rules reload rejected",
+        "rules reloaded",
+        "daily digest",
+    )
     summary = ", ".join(
         f"{counts[w]} {w}" if w in ("firing", "resolved") else w for w in order if w in counts
     )

@@ -15,9 +15,11 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from watcher.config.settings import Settings
 from watcher.core.alerts import MAIN, Alert, Key, Notice
 from watcher.core.errors import StoreError
 from watcher.engine.lookback import Sample
+from watcher.store import postgres
 from watcher.store.alert_table import AlertTable
 from watcher.store.db import SCHEMA_VERSION, Database, refused
 from watcher.store.history_table import POLL_KEY, HistoryTable
@@ -32,34 +34,51 @@ __all__ = [
     "Store",
     "notice_from_json",
     "notice_to_json",
+    "open_state",
+    "shared",
 ]
 
 
 class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTable):
     """The state database; every method is one short transaction."""
 
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(path)
+    def __init__(self, target: Path | str, password: str | None = None, name: str = "") -> None:
+        super().__init__(target, password, name)
         self._saved: dict[Key, Alert] = {}
         self._last: dict[str, dict[str, Decimal]] | None = None  # latest value, per account
+        self.readonly = False
 
     @classmethod
-    def snapshot(cls, path: Path | str) -> Store:
-        """An in-memory copy of the database (or an empty one): writes go nowhere."""
+    def snapshot(cls, target: Path | str, password: str | None = None, name: str = "") -> Store:
+        """A copy of the state whose writes go nowhere: an in-memory copy of the SQLite
+        file (or an empty one), or PostgreSQL whose every transaction is rolled back."""
+        if postgres.is_url(target):
+            store = cls(target, password, name)
+            store.readonly = True
+            return store
         store = cls(":memory:")
-        if Path(path).exists():
+        if Path(target).exists():
             try:
-                source = sqlite3.connect(f"file:{Path(path).absolute()}?mode=ro", uri=True)
+                source = sqlite3.connect(f"file:{Path(target).absolute()}?mode=ro", uri=True)
                 source.backup(store.db)
                 source.close()
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the state database {path}: {exc}") from None
+                raise StoreError(f"cannot read the state database {target}: {exc}") from None
         return store
 
     def sibling(self) -> Store:
-        """Another connection to the same file, for delivery threads beside the poll (an
-        in-memory snapshot, which nothing delivers from, is its own sibling)."""
-        return self if str(self.path) == ":memory:" else Store(self.path)
+        """Another connection to the same database, for delivery threads beside the poll
+        (an in-memory snapshot, which nothing delivers from, is its own sibling)."""
+        if str(self.target) == ":memory:":
+            return self
+        twin = Store(self.target, self.password, self.name)
+        twin.readonly, twin.fence = self.readonly, self.fence
+        return twin
+
+    def forget(self) -> None:
+        """Drop what this connection remembers of the tables (another instance wrote them
+        meanwhile: a takeover); the next reads start from the database."""
+        self._saved, self._last = {}, None
 
     def announce(
         self, outbox: Iterable[tuple[str, str, Notice, datetime]], meta: Mapping[str, str]
@@ -99,3 +118,17 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
             self._last = None  # what the rolled-back samples changed is read anew
             raise refused(self.path, exc) from None
         self._saved = dict(alerts)
+
+
+def open_state(settings: Settings, snapshot: bool = False) -> Store:
+    """The configured state: its file, or PostgreSQL with the password from the settings
+    (``snapshot``: a copy whose writes go nowhere)."""
+    secret = settings.state_password
+    password = secret.get_secret_value() if secret else None
+    opener = Store.snapshot if snapshot else Store
+    return opener(settings.state, password, settings.name)
+
+
+def shared(settings: Settings) -> bool:
+    """True when the state is PostgreSQL, which several instances share (a pair)."""
+    return postgres.is_url(settings.state)

@@ -10,12 +10,15 @@ from typing import Any
 
 from watcher.core import logs
 from watcher.core.alerts import FIRING, PENDING, Alert, Key
-from watcher.store.db import iso, parse_time
+from watcher.store.db import iso, parse_time, upsert
 
 _ALERT_COLUMNS = (
     "rule, currency, state, since, fired_at, last_notified, cleared_since, value, threshold, "
     "muted, severity, account"
 )
+
+
+ALERT_UPSERT = upsert("alerts", _ALERT_COLUMNS.split(", "), ("account", "rule", "currency"))
 
 
 def _alert(row: tuple[Any, ...]) -> Alert:
@@ -77,8 +80,7 @@ class AlertTable:
             if self._saved.get(key) == alert:
                 continue
             self.db.execute(
-                f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                ALERT_UPSERT,
                 (
                     alert.rule,
                     alert.currency or "",

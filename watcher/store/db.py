@@ -1,20 +1,23 @@
-"""The SQLite file itself: WAL, ``synchronous=FULL``, the schema and its version, meta.
+"""The database itself: the SQLite file (WAL, ``synchronous=FULL``) or PostgreSQL, the
+schema and its version, meta, and the fence a leader's writes pass.
 
-Every write is one short ``BEGIN IMMEDIATE`` transaction; a reader sees either
-all of a poll's writes or none of them.
+Every write is one short transaction; a reader sees either all of a poll's writes
+or none of them. The tables are written in the SQL both databases speak.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.core import logs
 from watcher.core.errors import StateUnwritable, StoreError
+from watcher.store import postgres
 
 SCHEMA_VERSION = 2  # 2: several accounts (an `account` on alerts and silences, key prefixes)
 # Written once: the fresh schema and the upgrade both create this table.
@@ -62,8 +65,21 @@ UPDATE meta SET key = 'main/' || key WHERE key IN
 log = logs.get("watcher.store")
 
 
-def damaged(path: Path | None, exc: Exception) -> str:
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE``, with ``?`` for each column: the one
+    form of "insert or replace" that SQLite and PostgreSQL both run."""
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+def damaged(path: Path | str | None, exc: Exception) -> str:
     """One line for a database SQLite cannot use, with the way out."""
+    if isinstance(exc, postgres.PostgresError):
+        return f"{exc}; check that PostgreSQL runs, and WATCHER_STATE and its password"
     name = f"the state database {path}" if path else "the state database (WATCHER_STATE)"
     if "full" in str(exc):
         return f"cannot write {name}: the disk is full; free some space and start again"
@@ -112,9 +128,12 @@ class Reserve:
         return True
 
 
-def refused(path: Path | None, exc: sqlite3.Error) -> StoreError:
+def refused(path: Path | str | None, exc: sqlite3.Error) -> StoreError:
     """A failed write as watcher's error: ``StateUnwritable`` when waiting can help (a full
-    disk, a read-only file, a lock), ``StoreError`` when the file itself is damaged."""
+    disk, a read-only file, a lock, PostgreSQL out of reach), ``StoreError`` when the file
+    itself is damaged."""
+    if isinstance(exc, postgres.PostgresError):
+        return StateUnwritable(f"cannot write the state: {exc}")
     message = damaged(path, exc)
     if any(word in str(exc).lower() for word in UNWRITABLE):
         return StateUnwritable(message)
@@ -134,10 +153,33 @@ def stamp(value: float) -> datetime:
 
 
 class Database:
-    """The connection, its schema, transactions and the ``meta`` key-value table."""
+    """The connection, its schema, transactions and the ``meta`` key-value table.
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    ``target`` is a file path, or a ``postgresql://`` URL. ``fence``, when set (by the
+    leader of a pair), runs first in every write transaction and raises ``Deposed`` if
+    this instance no longer holds the lease: a paused leader cannot commit after a
+    standby took over."""
+
+    fence: Callable[[Database], None] | None = None
+    readonly = False  # a snapshot: every transaction is rolled back
+
+    def __init__(self, target: Path | str, password: str | None = None, name: str = "") -> None:
+        self.url = str(target) if postgres.is_url(target) else None
+        # what messages name: the file, or the URL without password or options
+        self.path: Path = postgres.shown(self.url) if self.url else Path(target)  # type: ignore[assignment]
+        self.password = password
+        self.name = name
+        self.txlock = threading.RLock()  # one transaction at a time on this connection
+        if self.url:
+            self.db: sqlite3.Connection = postgres.Connection(  # type: ignore[assignment]
+                self.url, password, name
+            )
+            try:
+                self._migrate_postgres()
+            except sqlite3.Error as exc:
+                raise StoreError(str(exc)) from None
+            self.inode, self.reserve = None, Reserve(Path(":memory:"))
+            return
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +194,25 @@ class Database:
         self.inode = self._inode()
         self.reserve = Reserve(self.path)
         self.reserve.keep()
+
+    @property
+    def target(self) -> Path | str:
+        """What opens this database again (a sibling connection)."""
+        return self.url or self.path
+
+    def _migrate_postgres(self) -> None:
+        """The schema, created by one instance at a time (two starting together would
+        race on ``CREATE TABLE``); PostgreSQL starts at the current version."""
+        with self.transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(7261)")  # 7261: watcher's schema
+            version = postgres.migrate(self.db, SCHEMA_VERSION)  # type: ignore[arg-type]
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer watcher (schema {version}); "
+                    "upgrade watcher on every machine that shares it"
+                )
+            if version is None:
+                self._set_meta({"schema_version": str(SCHEMA_VERSION)})
 
     def _migrate(self) -> None:
         """Create what is missing; write nothing to a database that is already current, so
@@ -187,14 +248,18 @@ class Database:
             self._set_meta({"schema_version": str(SCHEMA_VERSION)})
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def transaction(self, fenced: bool = True) -> Iterator[sqlite3.Connection]:
+        """All or nothing; a leader's transaction first passes its fence."""
+        with self.txlock:
+            self.db.execute("BEGIN" if self.url else "BEGIN IMMEDIATE")
+            try:
+                if fenced and self.fence is not None:
+                    self.fence(self)
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("ROLLBACK" if self.readonly else "COMMIT")
 
     def spared(self, write: Callable[[], None]) -> bool:
         """``write``, and once more on a full disk after giving up the reserve: a message
@@ -215,6 +280,8 @@ class Database:
         self.db.close()
 
     def _inode(self) -> int | None:
+        if self.url:
+            return None
         try:
             return os.stat(self.path).st_ino if str(self.path) != ":memory:" else None
         except OSError:
@@ -231,6 +298,8 @@ class Database:
 
     def damage(self) -> str | None:
         """One line when SQLite finds the file damaged (``quick_check``), or None."""
+        if self.url:
+            return None  # PostgreSQL checks its own pages
         try:
             found = self.db.execute("PRAGMA quick_check").fetchone()
         except sqlite3.Error as exc:
@@ -240,9 +309,7 @@ class Database:
         return None
 
     def _set_meta(self, values: Mapping[str, str]) -> None:
-        self.db.executemany(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items())
-        )
+        self.db.executemany(upsert("meta", ("key", "value"), ("key",)), list(values.items()))
 
     def set_meta(self, values: Mapping[str, str]) -> None:
         with self.transaction():

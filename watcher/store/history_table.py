@@ -16,9 +16,10 @@ from decimal import Decimal
 
 from watcher.core.alerts import MAIN
 from watcher.engine.lookback import History, Sample
-from watcher.store.db import stamp
+from watcher.store.db import stamp, upsert
 
 POLL_KEY = "POLL"
+HISTORY_UPSERT = upsert("history", ("key", "ts", "value"), ("key", "ts"))
 ZERO = Decimal(0)
 
 
@@ -69,7 +70,7 @@ class HistoryTable:
         )
         changed.update(dict.fromkeys(gone, ZERO))
         rows = [(k, stamp, str(v)) for k, v in changed.items()] + [(head + POLL_KEY, stamp, "1")]
-        self.db.executemany("INSERT OR REPLACE INTO history (key, ts, value) VALUES (?,?,?)", rows)
+        self.db.executemany(HISTORY_UPSERT, rows)
         last.update(changed)
 
     def _prune(self, before: datetime) -> None:

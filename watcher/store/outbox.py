@@ -9,6 +9,7 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,7 +18,7 @@ from pathlib import Path
 from watcher.core import logs
 from watcher.core.alerts import Notice
 from watcher.core.errors import StoreError
-from watcher.store.db import damaged, stamp
+from watcher.store.db import damaged, stamp, upsert
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,24 @@ def notice_from_json(text: str) -> Notice:
 
 
 log = logs.get("watcher.store")
+DELIVERED_UPSERT = upsert(
+    "delivered", ("account", "rule", "currency", "at"), ("account", "rule", "currency")
+)
+
+
+def about(text: str, at: datetime) -> tuple[str, str, str, float]:
+    """The ``delivered`` row for a sent notice: which alert, and when."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    return (
+        str(data.get("account") or "main"),
+        str(data.get("rule") or ""),
+        str(data.get("currency") or ""),
+        at.timestamp(),
+    )
 
 
 class OutboxTable:
@@ -61,6 +80,8 @@ class OutboxTable:
 
     db: sqlite3.Connection
     path: Path
+    url: str | None
+    transaction: Callable[..., AbstractContextManager[sqlite3.Connection]]
     spared: Callable[[Callable[[], None]], bool]
 
     def _queue(self, rows: Iterable[tuple[str, str, Notice, datetime]]) -> None:
@@ -78,9 +99,27 @@ class OutboxTable:
 
     def pending(self) -> list[OutboxRow]:
         """Every waiting row in decision order (the order messages must arrive in)."""
+        rows, broken = self._read_pending("")
+        if broken:
+            self._drop_broken(broken)
+        return rows
+
+    def claim(self) -> list[OutboxRow]:
+        """``pending()`` as a leader reads it to send: in a fenced transaction, so that a
+        deposed leader gets nothing to send, and on PostgreSQL with the rows locked
+        (``FOR UPDATE SKIP LOCKED``), so that no other claimer takes the same rows."""
+        if not self.url:
+            return self.pending()
+        with self.transaction():
+            rows, broken = self._read_pending(" FOR UPDATE SKIP LOCKED")
+        if broken:
+            self._drop_broken(broken)
+        return rows
+
+    def _read_pending(self, lock: str) -> tuple[list[OutboxRow], list[int]]:
         query = (
             "SELECT id, channel, url_key, created, attempts, notice, due FROM outbox "
-            "ORDER BY created, id"
+            f"ORDER BY created, id{lock}"
         )
         rows, broken = [], []
         for i, ch, key, created, attempts, notice, due in self.db.execute(query).fetchall():
@@ -89,10 +128,12 @@ class OutboxTable:
                 rows.append(OutboxRow(i, ch, key, stamp(created), attempts, parsed, stamp(due)))
             except (ValueError, TypeError, KeyError, OverflowError):
                 broken.append(i)
-        if broken:  # edited by hand into something no message can be made of
-            log.error("unreadable outbox rows dropped", count=len(broken))
-            self.drop(broken)
-        return rows
+        return rows, broken
+
+    def _drop_broken(self, broken: list[int]) -> None:
+        """Rows edited by hand into something no message can be made of."""
+        log.error("unreadable outbox rows dropped", count=len(broken))
+        self.drop(broken)
 
     def move(self, rows: Iterable[OutboxRow], url_keys: Iterable[str]) -> None:
         """Rows whose URL changed follow their channel to its current URLs, keeping order."""
@@ -110,18 +151,16 @@ class OutboxTable:
         """Sent at ``at``: gone from the outbox, and the time kept per alert for ``status``.
         On a full disk this write may use the reserve, since a sent message left in the
         outbox would be sent again after a restart; True when it did."""
-        gone = [(i,) for i in ids]
+        gone = list(ids)
 
         def write() -> None:
             with self.transaction():
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO delivered (account, rule, currency, at) SELECT "
-                    "coalesce(json_extract(notice, '$.account'), 'main'), "
-                    "json_extract(notice, '$.rule'), "
-                    "coalesce(json_extract(notice, '$.currency'), ''), ? FROM outbox WHERE id=?",
-                    [(at.timestamp(), i) for (i,) in gone],
-                )
-                self.db.executemany("DELETE FROM outbox WHERE id=?", gone)
+                marks = ",".join("?" for _ in gone)
+                rows = self.db.execute(
+                    f"SELECT notice FROM outbox WHERE id IN ({marks})", gone
+                ).fetchall()
+                self.db.executemany(DELIVERED_UPSERT, [about(text, at) for (text,) in rows])
+                self.db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in gone])
 
         return self.spared(write)
 

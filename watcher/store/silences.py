@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from watcher.core.alerts import Key, Silence
-from watcher.store.db import stamp
+from watcher.store.db import stamp, upsert
+
+ACK_KEY = ("account", "rule", "currency")
 
 
 class SilenceTable:
@@ -29,7 +31,7 @@ class SilenceTable:
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO silences (rule, currency, starts, ends, comment, account) "
-                "VALUES (?,?,?,?,?,?)",
+                "VALUES (?,?,?,?,?,?) RETURNING id",
                 (
                     rule,
                     currency,
@@ -39,7 +41,7 @@ class SilenceTable:
                     account,
                 ),
             )
-            return int(cursor.lastrowid or 0)
+            return int(cursor.fetchone()[0])
 
     def silences(self, now: datetime | None = None) -> list[Silence]:
         query = "SELECT id, rule, currency, starts, ends, comment, account FROM silences"
@@ -81,7 +83,7 @@ class AckTable:
     def add_ack(self, key: tuple[str, str, str | None], by: str, at: datetime) -> None:
         with self.transaction():  # type: ignore[attr-defined]
             self.db.execute(
-                "INSERT OR REPLACE INTO acks (account, rule, currency, by, at) VALUES (?,?,?,?,?)",
+                upsert("acks", ("account", "rule", "currency", "by", "at"), ACK_KEY),
                 (key[0], key[1], key[2] or "", by[:64], at.timestamp()),
             )
 
