@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.cli import test_cli
 from tests.cli.test_cli import once
+from tests.support.process import watcher
+from tests.support.receivers import free_port
 from watcher.cli.main import main
 from watcher.config.channels import Channel
 from watcher.notify.delivery import Deliverer
@@ -59,3 +62,18 @@ def test_a_password_in_the_url_is_refused_and_never_shown(env, capsys, target) -
     assert main(["migrate", "--to", target]) == 2
     err = capsys.readouterr().err
     assert "WATCHER_STATE_PASSWORD" in err and "hunter2" not in err and "=x" not in err
+
+
+def test_the_state_password_never_shows(env, capsys, monkeypatch, tmp_path) -> None:
+    """Nothing listens there: the error names the server, never the password."""
+    secret = "pw-SECRET-0123456789"
+    monkeypatch.setenv("WATCHER_STATE", f"postgresql://watcher@127.0.0.1:{free_port()}/x")
+    monkeypatch.setenv("WATCHER_STATE_PASSWORD", secret)
+    for command in (["status"], ["once"], ["migrate", "--to", str(tmp_path / "back.db")]):
+        assert main(command) == 2, command
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and err.startswith("watcher: PostgreSQL at postgresql://")
+        assert secret not in out + err and "check that PostgreSQL runs" in err
+    ran = watcher("run", **{k: os.environ[k] for k in os.environ if k.startswith("WATCHER_")})
+    assert ran.returncode == 2 and secret not in ran.stdout + ran.stderr
+    assert ran.stderr.count("\n") == 1 and "Traceback" not in ran.stderr

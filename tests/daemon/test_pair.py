@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon_harness import DaemonProcess, wait_for
+from tests.support.pings import PingServer
 from tests.support.process import watcher
 from tests.support.receivers import Receiver, free_port
 from watcher.sim.exchange import SimExchange
@@ -93,8 +94,11 @@ def scrape(port: int, path: str) -> tuple[int, str]:
 
 
 def test_an_alert_fires_once_and_only_the_leader_sends(pair, sim, receiver) -> None:
-    port = free_port()
+    port, pings = free_port(), PingServer()
     pair.nodes["vps-2"].env["WATCHER_METRICS_ADDR"] = f"127.0.0.1:{port}"
+    own = f'heartbeat:\n  - {{url: "{pings.url("/ping/vps-2")}", every: 1s, style: healthchecks}}\n'
+    rules = pair.nodes["vps-2"].rules
+    rules.write_text(rules.read_text() + own)  # the standby's own heartbeat URL
     leader, standby = pair.start("vps-1")
     sim.set_coin("USDT", "1", spot="50")
     wait_for(lambda: receiver.posts, what="the firing message")
@@ -109,6 +113,10 @@ def test_an_alert_fires_once_and_only_the_leader_sends(pair, sim, receiver) -> N
     assert shown.returncode == 0, shown.stderr
     assert STATUS.match(shown.stdout.splitlines()[0]), shown.stdout
     assert "FIRING" in shown.stdout and "Traceback" not in leader.output() + standby.output()
+    # the standby pings its own heartbeat, with success: alive, and it reaches the state
+    wait_for(lambda: len(pings.hits) >= 2, what="two pings of the standby's heartbeat")
+    assert {path for _, path in pings.hits} == {"/ping/vps-2"}
+    pings.stop()
 
 
 def test_kill_9_of_the_leader_the_standby_takes_over_within_the_bound(pair, sim, receiver) -> None:

@@ -171,13 +171,13 @@ class Database:
         self.name = name
         self.txlock = threading.RLock()  # one transaction at a time on this connection
         if self.url:
-            self.db: sqlite3.Connection = postgres.Connection(  # type: ignore[assignment]
-                self.url, password, name
-            )
             try:
+                self.db: sqlite3.Connection = postgres.Connection(  # type: ignore[assignment]
+                    self.url, password, name
+                )
                 self._migrate_postgres()
             except sqlite3.Error as exc:
-                raise StoreError(str(exc)) from None
+                raise StoreError(damaged(self.path, exc)) from None
             self.inode, self.reserve = None, Reserve(Path(":memory:"))
             return
         try:
