@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.support.daemon_harness import DaemonProcess, wait_for
 from tests.support.pings import PingServer
 from tests.support.process import watcher
 from tests.support.receivers import Receiver, free_port
+from tests.support.tcp_proxy import Proxy
 from watcher.sim.exchange import SimExchange
 
 RULES = """
@@ -161,3 +163,36 @@ def test_a_paused_leader_wakes_after_a_takeover_sends_nothing_and_steps_down(
         "watcher vps-2: 1 firing (warning) | FIRING btc-spot-low"
     ]
     assert leader.process.poll() is None  # it stands by now, ready for the next takeover
+
+
+def test_a_postgresql_outage_is_told_to_default_by_both_and_both_resume(
+    tmp_path, sim, receiver, pg_url
+) -> None:
+    """What the README promises not to hide: with the database out of reach nothing is
+    evaluated, each instance says so once, straight to default, and the pair resumes."""
+    parts = urlsplit(pg_url)
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    through = pg_url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    pair = Pair(tmp_path, sim, receiver, through)
+    try:
+        leader, standby = pair.start("vps-1")
+        proxy.cut()
+        told = lambda: [p["title"] for p in receiver.posts if "state" in p["title"]]  # noqa: E731
+        wait_for(lambda: len(told()) >= 2, timeout=20, what="both instances tell default")
+        # once each: the leader's failed commit or its failed renewal, whichever came first
+        who = sorted(title.split(":")[0] for title in told())
+        assert who == ["watcher vps-1", "watcher vps-2"], told()
+        assert {t.split(": ")[1] for t in told()} <= {
+            "state database unreachable",
+            "state not writable",
+        }
+        assert all("PostgreSQL" in p["message"] for p in receiver.posts)
+        proxy.restore()
+        sim.set_coin("USDT", "1", spot="50")
+        any_post(receiver, "FIRING usdt-spot-low", timeout=BOUND + 15)
+        wait_for(lambda: "answers again" in leader.output() + standby.output(), what="resume")
+        firing = [p for p in receiver.posts if p["message"].startswith("FIRING usdt")]
+        assert len(firing) == 1 and len(told()) == 2
+    finally:
+        pair.close()
+        proxy.close()

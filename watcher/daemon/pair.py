@@ -62,6 +62,7 @@ class Pair:
         if self.unreachable:
             log.info("the state database answers again", node=self.lease.node)
             self.unreachable = False
+            self.daemon.watcher.deliverer.state_writable()  # a later outage is told again
         if isinstance(change, Takeover):
             self.take_over(change)
         elif change == LOST:
@@ -115,7 +116,11 @@ class Pair:
             return
         self.unreachable = True
         log.error("the state database cannot be reached", node=self.lease.node, error=str(exc))
-        self.daemon.watcher.deliverer.tell_default(
+        deliverer = self.daemon.watcher.deliverer
+        if deliverer.disk_warned:
+            return  # a failed commit already told default, in the same episode
+        deliverer.disk_warned = True  # and a failed commit will not tell it again
+        deliverer.tell_default(
             "state database unreachable",
             f"{self.lease.node} cannot reach its state database ({exc}). While it is out of "
             "reach, no alert is evaluated or sent by this instance; it resumes by itself.",

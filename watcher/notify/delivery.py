@@ -305,10 +305,15 @@ class Deliverer:
         if self.disk_warned:
             return
         self.disk_warned = True
+        remedy = (
+            "Check that PostgreSQL runs and answers"
+            if "PostgreSQL" in str(exc)
+            else "Free disk space on the server"
+        )
         text = (
             f"watcher cannot write its state database ({exc}). It keeps polling, and holds "
-            "back messages it cannot record, so none is sent twice. Free disk space on the "
-            "server; delivery resumes by itself."
+            f"back messages it cannot record, so none is sent twice. {remedy}; delivery "
+            "resumes by itself."
         )
         self.tell_default("state not writable", text)
 
