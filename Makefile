@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r requirements.lock
-	$(BIN)/python -m pip install -q -e '.[test,bench,ccxt,postgres]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,ccxt,postgres,browser-tls]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -38,11 +38,11 @@ test-lowest:
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install -q uv
 	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct \
-		-e '.[ccxt,postgres]'
+		-e '.[ccxt,postgres,browser-tls]'
 	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python pytest pytest-xdist aiosmtpd \
 		hypothesis jsonschema
 	@$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python 2>/dev/null | grep -iE \
-		'^(apscheduler|requests|urllib3|python-dotenv|pydantic|pydantic-settings|apprise|structlog|pyyaml|prometheus-client|ccxt|psycopg|psycopg-binary) ' \
+		'^(apscheduler|requests|urllib3|python-dotenv|pydantic|pydantic-settings|apprise|structlog|pyyaml|prometheus-client|ccxt|psycopg|psycopg-binary|curl-cffi) ' \
 		| sed 's/^/lowest: /'
 	$(LOWEST)/bin/python -m pytest -q -n 6 -p no:cacheprovider tests/config tests/core \
 		tests/notify/test_adapter.py tests/notify/test_notify.py tests/sources tests/store

@@ -231,3 +231,24 @@ def test_starter_rules_skip_codes_the_condition_language_cannot_name() -> None:
     rules = parse_rules(text)
     assert [r.name for r in rules.rules] == ["usdt-spot-low", "eth-drawdown"]
     assert "change(ETH.originTotal, 1h) < -10%" in text and "1INCH" not in text
+
+
+def test_setup_refused_by_the_web_front_offers_the_browser_handshake(
+    tmp_path: Path, sim: SimExchange, receiver, capsys, monkeypatch
+):
+    """#29, 1: Akamai's 403 is not the key; setup says what may pass, and stops (exit 2)."""
+    from watcher.cli.main import main
+    from watcher.net.browser import available
+
+    key_file = tmp_path / "key"
+    key_file.write_text(WEB_KEY + "\n")
+    monkeypatch.setenv("WATCHER_MEXC_URL", sim.mexc_url)
+    sim.inject("akamai", times=None)  # refused whatever the handshake: an address block
+    argv = ["setup", "--config-dir", str(tmp_path / "conf"), "--web-key-file", str(key_file)]
+    assert main([*argv, "--notify", receiver.url("tok"), "--yes"]) == 2
+    out = capsys.readouterr().out
+    assert "this is not your web key" in out and "WATCHER_PROXY" in out
+    if available():  # the browser's handshake was tried already: only the address is left
+        assert "with a browser's TLS handshake too" in out
+    else:
+        assert "pip install 'watcher[browser-tls]'" in out

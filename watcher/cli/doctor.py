@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from watcher.core.errors import WatcherError
 from watcher.core.secrets import MASKER
+from watcher.net.browser import available as browser_tls
 
 CONNECT = 3.0  # seconds for DNS, TCP and TLS each: a doctor that hangs helps nobody
 SKEW = 30.0  # seconds of clock difference that make time windows and signatures fragile
@@ -116,15 +117,26 @@ class Doctor:
                 return
             yield self.handshake(step, connection, host)
 
-    @staticmethod
-    def handshake(step: str, connection: socket.socket, host: str) -> Verdict:
+    def handshake(self, step: str, connection: socket.socket, host: str) -> Verdict:
+        """Python's handshake with the CAs watcher trusts (WATCHER_CA_FILE too), and which
+        handshake watcher's own requests make (WATCHER_TLS)."""
         context = ssl.create_default_context()
+        if self.settings.ca_file:
+            context.load_verify_locations(cafile=str(self.settings.ca_file))
         try:
             with context.wrap_socket(connection, server_hostname=host) as tls:
                 version = tls.version()
         except (ssl.SSLError, OSError) as exc:
             return Verdict(False, f"{step} TLS", f"{host}: {exc}")
         kind = f"Python's OpenSSL ({ssl.OPENSSL_VERSION.split()[1]})"
+        mode = self.settings.tls
+        if mode == "browser" or (mode == "auto" and browser_tls()):
+            ready = (
+                "Chrome's via curl_cffi" if browser_tls() else "Chrome's, but curl_cffi is missing"
+            )
+            kind += f"; WATCHER_TLS={mode}: {ready}" + (
+                " after a refusal" if mode == "auto" else ""
+            )
         return Verdict(True, f"{step} TLS", f"{version}, certificate verified, handshake {kind}")
 
     def overview(self, spec: Any) -> Verdict:

@@ -25,8 +25,15 @@ from watcher.cli.table import balances
 from watcher.config.settings import Settings
 from watcher.core import logs
 from watcher.core.durations import counted
-from watcher.core.errors import ConfigError, ExchangeError, RulesError, WatcherError
+from watcher.core.errors import (
+    Blocked,
+    ConfigError,
+    ExchangeError,
+    RulesError,
+    WatcherError,
+)
 from watcher.core.models import Overview
+from watcher.net.browser import available as browser_tls
 from watcher.sources import open_source
 
 TELEGRAM_HELP = """\
@@ -52,6 +59,24 @@ def hidden_input(prompt: str) -> str:
     if not line:
         raise EOFError
     return line.rstrip("\n")
+
+
+def blocked_help(browser_installed: bool) -> str:
+    """What to do when Akamai refused the request (the key was not even looked at)."""
+    if browser_installed:
+        return (
+            "MEXC's web front (Akamai) refused the request, with a browser's TLS handshake "
+            "too: it refuses this server's address. Set WATCHER_PROXY to a proxy elsewhere "
+            "(http://, https:// or socks5://), then run watcher setup again."
+        )
+    return (
+        "MEXC's web front (Akamai) refused the request; the key was not even looked at. It "
+        "refuses some TLS handshakes, Python's among them. A browser's handshake often "
+        "passes:\n  pip install 'watcher[browser-tls]'\n(curl_cffi; watcher then switches "
+        "by itself, or set WATCHER_TLS=browser to always use it). If that does not help, it "
+        "refuses this server's address: set WATCHER_PROXY to a proxy elsewhere. Then run "
+        "watcher setup again."
+    )
 
 
 @dataclass
@@ -111,6 +136,9 @@ class Wizard:
                 return key, overview
             except (ValueError, ConfigError, ExchangeError) as exc:
                 self.say(f"That did not work: {first_line(exc)}")
+                if isinstance(exc, Blocked):
+                    self.say(blocked_help(browser_tls()))
+                    raise ConfigError("MEXC's web front refused this server; see above") from None
                 if self.answers.web_key_file:
                     raise ConfigError("the web key in --web-key-file does not work") from None
         raise ConfigError("no working web key after three tries")

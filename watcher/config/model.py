@@ -64,6 +64,7 @@ class AccountSpec:
     proxy: str | None = None
     mexc_url: str | None = None
     futures_url: str | None = None  # mexc: the futures host (positions)
+    tls: str | None = None  # mexc: auto | python | browser (WATCHER_TLS when unset)
     base_url: str | None = None
     network: str | None = None
     exchange: str | None = None  # ccxt: the exchange id (mexc, binance, bybit, ...)

@@ -298,6 +298,9 @@ class Account(Part):
     source: Literal["mexc", "bypass", "ccxt"] = "mexc"
     mexc_url: HttpUrl | None = None
     futures_url: HttpUrl | None = None
+    tls: Literal["auto", "python", "browser"] | None = Field(
+        None, description="mexc: the TLS handshake (browser needs watcher[browser-tls])"
+    )
     base_url: HttpUrl | None = None
     network: Literal["MAINNET", "TESTNET"] | None = None
     exchange: str | None = Field(None, description="a ccxt exchange id such as binance")

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     mexc_futures_url: str = "https://futures.mexc.com"
     base_url: str = "https://api.mexc-bypass.xyz/v1"
     proxy: SecretStr | None = None
+    tls: Literal["auto", "python", "browser"] = "auto"
+    ca_file: Path | None = None
     rules: Path = Path("rules.yaml")
     state: Path | str = Field(default_factory=_default_state)  # a file, or postgresql://
     state_password: SecretStr | None = None
@@ -290,6 +292,21 @@ def _web_key(value: Any) -> SecretStr | None:
     return key
 
 
+def _ca_file(value: Any) -> Path | None:
+    """A PEM file of extra CAs to trust: checked now, so a typo is not a TLS error later."""
+    text = _text_of(value).strip()
+    if not text:
+        return None
+    path = Path(text)
+    try:
+        head = path.read_bytes()[:4096]
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise ValueError(f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return path
+
+
 def _state(value: Any) -> Path | str:
     """A file path, or a PostgreSQL URL whose password lives elsewhere: the URL is shown
     in logs and ``status``, the password never is."""
@@ -404,6 +421,8 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "mexc_futures_url": _https_unless_loopback,
     "base_url": _https_unless_loopback,
     "proxy": _proxy,
+    "tls": _one_of("auto", "python", "browser"),
+    "ca_file": _ca_file,
     "rules": Path,
     "state": _state,
     "state_password": _secret,

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import json
+import os
 import socket
+import tempfile
 import threading
 import time
 import zlib
@@ -24,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -241,11 +245,23 @@ class HttpClient:
         proxy: str | None = None,
         max_body: int = MAX_BODY,
         backoff: float = BACKOFF,
+        ca_file: str | None = None,
     ) -> None:
         self.scrub = scrub
         self.backoff = backoff
+        self.verify: str | bool = trust_bundle(ca_file) if ca_file else True
+        self.open_session(headers, proxy)
+        self.timeout = (min(3.0, timeout), timeout)
+        self.interval = interval
+        self.max_body = max_body
+        self.heard: Callable[[str, Answer], None] | None = None  # record --redact listens
+
+    handshake = "python"  # what the TLS ClientHello looks like: Python's OpenSSL
+
+    def open_session(self, headers: Mapping[str, str], proxy: str | None) -> None:
         self.session = requests.Session()
         self.session.trust_env = False  # only WATCHER_PROXY decides where requests go
+        self.session.verify = self.verify
         self.adapter = WatchedAdapter(max_retries=retry_policy(float("inf")))
         self.session.mount("http://", self.adapter)
         self.session.mount("https://", self.adapter)
@@ -253,10 +269,6 @@ class HttpClient:
         self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what read_body can bound
         if proxy:
             self.session.proxies = {"http": proxy, "https": proxy}
-        self.timeout = (min(3.0, timeout), timeout)
-        self.interval = interval
-        self.max_body = max_body
-        self.heard: Callable[[str, Answer], None] | None = None  # record --redact listens
 
     def close(self) -> None:
         self.session.close()
@@ -275,7 +287,6 @@ class HttpClient:
     ) -> Answer:
         """One GET (retried inside ``deadline``); raises ``TransportError`` without an answer.
         ``headers`` join the session's for this request (a signature, a nonce)."""
-        self.adapter.max_retries = retry_policy(deadline, self.backoff)
         parts = urlsplit(url)
         host = parts.hostname or "?"
         if parts.port:  # "connection refused at 127.0.0.1" says nothing without the port
@@ -284,7 +295,7 @@ class HttpClient:
         slow = f"the answer from {host} arrived too slowly (total deadline {total:.0f}s)"
         with watched(total) as watch:
             try:
-                answer = self._get(url, params, host, headers)
+                answer = self._get(url, params, host, headers, deadline)
             except TransportError:
                 if watch.cut:
                     raise TransportError(slow) from None
@@ -302,8 +313,10 @@ class HttpClient:
         url: str,
         params: Mapping[str, str] | None,
         host: str,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None,
+        deadline: float,
     ) -> Answer:
+        self.adapter.max_retries = retry_policy(deadline, self.backoff)
         try:
             response = self.session.get(
                 url,
@@ -322,6 +335,23 @@ class HttpClient:
         finally:
             response.close()
         return Answer(response.status_code, body, response.headers)
+
+
+def trust_bundle(ca_file: str) -> str:
+    """The usual public CAs and the ones in ``ca_file`` (WATCHER_CA_FILE: a private
+    gateway's, a test's), in one PEM file that both handshakes read: ``verify=`` of
+    either library replaces its bundle, it does not add to it."""
+    import certifi
+
+    extra = Path(ca_file).read_bytes()
+    bundle = (
+        Path(tempfile.gettempdir()) / f"watcher-ca-{hashlib.sha256(extra).hexdigest()[:16]}.pem"
+    )
+    if not bundle.exists():
+        staged = bundle.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + extra)
+        staged.replace(bundle)
+    return str(bundle)
 
 
 def status_of(url: str, timeout: tuple[float, float], body: bytes | None = None) -> int:

@@ -48,10 +48,11 @@ def open_source(
     spec = account or spec_from(settings)
     timeout = settings.timeout.total_seconds()
     interval = settings.interval.total_seconds()
+    ca_file = str(settings.ca_file) if settings.ca_file else None
     if spec.source == "ccxt":
         from watcher.sources.ccxt_source import CcxtSource
 
-        return CcxtSource(spec, timeout, clock, budget=interval)
+        return CcxtSource(spec, timeout, clock, budget=interval, ca_file=ca_file)
     if spec.source == "bypass":
         from watcher.sources.bypass import BypassSource
 
@@ -67,6 +68,7 @@ def open_source(
             clock,
             upstream_proxy=spec.proxy,
             backoff=backoff,
+            ca_file=ca_file,
         )
     from watcher.sources.mexc import MexcWebSource
 
@@ -81,6 +83,8 @@ def open_source(
         proxy=spec.proxy,
         backoff=backoff,
         futures_url=spec.futures_url or settings.mexc_futures_url,
+        tls=spec.tls or settings.tls,
+        ca_file=ca_file,
     )
 
 

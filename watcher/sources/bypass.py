@@ -66,6 +66,7 @@ class BypassSource:
         clock: Callable[[], datetime],
         upstream_proxy: str | None = None,
         backoff: float = BACKOFF,
+        ca_file: str | None = None,
     ) -> None:
         self.base = base_url.rstrip("/")
         self.url = self.base + PATH
@@ -83,7 +84,9 @@ class BypassSource:
         if upstream_proxy:
             headers["X-MEXC-PROXY"] = upstream_proxy  # the gateway's own way out
         self.scrub = Masker((api_key, web_key or "", upstream_proxy or ""))
-        self.http = HttpClient(headers, timeout, interval, self.scrub, backoff=backoff)
+        self.http = HttpClient(
+            headers, timeout, interval, self.scrub, backoff=backoff, ca_file=ca_file
+        )
         self.host = urlsplit(base_url).hostname or "?"
 
     def describe(self) -> str:

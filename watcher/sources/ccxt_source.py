@@ -43,7 +43,7 @@ from watcher.core.models import (
 from watcher.core.positions import Position, unrealised
 from watcher.core.secrets import Masker
 from watcher.core.text import currency_code
-from watcher.net.client import bounded_session, watched
+from watcher.net.client import bounded_session, trust_bundle, watched
 from watcher.sources.futures import not_read
 
 DEFAULT_WALLETS = {"mexc": ("spot", "swap")}
@@ -59,6 +59,7 @@ class CcxtSource:
         timeout: float,
         clock: Callable[[], datetime],
         budget: float = 60.0,
+        ca_file: str | None = None,
     ) -> None:
         import ccxt  # the optional extra, imported only when an account uses it
 
@@ -78,6 +79,8 @@ class CcxtSource:
         # ccxt's sync client takes a requests session (its manual: exchange.session); this
         # one has the bounds of the web sources: deadline, size cap, no redirect, depth
         self.exchange.session = bounded_session(timeout)
+        if ca_file:  # WATCHER_CA_FILE: a private gateway's CA, beside the public ones
+            self.exchange.session.verify = trust_bundle(ca_file)
         self.budget = max(budget, timeout)  # one poll's deadline over every request it makes
         if spec.proxy:
             self.exchange.proxies = {"http": spec.proxy, "https": spec.proxy}

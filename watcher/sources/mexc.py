@@ -25,6 +25,8 @@ from watcher.core.errors import (
 )
 from watcher.core.models import Overview
 from watcher.core.secrets import Masker
+from watcher.net.browser import BrowserClient
+from watcher.net.browser import available as browser_tls
 from watcher.net.client import BACKOFF, Answer, HttpClient, decode_json
 from watcher.sources.futures import (
     DETAIL_PATH,
@@ -54,8 +56,9 @@ WEB_KEY_HINT = (
 )
 AKAMAI_HINT = (
     "MEXC's web front (Akamai) refused the request with HTTP 403: this is not your web key. "
-    "MEXC blocks some server addresses; wait a few minutes, or set WATCHER_PROXY to a proxy "
-    "on another address (http://, https:// or socks5://)"
+    "It refuses some TLS handshakes (a browser's may pass: WATCHER_TLS=browser, with "
+    "pip install 'watcher[browser-tls]') and some server addresses (a proxy on another "
+    "address may pass: WATCHER_PROXY, http://, https:// or socks5://). In use now: {now}"
 )
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -98,6 +101,8 @@ class MexcWebSource:
         secrets: tuple[str, ...] = (),
         backoff: float = BACKOFF,
         futures_url: str = "https://futures.mexc.com",
+        tls: str = "auto",
+        ca_file: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.futures_url = futures_url.rstrip("/")
@@ -105,30 +110,54 @@ class MexcWebSource:
         self.clock = clock
         self.scrub = Masker((web_key, proxy or "", *secrets))
         origin = "https://www.mexc.com" if "mexc.com" not in url else _origin(self.url)
-        self.http = HttpClient(
-            browser_headers(origin, web_key),
-            timeout,
-            interval,
-            self.scrub,
-            proxy=proxy,
-            backoff=backoff,
-        )
-        self.futures = HttpClient(
-            {"User-Agent": USER_AGENT, "Accept": "application/json"},
-            timeout,
-            interval,
-            self.scrub,
-            proxy=proxy,
-            backoff=backoff,
-        )
+        self.tls = tls
+        self.clients = {
+            "http": (browser_headers(origin, web_key), timeout, interval, self.scrub),
+            "futures": (
+                {"User-Agent": USER_AGENT, "Accept": "application/json"},
+                timeout,
+                interval,
+                self.scrub,
+            ),
+        }
+        self.options = {"proxy": proxy, "backoff": backoff, "ca_file": ca_file}
+        self.open_clients(BrowserClient if tls == "browser" else HttpClient)
         self.sizes = ContractSizes()
         self.host = urlsplit(self.url).hostname or "?"
         self.proxied = bool(proxy)
         self._unknown: set[str] = set()
 
+    def open_clients(self, kind: type[HttpClient]) -> None:
+        """Both hosts' clients, with one handshake; what listened (record) keeps listening."""
+        heard = getattr(getattr(self, "http", None), "heard", None)
+        for name, args in self.clients.items():
+            old = getattr(self, name, None)
+            setattr(self, name, kind(*args, **self.options))  # type: ignore[arg-type]
+            if old is not None:
+                old.close()
+        self.http.heard = self.futures.heard = heard
+
+    def switch_handshake(self) -> bool:
+        """``tls: auto`` after Akamai refused Python's handshake: a browser's from now on,
+        when the extra is installed. True when it switched (the request goes again)."""
+        if self.tls != "auto" or self.http.handshake == "browser" or not browser_tls():
+            return False
+        log.warning(
+            "MEXC's web front refused Python's TLS handshake; a browser's is used from now on",
+            host=self.host,
+        )
+        self.open_clients(BrowserClient)
+        return True
+
+    def in_use(self) -> str:
+        """``Python's TLS handshake, direct`` / ``a browser's TLS handshake, via a proxy``."""
+        shake = "a browser's" if self.http.handshake == "browser" else "Python's"
+        return f"{shake} TLS handshake, {'via a proxy' if self.proxied else 'direct'}"
+
     def describe(self) -> str:
         via = " via a proxy" if self.proxied else ""
-        return f"MEXC web ({self.host}{via}, web key)"
+        shake = ", browser TLS" if self.http.handshake == "browser" else ""
+        return f"MEXC web ({self.host}{via}, web key{shake})"
 
     def close(self) -> None:
         self.http.close()
@@ -139,7 +168,15 @@ class MexcWebSource:
         paths = {ROWS: ROWS_PATH, TOTALS: TOTALS_PATH}
 
         def get(kind: str) -> Overview:
-            return self.parse(self.http.get(self.url + paths[kind], None, deadline), kind)
+            def read() -> Overview:
+                return self.parse(self.http.get(self.url + paths[kind], None, deadline), kind)
+
+            try:
+                return read()
+            except Blocked:
+                if not self.switch_handshake():
+                    raise
+                return read()  # once more, with a browser's handshake
 
         overview = fetch_overview(rows, totals, get)
         return with_positions(overview, lambda: self.positions(deadline)) if positions else overview
@@ -202,7 +239,7 @@ class MexcWebSource:
     def not_json(self, answer: Answer, kind: str) -> ExchangeError:
         status = answer.status
         if status == 403 and answer.looks_html():
-            return Blocked(AKAMAI_HINT, 403)
+            return Blocked(AKAMAI_HINT.format(now=self.in_use()), 403)
         if status == 401:
             return AuthError(f"MEXC refused the web key (HTTP 401): {WEB_KEY_HINT}", 401)
         if status == 429:
