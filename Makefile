@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r requirements.lock
-	$(BIN)/python -m pip install -q -e '.[test,bench,ccxt,postgres,browser-tls]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,ccxt,postgres,browser-tls,telegram]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,21 +31,22 @@ test: lint
 
 # Every direct dependency at the lowest version pyproject.toml allows (uv's lowest-direct
 # resolution), in a venv of its own; the tests that touch those libraries run against it:
-# settings and the rules file, delivery through apprise, the sources (ccxt too), the
-# store on SQLite and PostgreSQL (psycopg).
+# settings and the rules file, delivery through apprise, the sources (ccxt and curl_cffi
+# too), the store on SQLite and PostgreSQL (psycopg), the Telegram bot.
 LOWEST := .venv-lowest
 test-lowest:
 	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install -q uv
 	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct \
-		-e '.[ccxt,postgres,browser-tls]'
+		-e '.[ccxt,postgres,browser-tls,telegram]'
 	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python pytest pytest-xdist aiosmtpd \
 		hypothesis jsonschema
 	@$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python 2>/dev/null | grep -iE \
-		'^(apscheduler|requests|urllib3|python-dotenv|pydantic|pydantic-settings|apprise|structlog|pyyaml|prometheus-client|ccxt|psycopg|psycopg-binary|curl-cffi) ' \
+		'^(apscheduler|requests|urllib3|python-dotenv|pydantic|pydantic-settings|apprise|structlog|pyyaml|prometheus-client|ccxt|psycopg|psycopg-binary|curl-cffi|python-telegram-bot) ' \
 		| sed 's/^/lowest: /'
 	$(LOWEST)/bin/python -m pytest -q -n 6 -p no:cacheprovider tests/config tests/core \
-		tests/notify/test_adapter.py tests/notify/test_notify.py tests/sources tests/store
+		tests/notify/test_adapter.py tests/notify/test_notify.py tests/sources tests/store \
+		tests/telegram
 
 # sudo make install [DESTDIR=...]; sudo make uninstall [PURGE=yes]: see packaging/.
 install:

@@ -31,6 +31,7 @@ from common import account, milliseconds  # noqa: E402
 from watcher.app.poll import Watcher  # noqa: E402
 from watcher.config.rules_file import parse_rules  # noqa: E402
 from watcher.config.settings import Settings  # noqa: E402
+from watcher.sim.bot_api import TOKEN, FakeTelegram  # noqa: E402
 from watcher.sim.exchange import SimExchange, sample_portfolio  # noqa: E402
 from watcher.store import Store  # noqa: E402
 
@@ -68,16 +69,30 @@ rules:
 """
 
 
+BOT_RULES = (
+    IDLE_RULES
+    + """
+commands:
+  telegram: {{token: "${{TG}}", chats: [111], api_url: "{bot_api}"}}
+"""
+)
+
+
 def idle_rss(
-    tmp: Path, text: str = IDLE_RULES, requests: int = 200, command: list[str] = WATCHER
+    tmp: Path,
+    text: str = IDLE_RULES,
+    requests: int = 200,
+    command: list[str] = WATCHER,
+    bot_api: str = "",
 ) -> tuple[float, float]:
     """RSS of a real `watcher run` after 100 polls of the simulated exchange, and how long
     its first poll took to arrive after the start."""
     sim = SimExchange(web_key=KEY)
     sample_portfolio(sim)
     rules = tmp / "idle.yaml"
-    rules.write_text(text.format(url=sim.mexc_url))
+    rules.write_text(text.format(url=sim.mexc_url, bot_api=bot_api))
     env = {
+        "TG": TOKEN,
         "K": sim.official_key,
         "S": sim.official_secret,
         **{k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")},
@@ -163,6 +178,11 @@ def main() -> dict[str, str]:
         rss, start = idle_rss(tmp)
         server_rss, _ = idle_rss(tmp, command=lock_only_venv(tmp))
         ccxt_rss, ccxt_start = idle_rss(tmp, CCXT_RULES, requests=300)  # three requests a poll
+        telegram = FakeTelegram()  # the Bot API, played locally: the bot polls it
+        try:
+            bot_rss, _ = idle_rss(tmp, BOT_RULES, bot_api=telegram.url)
+        finally:
+            telegram.stop()
         (tmp / "channels.yaml").write_text(IDLE_RULES)
         check_channels = wall([*WATCHER, "check", "--rules", str(tmp / "channels.yaml")])
         check = wall([*WATCHER, "check", "--rules", str(tmp / "rules.yaml")])
@@ -180,6 +200,9 @@ def main() -> dict[str, str]:
         "check with a tgram and a json channel / --help": f"{check_channels / helped:.1f}x",
         "start to first request, mexc source": milliseconds(start),
         "idle RSS after 100 polls, one ccxt account": f"{ccxt_rss:.1f} MB (the extra's cost)",
+        "idle RSS after 100 polls, with the Telegram bot (python-telegram-bot)": (
+            f"{bot_rss:.1f} MB ({bot_rss - rss:+.1f} MB against the same run without it)"
+        ),
         "start to first request, ccxt account": milliseconds(ccxt_start),
         "CPU per poll, 20 rules, 500 currencies": f"{milliseconds(cpu20)} (goal < 2 ms)",
         "CPU per poll, 1,000 rules, 500 currencies": milliseconds(cpu1000),

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import WEB_KEY
-from tests.support.bot_api import TOKEN, FakeTelegram
 from tests.support.receivers import Receiver
 from watcher.cli.main import main
+from watcher.sim.bot_api import TOKEN, FakeTelegram
 from watcher.sim.exchange import SimExchange
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.support.bot_api import FakeTelegram
 from tests.support.daemon_harness import wait_for
 from tests.support.helpers import at
 from watcher.config.model import TelegramCommands
 from watcher.config.rules_file import parse_rules
 from watcher.core.alerts import FIRING, Alert
+from watcher.sim.bot_api import FakeTelegram
 from watcher.store import Store
 from watcher.telegram.bot import MENU, Bot
 from watcher.telegram.commands import Context

@@ -5,23 +5,16 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.bot_api import TOKEN, FakeTelegram
 from tests.support.daemon_harness import DaemonProcess, wait_for
 from tests.support.receivers import Receiver
-from watcher.config.model import TelegramCommands
-from watcher.config.rules_file import parse_rules
-from watcher.core.errors import WatcherError
+from tests.telegram.conftest import bot_on, state
+from watcher.sim.bot_api import TOKEN, FakeTelegram
 from watcher.sim.exchange import SimExchange
-from watcher.store import Store
-from watcher.telegram.bot import Bot
-from watcher.telegram.commands import Context
+from watcher.telegram.bot import STOP_WAIT
 
 
 def rules(receiver: Receiver, telegram: FakeTelegram) -> str:
@@ -97,8 +90,7 @@ def test_commands_from_the_phone(tmp_path: Path, sim: SimExchange, receiver, tel
         wait_for(lambda: daemon.output().count("watcher started") == 2, what="restart")
         offsets = len(telegram.offsets)
         wait_for(lambda: len(telegram.offsets) > offsets + 1, what="polling again")
-        assert len(telegram.replies()) == 8
-        assert telegram.offsets[-1] == telegram.next_id + 1
+        assert len(telegram.replies()) == 8  # nothing ran twice
         assert daemon.stop()[0] == 0
     finally:
         daemon.close()
@@ -127,12 +119,6 @@ def test_telegram_down_does_not_stop_polls_or_alerts(tmp_path: Path, sim, receiv
         daemon.close()
 
 
-def bot_on(telegram: FakeTelegram, tmp_path: Path) -> Bot:
-    rules = parse_rules('channels: {default: "console://"}\nrules: []\n')
-    context = Context(Store(tmp_path / "w.db"), lambda: rules, dict, lambda: datetime.now(UTC))
-    return Bot(TelegramCommands(TOKEN, (111,), api_url=telegram.url), context, long_poll=0)
-
-
 @pytest.mark.parametrize(
     ("body", "headers", "error"),
     [
@@ -140,30 +126,26 @@ def bot_on(telegram: FakeTelegram, tmp_path: Path) -> Bot:
         (gzip.compress(b" " * 40_000_000), {"Content-Encoding": "gzip"}, "larger than 2 MB"),
         (b"[" * 100_000, {}, "nests deeper"),
         (b"<html>502 Bad Gateway</html>", {}, "Telegram said 200"),
-        (b'{"ok": true, "result": {"update_id": 5}}', {}, None),
+        (b'{"ok": true, "result": {"update_id": 5}}', {}, "not a list of updates"),
+        (b'{"ok": true, "result": [{"update_id": 5, "message": {"chat": 1}}]}', {}, None),
     ],
-    ids=["huge", "gzip-bomb", "deep", "html", "odd-result"],
+    ids=["huge", "gzip-bomb", "deep", "html", "odd-result", "odd-update"],
 )
 def test_a_broken_telegram_answer_is_one_error_and_the_next_reads_fine(
-    tmp_path: Path,
-    telegram: FakeTelegram,
-    body: bytes,
-    headers: dict,
-    error: str | None,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, telegram: FakeTelegram, body: bytes, headers: dict, error: str | None
 ) -> None:
     """Read like an exchange's answer: bounded in size, depth and time; never a dead bot."""
-    brotli_installed = {**requests.utils.default_headers(), "Accept-Encoding": "gzip, br"}
-    monkeypatch.setattr(requests.sessions, "default_headers", lambda: brotli_installed)
-    bot = bot_on(telegram, tmp_path)
     telegram.junk.append((200, body, headers))
-    if error is None:
-        assert bot.updates() == []
-    else:
-        with pytest.raises((WatcherError, ValueError), match=error):
-            bot.updates()
-    ident = telegram.say("/help")
-    assert [u["update_id"] for u in bot.updates()] == [ident]
+    bot = bot_on(telegram, tmp_path).start()
+    try:
+        if error is not None:
+            wait_for(lambda: error in state(bot), what=f"the state naming {error!r}")
+            assert TOKEN not in state(bot)
+        telegram.say("/help")
+        wait_for(lambda: telegram.replies(), timeout=20, what="/help answered after the junk")
+        assert bot.thread.is_alive() and "/status" in telegram.replies()[0]
+    finally:
+        bot.stop()
     assert set(telegram.encodings) == {"gzip, deflate"}  # only what the reader can inflate
 
 
@@ -175,36 +157,33 @@ def test_telegram_refusals_are_reported_in_its_own_words_never_with_the_token(
         "Conflict: terminated by other getUpdates request; "
         "make sure that only one bot instance is running"
     )
-    bot = bot_on(telegram, tmp_path)
     body = json.dumps({"ok": False, "error_code": 409, "description": conflict}).encode()
     telegram.junk.append((409, body, {"Content-Type": "application/json"}))
-    bot.start()
+    bot = bot_on(telegram, tmp_path).start()
     try:
         wait_for(lambda: "409" in _telegram_state(tmp_path / "w.db"), what="the state")
         state = _telegram_state(tmp_path / "w.db")
         assert state == f"not connected (Telegram said 409: {conflict}); retrying"
         telegram.say("/help")
-        wait_for(lambda: telegram.replies(), what="/help answered once the conflict ends")
+        wait_for(lambda: telegram.replies(), timeout=30, what="/help once the conflict ends")
     finally:
         bot.stop()
-    wrong = Bot(replace(bot.spec, token="987654:wrong-token-abcdef"), bot.context, long_poll=0)
-    with pytest.raises(ValueError, match="Telegram said 401: Unauthorized") as caught:
-        wrong.updates()
-    assert "wrong-token" not in str(caught.value)
-
-
-def test_the_bot_thread_outlives_an_answer_that_would_overflow_the_parser(
-    tmp_path: Path, telegram: FakeTelegram
-) -> None:
-    bot = bot_on(telegram, tmp_path)
-    telegram.junk.append((200, b"[" * 100_000, {}))
-    bot.start()
+    wrong = bot_on(telegram, tmp_path / "other", token="987654:wrong-token-abcdef").start()
     try:
-        telegram.say("/help")
-        wait_for(lambda: telegram.replies(), what="/help answered after the junk")
-        assert bot.thread.is_alive() and "/status" in telegram.replies()[0]
+        wanted = "not connected (Telegram said 401: Unauthorized); retrying"
+        wait_for(lambda: _telegram_state(tmp_path / "other" / "w.db") == wanted, what="the 401")
     finally:
-        bot.stop()
+        wrong.stop()
+
+
+def test_the_bot_stops_within_the_daemons_budget(tmp_path: Path, telegram: FakeTelegram) -> None:
+    bot = bot_on(telegram, tmp_path)
+    bot.long_poll = 20  # a long poll under way when the stop comes
+    bot.start()
+    wait_for(lambda: telegram.calls, what="polling")
+    started = time.monotonic()
+    bot.stop()
+    assert not bot.thread.is_alive() and time.monotonic() - started < STOP_WAIT
 
 
 def _telegram_state(path: Path) -> str:

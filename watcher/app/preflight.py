@@ -5,11 +5,13 @@ checked here, in one place, with every problem located in the rules file:
 
 1. every ``${VAR}`` is set (``watcher.config.resolve``);
 2. every channel URL makes an apprise service (``watcher.notify``);
-3. every ccxt account's exchange is known to an installed ccxt (``watcher.sources``).
+3. every ccxt account's exchange is known to an installed ccxt (``watcher.sources``);
+4. Telegram commands have python-telegram-bot installed (the ``telegram`` extra).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,7 +37,18 @@ def service_problems(rules: RuleSet) -> list[Problem]:
             if problem:
                 key, what = problem
                 found.append(account.at(key).problem(f"account {account.name}: {what}"))
+    if rules.telegram is not None and not installed("telegram.ext"):
+        what = "commands: telegram needs python-telegram-bot: pip install 'watcher[telegram]'"
+        found.append(rules.telegram.where.problem(what))
     return found
+
+
+def installed(module: str) -> bool:
+    """True when ``module`` can be imported (it is not imported here)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ValueError, ImportError):
+        return False
 
 
 def prepare(rules: RuleSet, env: Mapping[str, str] | None = None) -> RuleSet:

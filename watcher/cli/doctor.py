@@ -191,21 +191,18 @@ class Doctor:
                     yield Verdict(ok, f"channel {name} send", f"{shown}: {said}")
 
     def telegram(self) -> Verdict:
-        import requests
+        """``getMe`` through python-telegram-bot, as the running bot asks it."""
+        from telegram.error import InvalidToken, TelegramError
 
-        from watcher.net.client import decode_json
-        from watcher.telegram.bot import Bot
+        from watcher.telegram.bot import said, who_am_i
 
-        bot = Bot(self.rules.telegram, None)  # type: ignore[arg-type]  # getMe needs no store
         try:
-            data, _ = decode_json(bot.call("GET", "getMe", CONNECT * 2))
-        except (requests.RequestException, WatcherError) as exc:
-            return Verdict(False, "telegram", f"cannot reach the Bot API ({type(exc).__name__})")
-        result = data.get("result") if isinstance(data, dict) else None
-        if not isinstance(result, dict) or not data.get("ok"):
-            said = data.get("description") if isinstance(data, dict) else "no answer"
-            return Verdict(False, "telegram", f"the token is refused: {str(said)[:100]}")
-        return Verdict(True, "telegram", f"the token is @{result.get('username')}'s")
+            name = who_am_i(self.rules.telegram)
+        except InvalidToken as exc:
+            return Verdict(False, "telegram", f"the token is refused: {said(exc)}")
+        except TelegramError as exc:
+            return Verdict(False, "telegram", f"cannot reach the Bot API ({said(exc)})")
+        return Verdict(True, "telegram", f"the token is @{name}'s")
 
     def state(self) -> Verdict:
         from watcher.store import open_state

@@ -100,7 +100,7 @@ def bounded_session(timeout: float, max_body: int = MAX_BODY) -> requests.Sessio
             body = read_body(response, time.monotonic() + timeout, max_body)
         finally:
             response.close()  # read to the end, or given up: the connection goes either way
-        if _too_deep(body):
+        if too_deep(body):
             raise BadResponse(f"the answer nests deeper than {MAX_DEPTH} levels")
         response.raw = io.BytesIO(body)  # what the library reads: the bounded, inflated body
         return response
@@ -471,7 +471,7 @@ def decode_json(answer: Answer) -> tuple[Any, str | None]:
 
     An object with a key twice (``{"data": [row], "data": []}``) is a bad answer: Python
     would keep the last value silently, and an empty last ``data`` would read as zero."""
-    if _too_deep(answer.body):
+    if too_deep(answer.body):
         raise BadResponse(f"the answer nests deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(answer.body, parse_float=Decimal, object_pairs_hook=_unique), None
@@ -485,7 +485,7 @@ def decode_json(answer: Answer) -> tuple[Any, str | None]:
 _PRINTABLE = {c: "?" for c in range(32)} | {127: "?"}
 
 
-def _too_deep(body: bytes) -> bool:
+def too_deep(body: bytes) -> bool:
     """Only brackets kept (brackets inside strings count too, so it errs on the safe side):
     a short scan so JSON never recurses unbounded. ``RecursionError`` is caught as well."""
     brackets = body.translate(None, _NOT_BRACKETS)

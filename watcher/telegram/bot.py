@@ -1,37 +1,68 @@
-"""watcher's own Telegram bot: long polling, so no port opens on the VPS.
+"""watcher's Telegram bot, on python-telegram-bot: long polling, so no port opens.
 
-It runs in its own thread with timeouts and backoff: when Telegram is down,
-polls and deliveries go on, and ``status`` says the bot is not connected.
-Only the listed chats (and, in groups, users) may command; anyone else gets no
-reply and is logged once, by id, without the text. A command older than ten
-minutes (sent while watcher was down) is answered "too old, not applied". The
-update offset is stored after each handled update, so a restart re-applies
-nothing. The token is a secret: it is in every URL, so no URL is ever logged.
+python-telegram-bot (the ``telegram`` extra, imported only when ``commands:
+telegram:`` is configured) runs in its own thread with its own event loop, beside
+the scheduler. It polls with ``allowed_updates`` set, ignores commands addressed to
+another bot (``/status@other_bot``), waits out a 429 for its ``retry_after`` (its
+``AIORateLimiter``) and retries a Telegram that is down or refuses the token, while
+polls and alerts go on; ``status`` shows the refusal in Telegram's words.
+
+Only the listed chats (and, in groups, users) may command or tap; anyone else gets
+no reply and is logged once, by id, never the text. A command older than ten
+minutes (sent while watcher was down) is answered "too old, not applied". No
+offset is stored: Telegram's own confirmation says where polling resumes, and the
+ids of the updates acted on in the last 24 hours are remembered (before acting), so
+a kill between acting and confirming, or a Bot API that serves an update again,
+runs nothing twice. The token is in every URL, so no URL is ever logged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import re
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
-import requests
+from telegram import Bot as PtbBot
+from telegram import BotCommand, InlineKeyboardMarkup, ReplyParameters, Update
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from watcher.config.model import TelegramCommands
 from watcher.core import logs
 from watcher.core.errors import WatcherError
 from watcher.core.secrets import MASKER
 from watcher.core.times import shown
-from watcher.net.client import Answer, decode_json, read_body
 from watcher.telegram.commands import Context, esc, handle, keyboard, tap
+from watcher.telegram.request import BoundedRequest
 
 LONG_POLL = 20  # seconds Telegram may hold getUpdates open
 TOO_OLD = timedelta(minutes=10)
 CLOCK_SLACK = timedelta(minutes=1)  # a message dated later than this is refused like an old one
 ALLOWED_UPDATES = ["message", "callback_query"]  # commands, and taps on the buttons
-TAPS_KEPT = 24 * 3600  # seconds a tap's id is remembered: a second delivery does nothing
+KEPT = 24 * 3600  # seconds an update's or a tap's id is remembered
+MOST_KEPT = 5000  # ids remembered at most: a Bot API inventing ids cannot grow the state
 MENU = [  # setMyCommands: what Telegram's command menu lists
     ("status", "each account's last poll, what fires, the outbox"),
     ("alerts", "pending and firing, with one-tap actions"),
@@ -42,10 +73,9 @@ MENU = [  # setMyCommands: what Telegram's command menu lists
     ("unsilence", "end a silence"),
     ("help", "the commands"),
 ]
-BATCH = 100  # updates asked for per poll (getUpdates limit=), at most
-MIN_GAP = 1.0  # seconds between getUpdates calls that came back empty at once
+GAP = 1.0  # seconds between getUpdates calls: instant empty answers make no busy loop
+STOP_WAIT = 3.0  # seconds ``stop`` waits for the thread (the daemon's budget is 8)
 MAX_TEXT = 4096
-MAX_ANSWER = 2 * 1024 * 1024  # getUpdates gives at most 100 updates of a few KB each
 log = logs.get("watcher.telegram")
 
 
@@ -54,263 +84,252 @@ class Bot:
         self.spec = spec
         self.context = context
         self.long_poll = long_poll
-        self.session = requests.Session()
-        self.session.headers["Accept-Encoding"] = "gzip, deflate"  # what read_body can inflate
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True, name="telegram")
+        self.thread = threading.Thread(target=self.run, daemon=True, name="telegram")
+        self.stopping = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.wake: asyncio.Event | None = None
         self.strangers: set[int] = set()
         self.state = "starting"
-        self.me: str | None = None  # the bot's username, from getMe
+        self.lock = threading.Lock()  # the remembered ids: one read-modify-write at a time
 
     def start(self) -> Bot:
         self.thread.start()
         return self
 
     def stop(self) -> None:
-        self.stop_event.set()
+        """Ask the thread to end (the running request is cut), and wait a little for it."""
+        self.stopping.set()
+        loop, wake = self.loop, self.wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(STOP_WAIT)
 
-    # --- the loop -------------------------------------------------------------------
-    def loop(self) -> None:
+    # --- the thread -----------------------------------------------------------------
+    def run(self) -> None:
+        asyncio.run(self.main())
+
+    async def main(self) -> None:
+        """Start python-telegram-bot, again after a refusal (a 401, Telegram down), with a
+        backoff of up to a minute, until ``stop``."""
+        self.loop, self.wake = asyncio.get_running_loop(), asyncio.Event()
         wait = 1.0
-        menu = False
-        while not self.stop_event.is_set():
-            if not menu:
-                menu = self.set_menu()
+        while not self.stopping.is_set():
+            app = self.application()
             try:
-                updates = self.updates()
-            except (requests.RequestException, WatcherError, ValueError, KeyError) as exc:
-                # requests' own messages carry the URL, and so the token: only their name
-                said = type(exc).__name__ if isinstance(exc, requests.RequestException) else exc
-                self.set_state(f"not connected ({said}); retrying")
-                self.stop_event.wait(wait)
+                await app.initialize()  # getMe: this bot's name, for /cmd@name
+            except TelegramError as exc:
+                self.set_state(f"not connected ({said(exc)}); retrying")
+                await self.pause(wait)
                 wait = min(wait * 2, 60.0)
                 continue
-            wait = 1.0
-            self.set_state("connected")
-            for update in updates:
-                self.handle(update)
+            try:
+                await self.serve(app)
+            finally:
+                await self.close(app)
+            return
 
-    def updates(self) -> list[dict[str, Any]]:
-        """One long poll. The answer is read like an exchange's: within its deadline, at
-        most ``MAX_ANSWER`` bytes, nested no deeper than JSON answers need, so a broken
-        endpoint can neither fill the memory nor stop this thread. At most ``BATCH``
-        updates a poll, and an empty answer that came back at once is followed by a pause:
-        a broken Bot API cannot turn this thread into a busy loop."""
-        offset = self.offset()
-        read_timeout = self.long_poll + 10
-        asked = time.monotonic()
-        answer = self.call(
-            "GET",
-            "getUpdates",
-            read_timeout,
-            params={
-                "offset": offset,
-                "timeout": self.long_poll,
-                "limit": BATCH,
-                # what this bot reads, whatever an earlier client of the token asked for
-                "allowed_updates": json.dumps(ALLOWED_UPDATES),
-            },
+    async def serve(self, app: Application) -> None:
+        await self.set_menu(app)
+        await app.start()
+        await app.updater.start_polling(  # type: ignore[union-attr]
+            poll_interval=GAP,
+            timeout=self.long_poll,
+            allowed_updates=ALLOWED_UPDATES,  # whatever an earlier client of the token asked
+            drop_pending_updates=False,
+            error_callback=self.polling_failed,
         )
-        data, _ = decode_json(answer)
-        if not isinstance(data, dict) or not data.get("ok"):
-            raise ValueError(telegram_said(answer.status, data))
-        result = data.get("result")
-        found = [u for u in result if isinstance(u, dict)] if isinstance(result, list) else []
-        if not found and time.monotonic() - asked < MIN_GAP:
-            self.stop_event.wait(MIN_GAP)
-        return found[:BATCH]
+        assert self.wake is not None
+        await self.wake.wait()
 
-    def offset(self) -> int:
-        text = self.context.store.meta().get("telegram_offset", "0") or "0"
-        return int(text) if text.isascii() and text.isdigit() else 0
-
-    def handle(self, update: dict[str, Any]) -> None:
-        """One update: checked, answered once, and its offset stored, whatever happens. An
-        update below the offset was confirmed already: a Bot API that serves it again gets
-        nothing done twice, and the offset never goes down."""
-        ident = update.get("update_id")
-        if not isinstance(ident, int) or isinstance(ident, bool) or ident < self.offset():
-            return
+    async def close(self, app: Application) -> None:
         try:
-            self.command(update)
-        except Exception:  # a malformed update is skipped, never a crash of the bot
-            log.exception("a Telegram update could not be handled; skipped")
-        finally:
-            self.context.store.set_meta({"telegram_offset": str(ident + 1)})
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await app.shutdown()
+        except TelegramError as exc:  # the last confirmation failed: the ids remembered cover it
+            log.info("telegram commands stopped without a last word", error=said(exc))
 
-    def set_menu(self) -> bool:
-        """Telegram's command menu lists watcher's commands (``setMyCommands``), once."""
-        commands = [{"command": name, "description": text} for name, text in MENU]
-        try:
-            answer = self.call("POST", "setMyCommands", 15, json={"commands": commands})
-        except (requests.RequestException, WatcherError):
-            return False
-        return answer.status < 500
+    async def pause(self, seconds: float) -> None:
+        assert self.wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
 
-    def command(self, update: dict[str, Any]) -> None:
-        if isinstance(update.get("callback_query"), dict):
-            return self.tapped(update["callback_query"])
-        message = update.get("message")  # an edited message never runs its command again
-        if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+    def application(self) -> Application:
+        """python-telegram-bot with watcher's handlers, bounded requests and rate limits;
+        ``base_url`` from ``api_url``, so a local Bot API (or a test's) works too."""
+        request = BoundedRequest(self.heard)
+        polling = BoundedRequest(self.heard)
+        app = (
+            Application.builder()
+            .token(self.spec.token)
+            .base_url(f"{self.spec.api_url}/bot")
+            .base_file_url(f"{self.spec.api_url}/file/bot")
+            .request(request)
+            .get_updates_request(polling)
+            .rate_limiter(AIORateLimiter(max_retries=2))  # a 429 waits its retry_after
+            .job_queue(None)  # watcher's own scheduler runs the jobs
+            .build()
+        )
+        allowed = filters.Chat(chat_id=list(self.spec.chats))
+        if self.spec.users is not None:
+            allowed = allowed & filters.User(user_id=list(self.spec.users))
+        new = filters.UpdateType.MESSAGE  # an edited message never runs its command again
+        app.add_handler(TypeHandler(Update, self.first_sight), group=-1)
+        app.add_handler(MessageHandler(filters.COMMAND & new & allowed, self.on_command))
+        app.add_handler(MessageHandler(filters.COMMAND & new & ~allowed, self.on_stranger))
+        app.add_handler(CallbackQueryHandler(self.on_tap))
+        app.add_error_handler(self.on_error)
+        return app
+
+    # --- what arrives ---------------------------------------------------------------
+    async def first_sight(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        """Before any handler: an update acted on before (served again, or unconfirmed when
+        watcher was killed) stops here. Its id is remembered before it is acted on."""
+        if not self.remember("telegram_updates", str(update.update_id)):
+            raise ApplicationHandlerStop
+
+    async def on_command(self, update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is None or not message.text:
             return
-        chat = message.get("chat", {}).get("id")
-        user = (message.get("from") or {}).get("id")
-        if not self.allowed(chat, user):
-            return
-        text = message["text"][:MAX_TEXT]
-        if not text.startswith("/") or not self.addressed_to_me(text):
-            return
-        date = message.get("date")
-        sent = datetime.fromtimestamp(date if isinstance(date, int) else 0, UTC)
+        text = message.text[:MAX_TEXT]
+        if not addressed_to(text, ctx.bot.username):
+            return  # /status@other_bot: for another bot in the same group
         now = self.context.clock()
+        sent = message.date.astimezone(UTC)
         if now - sent > TOO_OLD:
             reply = "too old, not applied (sent while watcher was not running)"
         elif sent - now > CLOCK_SLACK:
             reply = "dated in the future, not applied (check this server's clock)"
         else:
-            replied = (message.get("reply_to_message") or {}).get("text")
-            who = (message.get("from") or {}).get("username") or str(user)
+            replied = message.reply_to_message.text if message.reply_to_message else None
+            user = message.from_user
+            who = (user.username or str(user.id)) if user else str(message.chat_id)
             reply = handle(text.splitlines()[0], replied, self.context, f"telegram:{who}")
-        markup = keyboard(self.context) if text.split()[0].split("@")[0] == "/alerts" else None
-        self.send(chat, reply, message.get("message_id"), markup)
+        command = text.split()[0].split("@")[0]
+        markup = keyboard(self.context) if command == "/alerts" else None
+        await self.send(ctx, message.chat_id, reply, message.message_id, markup)
 
-    def tapped(self, query: dict[str, Any]) -> None:
+    async def on_stranger(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is not None:
+            self.stranger(message.chat_id, message.from_user.id if message.from_user else None)
+
+    async def on_tap(self, update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
         """A tap on a button: from an allowed user in an allowed chat, acted on once (a
         second delivery of the same tap is answered, not acted on), answered, and the
         message edited to say who did what and when. A stranger's tap does nothing."""
-        ident, data = query.get("id"), query.get("data")
-        message = query.get("message") if isinstance(query.get("message"), dict) else {}
-        chat = (message.get("chat") or {}).get("id")
-        user = (query.get("from") or {}).get("id")
-        if not isinstance(ident, str) or not isinstance(data, str):
+        query = update.callback_query
+        if query is None or not query.data:
             return
-        if not self.allowed(chat, user):
-            self.answer(ident, None)  # stops the spinner on the stranger's phone, nothing more
+        message = query.message
+        chat = message.chat.id if message is not None else None
+        if not self.allowed(chat, query.from_user.id):
+            self.stranger(chat, query.from_user.id)
+            await query.answer()  # stops the spinner on the stranger's phone, nothing more
             return
-        if not self.first_tap(ident):
-            self.answer(ident, "already done")
+        if not self.remember("telegram_taps", query.id):
+            await query.answer("already done")
             return
-        who = (query.get("from") or {}).get("username") or str(user)
+        who = query.from_user.username or str(query.from_user.id)
         try:
-            result = tap(self.context, data[:64], f"telegram:{who}")
+            result = tap(self.context, query.data[:64], f"telegram:{who}")
         except WatcherError as exc:
             result = str(exc)
-        self.answer(ident, result)
+        await query.answer(result[:200])  # Telegram shows 0-200 characters
+        if message is None or chat is None:
+            return
         when = shown(self.context.clock(), "%H:%M")
-        text = esc(str(message.get("text") or "")) + "\n" + esc(f"{result} ({who}, {when})")
-        payload = {"chat_id": chat, "message_id": message.get("message_id"), "text": text}
-        payload |= {"parse_mode": "HTML"}
-        if isinstance(message.get("reply_markup"), dict):
-            payload["reply_markup"] = message["reply_markup"]
-        self.post(payload, "editMessageText")
+        before = getattr(message, "text", None) or ""
+        await ctx.bot.edit_message_text(
+            esc(before) + "\n" + esc(f"{result} ({who}, {when})"),
+            chat_id=chat,
+            message_id=message.message_id,
+            parse_mode=ParseMode.HTML,
+            reply_markup=getattr(message, "reply_markup", None),
+        )
 
-    def first_tap(self, ident: str) -> bool:
-        """Remember a tap before acting on it (24 h, in the database): after a second
-        delivery or a restart it is not acted on again."""
-        meta = self.context.store.meta().get("telegram_taps") or "{}"
+    async def on_error(self, update: object, ctx: ContextTypes.DEFAULT_TYPE) -> None:
+        """A handler failed (a reply refused, an odd update): logged, never a dead bot."""
+        error = ctx.error
+        if isinstance(error, TelegramError):
+            log.warning("a Telegram reply could not be sent", error=said(error))
+        else:
+            log.error("a Telegram update could not be handled; skipped", kind=type(error).__name__)
+
+    # --- replies --------------------------------------------------------------------
+    async def send(
+        self, ctx: Any, chat: int, text: str, reply_to: int | None, markup: Any = None
+    ) -> None:
+        """The reply, in as many messages as it takes (4,096 characters each, split between
+        lines so that every part is whole HTML), the first one replying to the command
+        (sent even if the command was deleted meanwhile) and the last one carrying the
+        buttons, if any."""
+        parts = split_reply(text)
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            await ctx.bot.send_message(
+                chat,
+                part,
+                parse_mode=ParseMode.HTML,
+                reply_parameters=(
+                    ReplyParameters(reply_to, allow_sending_without_reply=True)
+                    if index == 0 and reply_to is not None
+                    else None
+                ),
+                reply_markup=InlineKeyboardMarkup.de_json(markup, None)
+                if markup and last
+                else None,
+            )
+
+    async def set_menu(self, app: Application) -> None:
+        """Telegram's command menu lists watcher's commands (``setMyCommands``)."""
         try:
-            seen = {k: v for k, v in json.loads(meta).items() if isinstance(v, int | float)}
-        except (ValueError, AttributeError):
-            seen = {}
-        now = time.time()
-        seen = {k: v for k, v in seen.items() if now - v < TAPS_KEPT}
-        if ident in seen:
-            return False
-        seen[ident] = now
-        self.context.store.set_meta({"telegram_taps": json.dumps(seen)})
-        return True
+            await app.bot.set_my_commands([BotCommand(name, text) for name, text in MENU])
+        except TelegramError as exc:
+            log.warning("the command menu could not be set", error=said(exc))
 
-    def answer(self, ident: str, text: str | None) -> None:
-        payload: dict[str, Any] = {"callback_query_id": ident}
-        if text:
-            payload["text"] = text[:200]  # Telegram shows 0-200 characters
-        self.post(payload, "answerCallbackQuery")
-
-    def addressed_to_me(self, text: str) -> bool:
-        """``/status`` or ``/status@this_bot``; ``/status@other_bot`` is for another bot in
-        the same group, as Telegram's clients and python-telegram-bot read it."""
-        command = text.split(maxsplit=1)[0]
-        if "@" not in command:
-            return True
-        name = self.username()
-        return name is not None and command.split("@", 1)[1].lower() == name.lower()
-
-    def username(self) -> str | None:
-        """This bot's own name (``getMe``), asked once; None while Telegram cannot say."""
-        if self.me is None:
-            try:
-                data, _ = decode_json(self.call("GET", "getMe", 15))
-                result = data.get("result") if isinstance(data, dict) else None
-                name = result.get("username") if isinstance(result, dict) else None
-                self.me = name if isinstance(name, str) else None
-            except (requests.RequestException, WatcherError):
-                return None
-        return self.me
-
+    # --- small parts ----------------------------------------------------------------
     def allowed(self, chat: Any, user: Any) -> bool:
-        ok = chat in self.spec.chats and (self.spec.users is None or user in self.spec.users)
+        return chat in self.spec.chats and (self.spec.users is None or user in self.spec.users)
+
+    def stranger(self, chat: Any, user: Any) -> None:
+        """Logged once per sender, by id, never the text."""
         sender = user if isinstance(user, int) else chat
-        if not ok and isinstance(sender, int) and sender not in self.strangers:
-            self.strangers.add(sender)  # logged once per sender, by id, never the text
+        if isinstance(sender, int) and sender not in self.strangers:
+            self.strangers.add(sender)
             log.warning(
                 "a command from a chat or user not on the list was ignored", chat=chat, user=user
             )
-        return ok
 
-    def send(self, chat: int, text: str, reply_to: Any, markup: Any = None) -> None:
-        """The reply, in as many messages as it takes (4,096 characters each, split between
-        lines so that every part is whole HTML), the first one replying to the command and
-        the last one carrying the buttons, if any."""
-        parts = split_reply(text)
-        for index, part in enumerate(parts):
-            payload: dict[str, Any] = {"chat_id": chat, "text": part, "parse_mode": "HTML"}
-            if markup is not None and index == len(parts) - 1:
-                payload["reply_markup"] = markup
-            if index == 0 and isinstance(reply_to, int):
-                # the command may be deleted meanwhile: the reply goes out all the same
-                payload["reply_parameters"] = {
-                    "message_id": reply_to,
-                    "allow_sending_without_reply": True,
-                }
-            if not self.post(payload):
-                return
-
-    def post(self, payload: dict[str, Any], method: str = "sendMessage") -> bool:
-        """One sendMessage (or another method that posts); a 429 is waited out once for its
-        ``retry_after`` (at most a minute), as Telegram asks. The answer is read only for
-        that."""
-        for _ in range(2):
+    def remember(self, key: str, ident: str) -> bool:
+        """Keep ``ident`` for a day (in the database, so a restart knows it too); False
+        when it was kept already: seen before, not to be acted on again."""
+        with self.lock:
+            store = self.context.store
             try:
-                answer = self.call("POST", method, 15, json=payload)
-            except (requests.RequestException, WatcherError) as exc:
-                log.warning("a Telegram reply could not be sent", error=type(exc).__name__)
+                seen = json.loads(store.meta().get(key) or "{}")
+                seen = {k: v for k, v in seen.items() if isinstance(v, int | float)}
+            except (ValueError, AttributeError):
+                seen = {}
+            now = time.time()
+            if ident in seen and now - seen[ident] < KEPT:
                 return False
-            if answer.status != 429:
-                break
-            wait = retry_after(answer)
-            log.warning("Telegram asked to slow down; the reply waits", seconds=wait)
-            if self.stop_event.wait(wait):
-                return False
-        if answer.status >= 400:
-            log.warning("a Telegram reply was refused", status=answer.status)
-            return False
-        return True
+            kept = sorted((v, k) for k, v in seen.items() if now - v < KEPT)[-(MOST_KEPT - 1) :]
+            store.set_meta({key: json.dumps({k: v for v, k in kept} | {ident: now})})
+            return True
 
-    def call(self, verb: str, method: str, seconds: float, **kwargs: Any) -> Answer:
-        """One Bot API request, its answer read like an exchange's: within ``seconds``, at
-        most ``MAX_ANSWER`` bytes, so a broken endpoint cannot fill the memory or pin this
-        thread."""
-        response = self.session.request(
-            verb, self.url(method), timeout=(5, seconds), stream=True, **kwargs
-        )
-        try:
-            body = read_body(response, time.monotonic() + seconds, MAX_ANSWER)
-        finally:
-            response.close()
-        return Answer(response.status_code, body, response.headers)
+    def heard(self, method: str, status: int) -> None:
+        """Each Bot API answer: a getUpdates that came back means connected."""
+        if method == "getUpdates" and status == 200:
+            self.set_state("connected")
 
-    def url(self, method: str) -> str:
-        return f"{self.spec.api_url}/bot{self.spec.token}/{method}"
+    def polling_failed(self, exc: TelegramError) -> None:
+        """Polling failed; python-telegram-bot tries again with a backoff."""
+        self.set_state(f"not connected ({said(exc)}); retrying")
 
     def set_state(self, state: str) -> None:
         if state != self.state:
@@ -319,44 +338,88 @@ class Bot:
             log.info("telegram commands", state=state)
 
 
-def telegram_said(status: int, data: Any) -> str:
+def who_am_i(spec: TelegramCommands) -> str:
+    """This bot's username (``getMe``), as the running bot asks for it; ``TelegramError``
+    when Telegram cannot say or refuses the token (``InvalidToken``)."""
+
+    async def ask() -> str:
+        bot = PtbBot(spec.token, base_url=f"{spec.api_url}/bot", request=BoundedRequest())
+        async with bot:
+            return bot.username
+
+    return asyncio.run(ask())
+
+
+STATUSES = ((InvalidToken, 401), (Conflict, 409), (RetryAfter, 429), (Forbidden, 403))
+
+
+def said(exc: TelegramError) -> str:
     """Telegram's refusal in its own words (409: another instance or a webhook holds the
-    updates; 401: a wrong token), shortened and masked, for the log and ``status``."""
-    described = data.get("description") if isinstance(data, dict) else None
-    words = MASKER.short(described) if described else "no description"
-    return f"Telegram said {status}: {words}"
+    updates; 401: a wrong token), shortened and masked, for the log and ``status``. A
+    rejected token's message quotes the token: only its status is kept."""
+    if isinstance(exc, InvalidToken):
+        return "Telegram said 401: Unauthorized"
+    status = next((code for kind, code in STATUSES if isinstance(exc, kind)), None)
+    if status is None and isinstance(exc, BadRequest):
+        status = 400
+    words = MASKER.short(exc.message) if exc.message else type(exc).__name__
+    return f"Telegram said {status}: {words}" if status else words
 
 
-def retry_after(answer: Answer) -> float:
-    """``parameters.retry_after`` of a 429 (https://core.telegram.org/bots/api#responseparameters),
-    within 1 to 60 seconds."""
-    try:
-        data, _ = decode_json(answer)
-        wait = data["parameters"]["retry_after"]
-    except (WatcherError, KeyError, TypeError):
-        return 1.0
-    return float(min(max(wait, 1), 60)) if isinstance(wait, int | float) else 1.0
+def addressed_to(text: str, name: str | None) -> bool:
+    """``/status`` or ``/status@this_bot``; ``/status@other_bot`` is for another bot."""
+    command = text.split(maxsplit=1)[0]
+    if "@" not in command:
+        return True
+    return name is not None and command.split("@", 1)[1].lower() == name.lower()
+
+
+TAG = re.compile(r"<(/?)([a-z]+)(?:\s[^>]*)?>")
+MARGIN = 200  # room in a part for the tags that close it
 
 
 def split_reply(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Parts of at most ``limit`` characters, cut between lines. watcher's replies keep
-    every tag on one line, so each part is valid HTML on its own; a single line longer
-    than the limit (never one of watcher's) is cut where no tag or entity is open."""
+    """Parts of at most ``limit`` characters, cut between lines, each valid HTML on its
+    own: a tag still open at a cut (a ``<pre>`` table of balances) is closed at the end
+    of the part and opened again at the start of the next. A single line longer than
+    a part (never one of watcher's) is cut where no tag or entity is open."""
     parts: list[str] = []
-    current = ""
+    current, stack = "", []  # stack: the tags still open at the end of ``current``
     for line in text.split("\n"):
-        while len(line) > limit:
-            cut = _safe_cut(line, limit)
-            parts += [current] if current else []
-            current = ""
-            parts.append(line[:cut])
-            line = line[cut:]
-        joined = f"{current}\n{line}" if current else line
-        if len(joined) > limit:
-            parts.append(current)
-            joined = line
-        current = joined
-    return [p for p in [*parts, current] if p.strip()] or [text[:limit]]
+        for piece in pieces(line, limit - MARGIN):
+            after = opened(stack, piece)
+            joined = f"{current}\n{piece}" if current else piece
+            if current and len(joined) + len(closing(after)) > limit:
+                parts.append(current + closing(stack))
+                joined = "".join(stack) + piece
+            current, stack = joined, after
+    parts.append(current + closing(stack))
+    return [p for p in parts if p.strip()] or [text[:limit]]
+
+
+def opened(stack: list[str], piece: str) -> list[str]:
+    """The tags open after ``piece``, given those open before it."""
+    after = list(stack)
+    for match in TAG.finditer(piece):
+        if not match.group(1):
+            after.append(match.group(0))
+        elif after:
+            after.pop()
+    return after
+
+
+def closing(stack: list[str]) -> str:
+    return "".join(f"</{TAG.match(tag).group(2)}>" for tag in reversed(stack))  # type: ignore[union-attr]
+
+
+def pieces(line: str, size: int) -> list[str]:
+    """A line as it is, or cut into pieces of at most ``size`` outside tags and entities."""
+    found = []
+    while len(line) > size:
+        cut = _safe_cut(line, size)
+        found.append(line[:cut])
+        line = line[cut:]
+    return [*found, line]
 
 
 def _safe_cut(line: str, limit: int) -> int:

@@ -49,6 +49,7 @@ class FakeTelegram:
         self.answered: set[str] = set()
         self.edits: list[dict[str, Any]] = []  # editMessageText calls that succeeded
         self.menus: list[list[dict[str, str]]] = []  # setMyCommands calls
+        self.confirmed = 0  # the highest offset asked for: every update below it is gone
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,46 +68,49 @@ class FakeTelegram:
             def method(self) -> str | None:
                 parts = urlsplit(self.path).path.split("/")
                 if len(parts) != 3 or parts[1] != f"bot{TOKEN}":
-                    self.reply(401, {"ok": False, "description": "Unauthorized"})
+                    self.reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                     return None
                 return parts[2]
 
+            def params(self) -> dict[str, Any]:
+                """The call's parameters, in any of the four ways the Bot API takes them
+                (https://core.telegram.org/bots/api#making-requests): the query string,
+                application/x-www-form-urlencoded, application/json, or multipart. In a
+                form, an object-typed field (reply_markup, reply_parameters, commands,
+                allowed_updates) is itself JSON-serialized, as the documentation says."""
+                found: dict[str, Any] = {
+                    k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()
+                }
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                ctype = self.headers.get("Content-Type", "")
+                if raw and "json" in ctype:
+                    return found | json.loads(raw)
+                if raw:
+                    found |= {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                for name in JSON_FIELDS & found.keys():
+                    if isinstance(found[name], str):
+                        found[name] = json.loads(found[name])
+                return found
+
             def do_GET(self) -> None:
+                self.dispatch()
+
+            def do_POST(self) -> None:
+                self.dispatch()
+
+            def dispatch(self) -> None:
                 method = self.method()
+                if method is None:
+                    return
+                body = self.params()
                 if method == "getMe":  # https://core.telegram.org/bots/api#getme: a User
                     me = {"id": 7000001, "is_bot": True, "first_name": "watcher"}
                     return self.reply(200, {"ok": True, "result": {**me, "username": BOT_NAME}})
-                if method != "getUpdates":
-                    return
-                owner.encodings.append(self.headers.get("Accept-Encoding"))
-                owner.calls.append(time.monotonic())
-                if owner.instant_empty:  # a broken API: empty at once, whatever the timeout
-                    return self.reply(200, {"ok": True, "result": []})
-                if owner.junk:
-                    status, body, headers = owner.junk.pop(0)
-                    self.send_response(status)
-                    for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                query = parse_qs(urlsplit(self.path).query)
-                offset = int(query.get("offset", ["0"])[0])
-                owner.limits.append(query.get("limit", [None])[0])
-                owner.allowed.append(query.get("allowed_updates", [None])[0])
-                wait = min(float(query.get("timeout", ["0"])[0]), 1.0)
-                owner.offsets.append(offset)
-                with owner.ready:
-                    owner.ready.wait_for(
-                        lambda: any(u["update_id"] >= offset for u in owner.updates), wait
-                    )
-                    result = [u for u in owner.updates if u["update_id"] >= offset]
-                limit = int(query.get("limit", ["100"])[0])  # Telegram: 1-100, default 100
-                self.reply(200, {"ok": True, "result": result[: max(1, min(limit, 100))]})
-
-            def do_POST(self) -> None:
-                method = self.method()
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if method == "deleteWebhook":  # bots/api#deletewebhook: True, none was set
+                    return self.reply(200, {"ok": True, "result": True})
+                if method == "getUpdates":
+                    return self.get_updates(body)
                 if method == "answerCallbackQuery":  # bots/api#answercallbackquery
                     ident = str(body.get("callback_query_id"))
                     if ident in owner.answered or len(str(body.get("text", ""))) > 200:
@@ -121,10 +125,9 @@ class FakeTelegram:
                         return self.reply(
                             400, {"ok": False, "error_code": 400, "description": said}
                         )
+                    body["chat_id"] = int(body["chat_id"])
                     owner.edits.append(body)
-                    return self.reply(
-                        200, {"ok": True, "result": {"message_id": body["message_id"]}}
-                    )
+                    return self.reply(200, {"ok": True, "result": message_of(body)})
                 if method == "setMyCommands":  # bots/api#setmycommands: names [a-z0-9_]{1,32}
                     commands = body.get("commands") or []
                     if not all(re.fullmatch(r"[a-z0-9_]{1,32}", str(c.get("command", "")))
@@ -134,18 +137,51 @@ class FakeTelegram:
                     owner.menus.append(commands)
                     return self.reply(200, {"ok": True, "result": True})
                 if method != "sendMessage":
-                    return
+                    return self.reply(404, {"ok": False, "description": "Not Found"})
                 if owner.throttle > 0:  # the Bot API's 429, with its ResponseParameters
                     owner.throttle -= 1
                     owner.throttled.append(time.monotonic())
                     return self.reply(429, TOO_MANY)
+                body["chat_id"] = int(body["chat_id"])
                 problem = refused(body) or keyboard_refused(body)
                 if problem:
                     owner.refusals.append(problem)
                     return self.reply(400, {"ok": False, "error_code": 400, "description": problem})
                 owner.sent.append(body)
                 owner.sent_at.append(time.monotonic())
-                self.reply(200, {"ok": True, "result": {"message_id": 1}})
+                self.reply(200, {"ok": True, "result": message_of(body)})
+
+            def get_updates(self, query: dict[str, Any]) -> None:
+                """bots/api#getupdates: updates at or above ``offset``; an offset confirms
+                every update below it, and those are gone for good (a later, lower offset
+                does not bring them back)."""
+                owner.encodings.append(self.headers.get("Accept-Encoding"))
+                owner.calls.append(time.monotonic())
+                if owner.instant_empty:  # a broken API: empty at once, whatever the timeout
+                    return self.reply(200, {"ok": True, "result": []})
+                if owner.junk:
+                    status, body, headers = owner.junk.pop(0)
+                    self.send_response(status)
+                    for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                offset = int(query.get("offset") or 0)
+                owner.limits.append(None if "limit" not in query else str(query["limit"]))
+                allowed = query.get("allowed_updates")
+                owner.allowed.append(None if allowed is None else json.dumps(allowed))
+                wait = min(float(query.get("timeout") or 0), 1.0)
+                owner.offsets.append(offset)
+                with owner.ready:
+                    owner.confirmed = max(owner.confirmed, offset)
+                    start = owner.confirmed
+                    owner.ready.wait_for(
+                        lambda: any(u["update_id"] >= start for u in owner.updates), wait
+                    )
+                    result = [u for u in owner.updates if u["update_id"] >= start]
+                limit = int(query.get("limit") or 100)  # Telegram: 1-100, default 100
+                self.reply(200, {"ok": True, "result": result[: max(1, min(limit, 100))]})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -162,10 +198,13 @@ class FakeTelegram:
                 "message_id": self.next_id,
                 "date": int(time.time() - age),
                 "chat": {"id": chat, "type": "private"},
-                "from": {"id": user, "username": "trader"},
+                "from": {"id": user, "is_bot": False, "first_name": "T", "username": "trader"},
                 "text": text,
                 **extra,
             }
+            if text.startswith("/"):  # Telegram marks a leading command as an entity
+                length = len(text.split(maxsplit=1)[0].encode("utf-16-le")) // 2
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
             self.updates.append({"update_id": self.next_id, "message": message})
             self.ready.notify_all()
         return self.next_id
@@ -178,7 +217,7 @@ class FakeTelegram:
             ident = f"q{self.next_id}"
             query = {
                 "id": ident,
-                "from": {"id": user, "username": "trader"},
+                "from": {"id": user, "is_bot": False, "first_name": "T", "username": "trader"},
                 "chat_instance": "-100",
                 "data": data,
                 "message": {
@@ -208,6 +247,19 @@ class FakeTelegram:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+JSON_FIELDS = {"reply_markup", "reply_parameters", "commands", "allowed_updates", "entities"}
+
+
+def message_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The Message that sendMessage and editMessageText return (bots/api#message)."""
+    return {
+        "message_id": int(body.get("message_id") or 1),
+        "date": int(time.time()),
+        "chat": {"id": int(body["chat_id"]), "type": "private"},
+        "text": body.get("text", ""),
+    }
 
 
 TOO_MANY = {
