@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -161,3 +162,38 @@ def test_a_stuck_delivery_cannot_hold_the_stop_past_its_budget(tmp_path, sim) ->
     finally:
         daemon.close()
         hang.close()
+
+
+def test_answers_that_wait_for_the_turn_are_committed_together(
+    tmp_path: Path, sim: SimExchange, monkeypatch
+) -> None:
+    """#32, 4: polls that finish while another holds the commit share its transaction:
+    one POLL marker time for all of them, and every account's alert decided once."""
+    names = [f"a{i:02d}" for i in range(12)]
+    accounts = "".join(f"  {n}: {{web_key: '${{K}}'}}\n" for n in names)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f"accounts:\n{accounts}channels:\n  default: 'json://127.0.0.1:9/never'\n"
+        "rules:\n  - name: low\n    when: USDT.spot < 2000\n"
+    )
+    monkeypatch.setenv("K", WEB_KEY)
+    settings = Settings(mexc_url=sim.mexc_url, rules=rules, state=tmp_path / "w.db")
+    daemon = build(settings)
+    statements: list[str] = []
+    daemon.store.db.set_trace_callback(statements.append)  # SQLite's own record of each
+    try:
+        with daemon.cycle:  # a long commit under way: every poll's answer waits for it
+            jobs = [threading.Thread(target=daemon.poll_job, args=(n,)) for n in names]
+            for job in jobs:
+                job.start()
+            wait_for(lambda: len(daemon.waiting) == len(names), what="all answers waiting")
+        for job in jobs:
+            job.join(10)
+        assert statements.count("COMMIT") == 1  # one transaction for the twelve polls
+        polled = daemon.store.db.execute("SELECT key FROM history WHERE key LIKE '%/POLL'")
+        assert sorted(k.split("/")[0] for (k,) in polled) == names
+        firing = [a for a in daemon.watcher.alerts.values() if a.rule == "low"]
+        assert sorted(a.account for a in firing) == names
+    finally:
+        daemon.store.close()
+        daemon.lock.release()

@@ -228,3 +228,32 @@ def test_the_bypass_gateway_reads_positions_in_its_own_envelope(book) -> None:
     )
     with pytest.raises(AuthError):
         wrong.positions(wrong.http.deadline())
+
+
+@pytest.mark.parametrize(
+    ("extra", "futures"),
+    [
+        ("", False),  # nothing reads positions: no request to the futures host
+        ("digest: {at: '08:00'}\n", True),  # the digest shows them
+        ("commands: {telegram: {token: '${TG}', chats: [1]}}\n", True),  # so does /positions
+    ],
+    ids=["unused", "digest", "telegram"],
+)
+def test_positions_are_fetched_only_when_something_shows_them(
+    book, tmp_path, extra: str, futures: bool
+) -> None:
+    from watcher.config.resolve import resolve
+
+    rules = resolve(ruleset("  - name: low\n    when: USDT.spot < 100\n", extra), env={"TG": "1:x"})
+    settings = Settings(
+        web_key=book.web_key,
+        mexc_url=book.mexc_url,
+        mexc_futures_url=book.mexc_url,
+        state=tmp_path / "w.db",
+    )
+    watcher = Watcher.open(settings, rules, Store(tmp_path / "w.db"))
+    result = watcher.poll(dry_run=True)
+    asked = [r["path"] for r in book.requests if r["path"].startswith("/api/v1/")]
+    assert bool(asked) is futures
+    assert (result.overview.positions is not None) is futures
+    assert not result.outcome.notices  # no position rule: nothing fires about them

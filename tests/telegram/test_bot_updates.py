@@ -117,3 +117,25 @@ def test_a_429_delays_the_reply_and_it_still_arrives(bot, telegram: FakeTelegram
     wait_for(lambda: telegram.replies(), timeout=20, what="the reply after the 429")
     assert len(telegram.replies()) == 1 and telegram.replies()[0].startswith("watcher commands")
     assert telegram.sent_at[0] - telegram.throttled[0] >= 1.9  # retry_after: 2
+
+
+def test_killed_between_acting_and_confirming_a_restart_runs_nothing_twice(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    """A kill -9 can fall after a command ran and before Telegram heard the confirming
+    offset: Telegram then serves it again to the next process, which must not act again."""
+    first = bot_on(telegram, tmp_path).start()
+    telegram.say("/silence exchange-unreachable 1h")
+    wait_for(lambda: telegram.replies(), what="the /silence reply")
+    first.stop()
+    with telegram.ready:
+        telegram.confirmed = 0  # as if the confirming getUpdates never arrived
+    restarted = bot_on(telegram, tmp_path).start()
+    try:
+        telegram.say("/help")
+        wait_for(lambda: len(telegram.replies()) == 2, what="the next command answered")
+        polls(telegram)
+    finally:
+        restarted.stop()
+    assert len(restarted.context.store.silences(restarted.context.clock())) == 1
+    assert telegram.replies()[1].startswith("watcher commands")

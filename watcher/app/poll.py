@@ -195,7 +195,8 @@ class Watcher:
         needs = self.rules.needs
         try:
             totals = needs.totals or not needs.rows
-            return account.fetch(rows=needs.rows, totals=totals, positions=needs.positions), None
+            positions = self.rules.shows_positions
+            return account.fetch(rows=needs.rows, totals=totals, positions=positions), None
         except ExchangeError as exc:
             log.warning(
                 "poll failed",

@@ -129,6 +129,13 @@ class RuleSet:
     accounts: tuple[AccountSpec, ...] = ()  # empty: one account, `main`, from the environment
     telegram: TelegramCommands | None = None
 
+    @property
+    def shows_positions(self) -> bool:
+        """Positions are fetched when a rule reads them, or the digest or the Telegram
+        bot (``/positions``) can show them; a set-up with none of the three makes no
+        futures request."""
+        return self.needs.positions or self.digest is not None or self.telegram is not None
+
     @cached_property
     def account_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.accounts) or (MAIN,)

@@ -26,6 +26,7 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.arrived: list[float] = []  # time.time() of each accepted post
         self.fail = 0
         self.delay = 0.0  # seconds to wait before answering: a slow or dripping receiver
         self.accept: Any = None  # optional check of each post: False answers HTTP 400
@@ -55,6 +56,7 @@ class Receiver:
                     else:
                         owner.posts.append(post)
                         owner.paths.append(self.path)
+                        owner.arrived.append(time.time())
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
