@@ -22,6 +22,7 @@ Run: .venv/bin/python bench/scale.py [--accounts 100 1000 5000] [--interval 60]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import signal
@@ -34,6 +35,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -181,7 +183,7 @@ def arrivals(receiver: Receiver) -> dict[str, float]:
     return found
 
 
-def daemon(accounts: int, interval: float) -> dict[str, float]:
+def daemon(accounts: int, interval: float) -> dict[str, Any]:
     """One N: the daemon as a subprocess, measured over three intervals."""
     sim, receiver = SimExchange(web_key=KEY), Receiver()
     sim.set_coin("USDT", "1", spot="500", contract="100")
@@ -227,7 +229,16 @@ def daemon(accounts: int, interval: float) -> dict[str, float]:
         "arrived": len(late),
         "rss_mb": rss,
         "warnings": len(warnings) + len(errors),
+        "said": sorted({said(line) for line in warnings + errors}),
     }
+
+
+def said(line: str) -> str:
+    """A warning's event, for the report (the daemon logs JSON lines)."""
+    try:
+        return str(json.loads(line).get("event"))[:120]
+    except ValueError:
+        return line[:120]
 
 
 def everyone(state: Path, accounts: int) -> bool:
@@ -275,6 +286,8 @@ def over_http(counts: list[int], interval: float) -> dict[str, str]:
             f"({got['arrived']} of {got['alerts']} alerts arrived), RSS {got['rss_mb']:.0f} MB, "
             f"{got['warnings']:.0f} warnings"
         )
+        for event in got["said"]:
+            print(f"  warning: {event}")
     first, last = min(found), max(found)
     ratio = found[last]["cpu_ms"] / found[first]["cpu_ms"]
     print(f"N={last} / N={first}: {ratio:.2f}x CPU per account poll (goal <= {GOAL}x)")

@@ -135,7 +135,7 @@ def test_kill_9_of_the_leader_the_standby_takes_over_within_the_bound(pair, sim,
     assert took < BOUND + 3, f"the new alert arrived {took:.1f}s after the kill"
     heads = messages(receiver)
     assert heads[0] == "watcher vps-1: 1 firing (warning) | FIRING usdt-spot-low"
-    assert heads[1] == "watcher vps-2: took over | vps-2 took over from vps-1 (lease expired 11"
+    assert heads[1].startswith("watcher vps-2: took over | vps-2 took over from vps-1 (lease")
     assert TAKEOVER.fullmatch(receiver.posts[1]["message"]), receiver.posts[1]["message"]
     assert heads[2:] == ["watcher vps-2: 1 firing (warning) | FIRING btc-spot-low"]
     assert alerted and "Traceback" not in standby.output()

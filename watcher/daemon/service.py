@@ -99,7 +99,6 @@ class Daemon:
         self.scheduler = scheduler
         self.notifier = notifier
         self.open_bot = open_bot
-        self.results: dict[str, PollResult] = {}
         self.stopping = False
         self.bot: Any = None
         self.cycle = threading.Lock()
@@ -171,7 +170,6 @@ class Daemon:
         finally:
             self.heartbeat = time.monotonic()
         self.damaged = 0
-        self.results.update(dict.fromkeys(batch, result))
         if self.metrics:
             self.metrics.observe_poll(result, time.perf_counter() - started)
         self.after_poll(result, list(batch))
@@ -301,7 +299,6 @@ class Daemon:
             self.watcher.reload(rules)
             self.watcher.announce_reload(None, None)
             self.pinger.use(rules.heartbeats)
-            self.results = {n: r for n, r in self.results.items() if n in self.watcher.accounts}
             self.start_bot(rules)
         self.schedule_polls()
         log.info("rules reloaded", rules=len(rules.rules), channels=len(rules.channels))
@@ -394,6 +391,9 @@ class Daemon:
             id="deliver",
             next_run_time=now + timedelta(seconds=0.5),
             executor=DELIVERY,
+            # a long delivery (5,000 alerts at once) outlasts its interval: the next run
+            # then only raises the wake flag (``deliver_job``), not a "skipped" warning
+            max_instances=2,
         )
         self.scheduler.add_job(  # always: a reload may add or remove the digest
             self.digest_job,

@@ -50,6 +50,9 @@ class BrowserClient(HttpClient):
             trust_env=False,  # only WATCHER_PROXY decides where requests go
         )
 
+    def rest(self) -> None:
+        """curl keeps its own connections, within its own limits."""
+
     def _get(
         self,
         url: str,

@@ -192,6 +192,7 @@ class DeadlineRetry(Retry):
 
 
 BACKOFF = 0.5  # seconds before the first retry, doubling; tests pass a smaller one
+KEEP_ALIVE = 30.0  # seconds between polls from which connections are not kept between them
 
 
 def retry_policy(deadline: float, backoff: float = BACKOFF) -> DeadlineRetry:
@@ -272,6 +273,15 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def rest(self) -> None:
+        """After a poll: at an interval of ``KEEP_ALIVE`` or more, let go of the pooled
+        connections. A server keeps an idle connection for seconds, not for a minute, so
+        holding one per account until the next poll buys nothing and costs about 40 KB
+        an account (200 MB at 5,000 accounts); the session itself stays."""
+        if self.interval >= KEEP_ALIVE:
+            for adapter in self.session.adapters.values():
+                adapter.close()
 
     def deadline(self) -> float:
         """The end of this poll's retry budget: one interval less one request."""

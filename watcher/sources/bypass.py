@@ -102,8 +102,13 @@ class BypassSource:
         def get(kind: str) -> Overview:
             return self.parse(self.http.get(self.url, asks[kind], deadline), kind)
 
-        overview = fetch_overview(rows, totals, get)
-        return with_positions(overview, lambda: self.positions(deadline)) if positions else overview
+        try:
+            overview = fetch_overview(rows, totals, get)
+            if positions:
+                overview = with_positions(overview, lambda: self.positions(deadline))
+            return overview
+        finally:
+            self.http.rest()
 
     def positions(self, deadline: float) -> tuple[Any, ...]:
         """Open positions through the gateway, with fair prices and contract sizes."""

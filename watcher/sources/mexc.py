@@ -178,8 +178,14 @@ class MexcWebSource:
                     raise
                 return read()  # once more, with a browser's handshake
 
-        overview = fetch_overview(rows, totals, get)
-        return with_positions(overview, lambda: self.positions(deadline)) if positions else overview
+        try:
+            overview = fetch_overview(rows, totals, get)
+            if positions:
+                overview = with_positions(overview, lambda: self.positions(deadline))
+            return overview
+        finally:
+            self.http.rest()
+            self.futures.rest()
 
     def positions(self, deadline: float) -> tuple[Any, ...]:
         """Open positions from the futures host, with fair prices and contract sizes."""

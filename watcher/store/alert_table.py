@@ -77,7 +77,8 @@ class AlertTable:
                 (key[0], key[1], key[2] or ""),
             )
         for key, alert in alerts.items():
-            if self._saved.get(key) == alert:
+            saved = self._saved.get(key)
+            if saved is alert or saved == alert:  # the same object: no field compared
                 continue
             self.db.execute(
                 ALERT_UPSERT,
