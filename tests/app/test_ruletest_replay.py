@@ -366,8 +366,8 @@ def test_timelines_take_positions(tmp_path: Path, capsys) -> None:
         "      - {at: 1m, alerts: []}\n"
         "      - at: 2m\n"
         "        alerts: [{rule: liq-near, currency: BTC_USDT long, state: firing}]\n"
-        "      - at: 4m\n"
-        "        alerts: []\n"
+        "      - at: 4m\n"  # resolved at the closing, as any alert whose condition ends
+        "        alerts: [{rule: liq-near, currency: BTC_USDT long, state: resolved}]\n"
         "        notifications: [{channel: default, rule: liq-near, currency: BTC_USDT long,"
         " kind: resolved}]\n"
     )
@@ -376,3 +376,35 @@ def test_timelines_take_positions(tmp_path: Path, capsys) -> None:
     bad = body.replace("side: long", "side: lengthy", 1)
     code, out = run_test(tmp_path, capsys, bad, rules=POSITION_RULES)
     assert code == 2 and "position: side: must be 'long' or 'short'" in out[0]
+
+
+def test_positions_replay_from_stored_history_as_they_fired(tmp_path: Path) -> None:
+    """#28, 4: the stored polls keep each position (and its closing), so ``replay`` gives
+    the alerts the daemon gave, the closed position's resolve included."""
+    from dataclasses import replace
+    from decimal import Decimal as D
+
+    from tests.support.helpers import ruleset
+    from watcher.app.poll import Watcher
+    from watcher.config.settings import Settings
+    from watcher.core.positions import Position
+
+    rules = ruleset("  - name: liq\n    each: position\n    when: liq_distance < 10%\n")
+    settings = Settings(web_key=WEB_KEY, state=tmp_path / "w.db")
+    clock = [at(0)]
+    live = Watcher.open(settings, rules, Store(tmp_path / "w.db"), clock=lambda: clock[0])
+    notices = []
+    # 10% away, 8.5% (fires), 11.5% (resolves), 6.9% (fires), closed (resolves)
+    for minute, mark in enumerate(["60000", "59000", "61000", "58000", None]):
+        clock[0] = at(minutes=minute)
+        held = () if mark is None else (
+            Position("BTC_USDT", "long", "isolated", D(100), D("0.0001"), D(60000), D(mark),
+                     D(54000), D(20), D(30), D(0)),
+        )  # fmt: skip
+        overview = replace(build_overview(clock[0], {"USDT": {"spot": "1"}}, None), positions=held)
+        notices += live.process(clock[0], overview, None).outcome.notices
+    kinds = [(n.currency, n.kind) for n in notices if n.rule == "liq"]
+    assert kinds == [("BTC_USDT long", k) for k in ("firing", "resolved", "firing", "resolved")]
+    assert notices[-1].text == "the position closed"
+    stats = replay(rules, from_polls(live.store.polls()))[0]["liq"]
+    assert (stats.fired, stats.resolved) == (2, 2)

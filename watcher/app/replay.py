@@ -32,6 +32,7 @@ from watcher.core.models import (
     Totals,
     amount,
 )
+from watcher.core.positions import MARK, positions_at
 from watcher.engine.evaluate import evaluate_poll
 from watcher.engine.lookback import History
 
@@ -128,9 +129,11 @@ def from_polls(polls: Iterable[tuple[datetime, dict[str, Decimal]]]) -> Iterator
             code, _, name = key.rpartition(".")
             codes[code][name] = value
         account = codes.pop("ACCOUNT", None)
+        held = {c: codes.pop(c) for c in [c for c in codes if c.startswith(MARK)]}
         rows = {c: {**dict.fromkeys(ROW_FIELDS, ZERO), **v} for c, v in codes.items()}
         totals = {**dict.fromkeys(WALLETS, ZERO), **account} if account else None
-        yield build_overview(when, rows or None, totals)
+        overview = build_overview(when, rows or None, totals)
+        yield replace(overview, positions=positions_at(held)) if held else overview
 
 
 @dataclass

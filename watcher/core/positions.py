@@ -137,3 +137,33 @@ class UnknownPositions:
 
 
 UNKNOWN_POSITIONS = UnknownPositions()
+
+
+STORED = ("size", "contract_size", "entry", "mark", "liquidation", "leverage", "margin", "pnl",
+          "margin_ratio")  # fmt: skip
+MARK = "@"  # a stored position's keys: ``@BTC_USDT long.mark``; ``.open`` is 1 while held
+
+
+def position_samples(position: Position) -> list[tuple[str, Decimal]]:
+    """A position as history keys (for replay): its figures, its margin mode, and an
+    ``open`` flag that a poll which no longer finds the position sets to zero."""
+    head = f"{MARK}{position.instance}."
+    found = [(head + name, getattr(position, name)) for name in STORED]
+    found = [(key, value) for key, value in found if value is not None]
+    isolated = Decimal(1 if position.margin_mode == "isolated" else 0)
+    return [*found, (head + "isolated", isolated), (head + "open", Decimal(1))]
+
+
+def positions_at(values: dict[str, dict[str, Decimal]]) -> tuple[Position, ...]:
+    """The positions open at one stored poll, from their keys grouped by instance
+    (``{"@BTC_USDT long": {"mark": ..., "open": 1}}``)."""
+    held = []
+    for instance, figures in values.items():
+        if figures.get("open") != 1 or " " not in instance:
+            continue
+        symbol, side = instance[len(MARK) :].rsplit(" ", 1)
+        mode = "isolated" if figures.get("isolated") == 1 else "cross"
+        known = {name: figures.get(name) for name in STORED}
+        known["size"] = known["size"] if known["size"] is not None else Decimal(0)
+        held.append(Position(symbol, side, mode, **known))  # type: ignore[arg-type]
+    return tuple(held)

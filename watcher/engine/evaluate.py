@@ -180,9 +180,13 @@ class Evaluation:
     def closed(self, key: Key, rule: Rule) -> None:
         """The position is gone: its alert ends now, whatever ``keep_firing_for`` says."""
         alert = self.outcome.alerts.pop(key)
-        if alert.state != FIRING or not rule.policy.send_resolved:
-            return
         policy = rule.policy
+        self.outcome.standings.append(  # resolved, as any alert whose condition ended
+            Standing(rule.name, key[2], RESOLVED, policy.severity, alert.since, alert.value,
+                     alert.threshold, key[0])
+        )  # fmt: skip
+        if alert.state != FIRING or not policy.send_resolved:
+            return
         self.last_word(alert, RESOLVED, policy.severity, policy.notify, "the position closed")
 
     def currencies(self, rule: Rule, overview: Overview) -> list[str]:

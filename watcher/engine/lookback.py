@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from watcher.config.model import RuleSet
 from watcher.core.models import NoData, Overview
+from watcher.core.positions import MARK, position_samples
 
 Sample = tuple[str, datetime, Decimal]
 
@@ -95,6 +96,10 @@ def record_history(rules: RuleSet, overview: Overview, history: History) -> list
             ]
         elif rows is not None and not overview.unknown(code):
             samples.append((f"{code}.{name}", at, getattr(overview.balance(code), name)))
+    if rules.needs.positions and overview.positions is not None:  # for replay only
+        samples += [(k, at, v) for p in overview.positions for k, v in position_samples(p)]
+        # how many are open: the poll is stored even when it found none (a closing)
+        samples.append((f"{MARK}.count", at, Decimal(len(overview.positions))))
     wanted = watched_series(rules.needs.series)
     for key, stamp, value in samples:
         if wanted(key):
@@ -110,10 +115,17 @@ def absent_is_zero(rules: RuleSet, overview: Overview | None) -> Callable[[str],
     A currency absent from rows actually fetched holds nothing: zero. A series
     the rules no longer read, an unreadable row, or totals say nothing.
     """
+    held = overview is not None and overview.positions is not None
+
+    def position(key: str) -> bool:  # a stored position not read again has closed
+        return held and key.endswith(".open")
+
     if overview is None or overview.currencies is None or not overview.complete:
-        return lambda key: False
+        return lambda key: key.startswith(MARK) and position(key)
     read = watched_series(rules.needs.reads | rules.needs.series)
     nodata = overview.nodata
     return lambda key: (
-        not key.startswith("ACCOUNT.") and read(key) and key.partition(".")[0] not in nodata
+        position(key)
+        if key.startswith(MARK)
+        else not key.startswith("ACCOUNT.") and read(key) and key.partition(".")[0] not in nodata
     )
