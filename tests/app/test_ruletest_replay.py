@@ -10,7 +10,14 @@ import pytest
 
 from tests.conftest import WEB_KEY
 from tests.support.helpers import at
-from watcher.app.replay import LEAVES_OUT, build_overview, from_file, from_polls, replay
+from watcher.app.replay import (
+    LEAVES_OUT,
+    build_overview,
+    from_file,
+    from_polls,
+    overview_to_json,
+    replay,
+)
 from watcher.cli.main import main
 from watcher.config.rules_file import parse_rules
 from watcher.core.errors import ConfigError
@@ -393,7 +400,7 @@ def test_positions_replay_from_stored_history_as_they_fired(tmp_path: Path) -> N
     settings = Settings(web_key=WEB_KEY, state=tmp_path / "w.db")
     clock = [at(0)]
     live = Watcher.open(settings, rules, Store(tmp_path / "w.db"), clock=lambda: clock[0])
-    notices = []
+    notices, walk = [], []
     # 10% away, 8.5% (fires), 11.5% (resolves), 6.9% (fires), closed (resolves)
     for minute, mark in enumerate(["60000", "59000", "61000", "58000", None]):
         clock[0] = at(minutes=minute)
@@ -402,9 +409,14 @@ def test_positions_replay_from_stored_history_as_they_fired(tmp_path: Path) -> N
                      D(54000), D(20), D(30), D(0)),
         )  # fmt: skip
         overview = replace(build_overview(clock[0], {"USDT": {"spot": "1"}}, None), positions=held)
+        walk.append(overview)
         notices += live.process(clock[0], overview, None).outcome.notices
     kinds = [(n.currency, n.kind) for n in notices if n.rule == "liq"]
     assert kinds == [("BTC_USDT long", k) for k in ("firing", "resolved", "firing", "resolved")]
     assert notices[-1].text == "the position closed"
     stats = replay(rules, from_polls(live.store.polls()))[0]["liq"]
     assert (stats.fired, stats.resolved) == (2, 2)
+    # the same walk as a `watcher record` file replays the same
+    recording = tmp_path / "walk.jsonl"
+    recording.write_text("".join(overview_to_json(o) + "\n" for o in walk))
+    assert replay(rules, from_file(recording))[0]["liq"] == stats

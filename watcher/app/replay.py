@@ -32,7 +32,7 @@ from watcher.core.models import (
     Totals,
     amount,
 )
-from watcher.core.positions import MARK, positions_at
+from watcher.core.positions import MARK, as_json, from_json, positions_at
 from watcher.engine.evaluate import evaluate_poll
 from watcher.engine.lookback import History
 
@@ -55,6 +55,8 @@ def overview_to_json(overview: Overview, account: str = MAIN) -> str:
         }
     if overview.totals is not None:
         data["totals"] = {f: str(getattr(overview.totals, f)) for f in WALLETS}
+    if overview.positions is not None:
+        data["positions"] = [as_json(p) for p in overview.positions]
     return json.dumps(data)
 
 
@@ -111,12 +113,16 @@ def from_file(path: Path, account: str = MAIN) -> Iterator[Overview]:
                 data = json.loads(line)
                 if data.get("account", MAIN) != account:
                     continue
-                yield build_overview(
+                overview = build_overview(
                     datetime.fromisoformat(data["fetched_at"]),
                     data.get("currencies"),
                     data.get("totals"),
                     bool(data.get("is_testnet", False)),
                 )
+                if isinstance(data.get("positions"), list):
+                    held = tuple(from_json(p) for p in data["positions"])
+                    overview = replace(overview, positions=held)
+                yield overview
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"{path}:{number}: not a recorded overview: {exc}") from None
 

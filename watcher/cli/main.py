@@ -421,9 +421,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     from watcher.sources import open_source
 
     settings = _settings(args)
-    name, spec = "main", None
+    name, spec, positions = "main", None, False
     if args.account or Path(settings.rules).exists():  # accounts live in the rules file
         rules = _rules(settings)
+        positions = rules.needs.positions  # recorded too, when rules read them
         name = _account_of(args, settings) or rules.account_names[0]
         spec = next((a for a in rules.accounts if a.name == name), None)
     source = open_source(settings, utcnow, account=spec)
@@ -435,7 +436,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             while args.count is None or count < args.count:
                 if count:
                     time.sleep(settings.interval.total_seconds())
-                overview = source.fetch(rows=True, totals=True)
+                overview = source.fetch(rows=True, totals=True, positions=positions)
                 if not args.redact:
                     out.write(overview_to_json(overview, name) + "\n")
                 out.flush()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from watcher.core.models import NoData
+from watcher.core.models import NoData, amount
 
 POSITION_FIELDS = (
     "size",
@@ -167,3 +168,14 @@ def positions_at(values: dict[str, dict[str, Decimal]]) -> tuple[Position, ...]:
         known["size"] = known["size"] if known["size"] is not None else Decimal(0)
         held.append(Position(symbol, side, mode, **known))  # type: ignore[arg-type]
     return tuple(held)
+
+
+def from_json(data: dict[str, Any]) -> Position:
+    """A position as ``as_json`` wrote it (a ``watcher record`` line); the derived figures
+    (notional, distance) are computed again, not read."""
+    side, mode = data["side"], data.get("margin_mode") or "cross"
+    if side not in ("long", "short") or mode not in ("isolated", "cross"):
+        raise ValueError(f"position {data.get('symbol')!r}: side {side!r}, margin mode {mode!r}")
+    figures = {name: amount(data[name]) if data.get(name) is not None else None for name in STORED}
+    figures["size"] = figures["size"] if figures["size"] is not None else Decimal(0)
+    return Position(str(data["symbol"]), side, mode, **figures)  # type: ignore[arg-type]
