@@ -178,6 +178,8 @@ class Daemon:
         self.notifier.status(self.status_line(result, names))
         if result.outcome.notices:
             self.wake_delivery()
+        if not self.pinger.any_due():
+            return  # no ping due: the oldest success (a walk over every account) can wait
         error = "" if result.error is None else str(result.error)
         last_success = self.watcher.last_success
         if self.watcher.unwritable:  # a heartbeat must not say healthy while nothing is kept

@@ -69,6 +69,15 @@ class Pinger:
         pinged and which still wait."""
         self.beats = tuple(beats)
 
+    def any_due(self) -> bool:
+        """True when some URL's ``every`` has passed: only then is the poll's health worth
+        working out (the oldest success is a walk over every account)."""
+        tick = self.clock()
+        return any(
+            tick - self.last.get(b.url, float("-inf")) >= b.every.total_seconds()
+            for b in self.beats
+        )
+
     def due(self, now: datetime, last_success: datetime | None, error: str) -> list[Ping]:
         tick = self.clock()
         urls = []
