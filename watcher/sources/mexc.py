@@ -111,31 +111,41 @@ class MexcWebSource:
         self.scrub = Masker((web_key, proxy or "", *secrets))
         origin = "https://www.mexc.com" if "mexc.com" not in url else _origin(self.url)
         self.tls = tls
-        self.clients = {
-            "http": (browser_headers(origin, web_key), timeout, interval, self.scrub),
-            "futures": (
-                {"User-Agent": USER_AGENT, "Accept": "application/json"},
-                timeout,
-                interval,
-                self.scrub,
-            ),
+        self.headers = {
+            "http": browser_headers(origin, web_key),
+            "futures": {"User-Agent": USER_AGENT, "Accept": "application/json"},
         }
         self.options = {"proxy": proxy, "backoff": backoff, "ca_file": ca_file}
-        self.open_clients(BrowserClient if tls == "browser" else HttpClient)
+        self.limits = (timeout, interval)
+        self.kind: type[HttpClient] = BrowserClient if tls == "browser" else HttpClient
+        self.http = self.client("http")
+        self._futures: HttpClient | None = None  # made when positions are first read
         self.sizes = ContractSizes()
         self.host = urlsplit(self.url).hostname or "?"
         self.proxied = bool(proxy)
         self._unknown: set[str] = set()
 
+    def client(self, host: str) -> HttpClient:
+        made = self.kind(self.headers[host], *self.limits, self.scrub, **self.options)  # type: ignore[arg-type]
+        made.heard = getattr(getattr(self, "http", None), "heard", None)  # record listens on
+        return made
+
+    @property
+    def futures(self) -> HttpClient:
+        """The futures host's client, made on first use: most accounts never read positions,
+        and a client per account costs memory at thousands of accounts."""
+        if self._futures is None:
+            self._futures = self.client("futures")
+        return self._futures
+
     def open_clients(self, kind: type[HttpClient]) -> None:
-        """Both hosts' clients, with one handshake; what listened (record) keeps listening."""
-        heard = getattr(getattr(self, "http", None), "heard", None)
-        for name, args in self.clients.items():
-            old = getattr(self, name, None)
-            setattr(self, name, kind(*args, **self.options))  # type: ignore[arg-type]
-            if old is not None:
-                old.close()
-        self.http.heard = self.futures.heard = heard
+        """Both hosts' clients with another handshake; what listened (record) keeps listening."""
+        self.kind = kind
+        old, self.http = self.http, self.client("http")
+        old.close()
+        if self._futures is not None:
+            self._futures.close()
+            self._futures = self.client("futures")
 
     def switch_handshake(self) -> bool:
         """``tls: auto`` after Akamai refused Python's handshake: a browser's from now on,
@@ -161,7 +171,8 @@ class MexcWebSource:
 
     def close(self) -> None:
         self.http.close()
-        self.futures.close()
+        if self._futures is not None:
+            self._futures.close()
 
     def fetch(self, rows: bool, totals: bool, positions: bool = False) -> Overview:
         deadline = self.http.deadline()
@@ -185,7 +196,8 @@ class MexcWebSource:
             return overview
         finally:
             self.http.rest()
-            self.futures.rest()
+            if self._futures is not None:
+                self._futures.rest()
 
     def positions(self, deadline: float) -> tuple[Any, ...]:
         """Open positions from the futures host, with fair prices and contract sizes."""
