@@ -596,3 +596,21 @@ def test_a_delivery_on_a_full_disk_is_recorded_so_a_restart_does_not_send_it_aga
     again.commit({}, route([notice("b")], channels, at(3)))
     assert Deliverer(again, channels, name="vps-1").deliver(at(3)).sent == 1
     assert reserve.stat().st_size == 256 * 1024  # made again once there was room
+
+
+def test_the_trust_bundle_cannot_be_planted_by_another_user(tmp_path: Path) -> None:
+    """WATCHER_CA_FILE's bundle: a fresh private file (0600, a name no one can guess),
+    never one found at a fixed name in a shared /tmp, where a local user could put a CA
+    of their own and have it trusted."""
+    import stat
+    import tempfile
+
+    from watcher.net.client import trust_bundle
+
+    extra = tmp_path / "ca.pem"
+    extra.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    name = trust_bundle(str(extra))
+    assert Path(name).parent == Path(tempfile.gettempdir())
+    assert stat.S_IMODE(Path(name).stat().st_mode) == 0o600
+    assert Path(name).read_bytes().endswith(extra.read_bytes())
+    assert trust_bundle(str(extra)) == name  # made once per process

@@ -12,9 +12,9 @@ before it is cut short.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
-import hashlib
 import io
 import json
 import os
@@ -347,21 +347,22 @@ class HttpClient:
         return Answer(response.status_code, body, response.headers)
 
 
+@functools.cache
 def trust_bundle(ca_file: str) -> str:
     """The usual public CAs and the ones in ``ca_file`` (WATCHER_CA_FILE: a private
     gateway's, a test's), in one PEM file that both handshakes read: ``verify=`` of
-    either library replaces its bundle, it does not add to it."""
+    either library replaces its bundle, it does not add to it. The file is made once
+    per process with ``mkstemp`` (a name no one can guess or make first, mode 0600): a
+    bundle at a fixed name in a shared /tmp could be planted by another user, and every
+    certificate it holds would be trusted."""
     import certifi
 
-    extra = Path(ca_file).read_bytes()
-    bundle = (
-        Path(tempfile.gettempdir()) / f"watcher-ca-{hashlib.sha256(extra).hexdigest()[:16]}.pem"
-    )
-    if not bundle.exists():
-        staged = bundle.with_suffix(f".{os.getpid()}.tmp")
-        staged.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + extra)
-        staged.replace(bundle)
-    return str(bundle)
+    trusted = Path(certifi.where()).read_bytes() + b"\n" + Path(ca_file).read_bytes()
+    handle, name = tempfile.mkstemp(prefix="watcher-ca-", suffix=".pem")
+    with os.fdopen(handle, "wb") as bundle:
+        bundle.write(trusted)
+    atexit.register(Path(name).unlink, missing_ok=True)
+    return name
 
 
 def status_of(url: str, timeout: tuple[float, float], body: bytes | None = None) -> int:
