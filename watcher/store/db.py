@@ -205,7 +205,7 @@ class Database:
         race on ``CREATE TABLE``); PostgreSQL starts at the current version."""
         with self.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(7261)")  # 7261: watcher's schema
-            version = postgres.migrate(self.db, SCHEMA_VERSION)  # type: ignore[arg-type]
+            version = postgres.migrate(self.db)  # type: ignore[arg-type]
             if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} was written by a newer watcher (schema {version}); "

@@ -138,7 +138,7 @@ class Connection:
             self.conn.close()
 
 
-def migrate(db: Connection, version: int) -> int | None:
+def migrate(db: Connection) -> int | None:
     """Create what is missing; the stored schema version (None on a new database)."""
     for statement in SCHEMA.split(";"):
         if statement.strip():
