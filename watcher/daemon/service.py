@@ -213,9 +213,7 @@ class Daemon:
         spec = rules.telegram
         if self.bot is not None and self.bot.spec == spec:
             return
-        if self.bot is not None:
-            self.bot.stop()
-            self.bot = None
+        self.stop_bot()
         if spec is not None and self.leading():
             self.bot = self.open_bot(self, spec)
 
@@ -462,9 +460,8 @@ class Daemon:
         """Let a running cycle end, flush the outbox once, and leave within budget."""
         self.notifier.stopping()
         self.stopping = True
-        if self.bot is not None:
-            self.bot.stop()
-        deadline = time.monotonic() + STOP_BUDGET
+        deadline = time.monotonic() + STOP_BUDGET  # the bot's stop (up to 3 s) counts too
+        self.stop_bot()
         finished = self.cycle.acquire(timeout=STOP_BUDGET / 2)
         flusher = threading.Thread(target=self.deliver_job, daemon=True)
         flusher.start()
