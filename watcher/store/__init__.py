@@ -46,7 +46,6 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
         super().__init__(target, password, name)
         self._saved: dict[Key, Alert] = {}
         self._last: dict[str, dict[str, Decimal]] | None = None  # latest value, per account
-        self.readonly = False
 
     @classmethod
     def snapshot(cls, target: Path | str, password: str | None = None, name: str = "") -> Store:
