@@ -123,7 +123,8 @@ class Pair:
         deliverer.tell_default(
             "state database unreachable",
             f"{self.lease.node} cannot reach its state database ({exc}). While it is out of "
-            "reach, no alert is evaluated or sent by this instance; it resumes by itself.",
+            "reach, no alert is evaluated or sent by this instance. Check that PostgreSQL "
+            "runs and that this server reaches it; watcher resumes by itself.",
         )
 
     def ping(self, error: str) -> None:
