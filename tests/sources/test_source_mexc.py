@@ -209,6 +209,37 @@ def test_a_dripping_answer_is_cut_at_the_read_deadline(sim: SimExchange, setting
     assert (datetime.now(UTC) - started).total_seconds() < 4
 
 
+def test_one_watchdog_cuts_each_request_at_its_own_deadline(
+    sim: SimExchange, settings: Settings
+) -> None:
+    """#32: one thread watches every request (a thread per request cost more than the
+    request at 5,000 accounts). A short deadline that starts after a long one is still
+    kept, and healthy requests start no thread at all."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    healthy = source(settings)
+    healthy.fetch(rows=True, totals=False)
+    threads = threading.active_count()
+    for _ in range(20):
+        healthy.fetch(rows=True, totals=False)
+    assert threading.active_count() == threads
+    sim.inject("drip", times=None, delay=0.2)
+    slow, quick = source(settings.replace(timeout="3s")), source(settings)
+    with ThreadPoolExecutor(2) as pool:
+        started = time.monotonic()
+        late = pool.submit(slow.fetch, rows=True, totals=False)
+        time.sleep(0.3)  # the long deadline is the watchdog's; then a shorter one comes
+        early = pool.submit(quick.fetch, rows=True, totals=False)
+        with pytest.raises(TransportError, match="too slowly"):
+            early.result()
+        quick_took = time.monotonic() - started
+        with pytest.raises(TransportError, match="too slowly"):
+            late.result()
+    assert quick_took < 2.5 < time.monotonic() - started  # each at its own deadline
+
+
 def test_deep_json_is_a_bad_answer_not_a_crash(sim: SimExchange, settings: Settings) -> None:
     for depth in (MAX_DEPTH + 1, 100_000):
         sim.inject("raw", status=200, body="[" * depth + "]" * depth)
