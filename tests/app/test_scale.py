@@ -69,3 +69,96 @@ def test_polls_spread_over_the_interval() -> None:
 
     assert [spread(i, 4, 60).total_seconds() for i in range(4)] == [0, 15, 30, 45]
     assert spread(0, 1, 60) == timedelta(0)
+
+
+def statements_of_one_poll(accounts: int, tmp: Path) -> list[str]:
+    """The SQL one account's poll runs once every account has alerts of its own."""
+    from datetime import UTC, datetime
+
+    text = rules_text(accounts).split("  - name: book-big")[0]  # no combined rule
+    text += "  - name: no-contract\n    each: currency\n    when: contract == 0 and total > 0\n"
+    settings = Settings(web_key="WEB-scale-key", state=tmp / f"s{accounts}.db", interval="60s")
+    rules = resolve(parse_rules(text, "scale.yaml"), env={"K": "WEB-k-1"})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    store = Store(settings.state)
+    watcher = Watcher.open(settings, rules, store, source=Fixed(), clock=lambda: now)
+    names = list(watcher.accounts)
+    for index, name in enumerate(names):  # every account's alerts fire and are stored
+        watcher.process_accounts(now, {name: AccountPoll(book(now, index), None)})
+    assert len(watcher.alerts) == 2 * accounts and watcher.alerts.firing == 2 * accounts
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    later = now + timedelta(seconds=60)
+    watcher.process_accounts(later, {names[3]: AccountPoll(book(later, 7), None)})
+    store.db.set_trace_callback(None)
+    store.close()
+    watcher.deliverer.store.close()
+    return statements
+
+
+def test_one_accounts_poll_writes_the_same_at_ten_accounts_and_at_two_hundred(
+    tmp_path: Path,
+) -> None:
+    """#32, 1: a poll writes its own account's rows and reads no other account's."""
+    few, many = statements_of_one_poll(10, tmp_path), statements_of_one_poll(200, tmp_path)
+    assert len(few) == len(many) and any("a003/" in s for s in many)
+    assert not [s for s in many if "a004" in s or "a150" in s]  # no other account's rows
+
+
+def test_each_account_keeps_its_place_in_the_interval(tmp_path: Path, monkeypatch) -> None:
+    """#32, 3: account i of N polls i/N of an interval late, and every run after that one
+    interval later, exactly: no jitter that would drift the polls and skip some."""
+    from datetime import UTC, datetime
+
+    from watcher.daemon.build import build
+
+    names = "".join(f"  a{i}: {{web_key: '${{K}}'}}\n" for i in range(4))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f"accounts:\n{names}channels:\n  default: 'json://127.0.0.1:9/never'\n"
+        "rules:\n  - name: low\n    when: USDT.spot < 2000\n"
+    )
+    monkeypatch.setenv("K", "WEB-k-1")
+    daemon = build(Settings(rules=rules, state=tmp_path / "w.db", interval="60s"))
+    try:
+        daemon.schedule_polls()
+        jobs = sorted(daemon.scheduler.get_jobs(), key=lambda job: job.id)
+        starts = [job.next_run_time for job in jobs]
+        assert [(s - starts[0]).total_seconds() for s in starts] == [0, 15, 30, 45]
+        for job, start in zip(jobs, starts, strict=True):
+            run = start
+            for _ in range(100):
+                run = job.trigger.get_next_fire_time(run, datetime.now(UTC))
+            assert run - start == timedelta(minutes=100)  # on its grid after 100 runs
+    finally:
+        daemon.store.close()
+        daemon.lock.release()
+
+
+def test_a_decision_held_on_a_full_disk_is_written_by_the_next_accounts_commit(
+    small_disk: Path,
+) -> None:
+    """A poll writes only its own account's alerts: one decided while the disk was full
+    goes with the next commit, whichever account makes it, so a restart then does not
+    announce it again."""
+    from datetime import UTC, datetime
+
+    from watcher.sim.receiver import fill_disk
+
+    settings = Settings(web_key="WEB-scale-key", state=small_disk / "w.db", interval="60s")
+    rules = resolve(parse_rules(rules_text(2), "scale.yaml"), env={"K": "WEB-k-1"})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    store = Store(settings.state)
+    watcher = Watcher.open(settings, rules, store, source=Fixed(), clock=lambda: now)
+    names = ["a000", "a001"]
+    filler = fill_disk(small_disk)
+    watcher.process_accounts(now, {"a000": AccountPoll(book(now, 0), None)})
+    assert watcher.unwritable and watcher.alerts.firing == 1  # decided, in memory
+    filler.unlink()
+    later = now + timedelta(seconds=30)
+    watcher.process_accounts(later, {"a001": AccountPoll(book(later, 1), None)})
+    assert not watcher.unwritable
+    stored = Store(settings.state).load_alerts()
+    assert {k for k in stored if k[1] == "usdt-low"} == {(n, "usdt-low", None) for n in names}
+    store.close()
+    watcher.deliverer.store.close()

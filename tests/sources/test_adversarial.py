@@ -467,7 +467,7 @@ def test_damaged_or_edited_state_is_one_line_and_the_daemon_state_survives(
     assert main(["status"]) == 2
     assert "unreadable schema version" in capsys.readouterr().err
     edited = tmp_path / "edited.db"
-    Store(edited).commit({("low", None): Alert("low", None, FIRING, since=at(0))})
+    Store(edited).commit({"main": {("main", "low", None): Alert("low", None, FIRING, at(0))}})
     with sqlite3.connect(edited) as db:
         db.execute("UPDATE alerts SET since='yesterday', state='burning'")
         db.execute(

@@ -51,7 +51,8 @@ def ctx(tmp_path) -> Context:
         "hedge/last_poll": NOW.isoformat(),
         "hedge/last_result": "AuthError",
     }
-    store.commit({a.key: a for a in alerts}, meta=meta)
+    by_account = {n: {a.key: a for a in alerts if a.account == n} for n in ("main", "hedge")}
+    store.commit(by_account, meta=meta)
     books = {
         "main": overview(row("USDT", spot="50", contract="10"), row("BTC", "60000", spot="0.1")),
         "hedge": overview(row("BTC", "60000", contract="1"), row("ETH", "3000", contract="2")),

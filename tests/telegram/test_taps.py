@@ -28,7 +28,7 @@ def started(telegram: FakeTelegram, tmp_path: Path) -> Bot:
         Alert("usdt-spot-low", None, FIRING, at(0), fired_at=at(0)),
         Alert("liq-near", "BTC_USDT long", FIRING, at(0), fired_at=at(0)),
     ]
-    store.commit({a.key: a for a in alerts})
+    store.commit({"main": {a.key: a for a in alerts}})
     rules = parse_rules(RULES)
     context = Context(store, lambda: rules, dict, lambda: datetime.now(UTC))
     spec = TelegramCommands(TOKEN, (111,), api_url=telegram.url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from watcher.app.daily import DailyDigest
 from watcher.config.model import DEFAULT_CHANNEL, RuleSet
 from watcher.config.settings import Settings
 from watcher.core import logs
-from watcher.core.alerts import FIRING, Alert, Key, Notice, Outcome, Silence
+from watcher.core.alerts import FIRING, Alert, AlertBook, Key, Notice, Outcome, Silence
 from watcher.core.durations import utcnow
 from watcher.core.errors import ExchangeError, PollCrashed, Problem, StateUnwritable
 from watcher.core.models import Overview, combine
@@ -34,10 +34,13 @@ log = logs.get("watcher.poll")
 
 
 class Step:
-    """One poll's evaluation across accounts: alerts chained, the rest collected."""
+    """One poll's evaluation across accounts: each account's instances replaced in
+    ``changed`` (the others are not read), the notices and the rest collected."""
 
-    def __init__(self, alerts: Mapping[Key, Alert], acked: set[Key] | None = None) -> None:
-        self.outcome = Outcome(alerts=dict(alerts))
+    def __init__(self, book: AlertBook, acked: set[Key] | None = None) -> None:
+        self.book = book
+        self.changed: dict[str, Mapping[Key, Alert]] = {}
+        self.outcome = Outcome(alerts={})  # notices, standings, errors (alerts: changed)
         self.acked = acked or set()
         self.samples: dict[str, list[Sample]] = {}
         self.absent: dict[str, Callable[[str], bool]] = {}
@@ -56,7 +59,7 @@ class Step:
         rules = watcher.rules
         outcome, samples = evaluate_poll(
             rules,
-            self.outcome.alerts,
+            self.changed.get(account, self.book.of(account)),
             history,
             now,
             overview,
@@ -66,7 +69,7 @@ class Step:
             label=account if rules.labelled else None,
             acked=lambda rule, currency: (account, rule, currency) in self.acked,
         )
-        self.outcome.alerts = outcome.alerts
+        self.changed[account] = outcome.alerts
         self.outcome.notices += outcome.notices
         self.outcome.standings += outcome.standings
         self.outcome.errors += outcome.errors
@@ -80,12 +83,14 @@ Queued = tuple[str, str, Notice, datetime]  # a routed notification: channel, UR
 @dataclass(frozen=True)
 class Held:
     """What polls decided while the state database refused writes: their notifications,
-    in order, and their poll facts. History samples are not held: a gap in the look-back
-    is no data, never a wrong number."""
+    in order, the alert states of the accounts they evaluated, and their poll facts.
+    History samples are not held: a gap in the look-back is no data, never a wrong
+    number."""
 
     outbox: list[Queued] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
     cause: str | None = None
+    alerts: dict[str, Mapping[Key, Alert]] = field(default_factory=dict)  # per account
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,15 @@ class PollResult:
     at: datetime
     overview: Overview | None  # the first account's (the only one, in most setups)
     error: ExchangeError | None  # the first error of any account polled
-    outcome: Outcome
+    outcome: Outcome  # its alerts: every account's, as this poll left them (an AlertBook)
     accounts: Mapping[str, AccountPoll] = field(default_factory=dict)
 
     @property
     def firing(self) -> int:
-        return sum(1 for a in self.outcome.alerts.values() if a.state == FIRING)
+        alerts = self.outcome.alerts
+        if isinstance(alerts, AlertBook):
+            return alerts.firing  # kept as accounts change: no walk over every instance
+        return sum(1 for a in alerts.values() if a.state == FIRING)
 
 
 class Watcher:
@@ -127,7 +135,7 @@ class Watcher:
         self.store = store
         self.roster = accounts
         self.deliverer = deliverer
-        self.alerts = dict(alerts)
+        self.alerts = AlertBook(alerts)
         self.clock = clock
         self.last: PollResult | None = None
         self.held = Held()
@@ -258,18 +266,14 @@ class Watcher:
                 step.run(self, label, self.roster.groups[label], now, combined, (), silences)
         for message in step.outcome.errors:
             log.warning(message)
-        first = next(iter(polled.values()))
-        errors = [a.error for a in polled.values() if a.error is not None]
-        result = PollResult(
-            now, first.overview, errors[0] if errors else None, step.outcome, dict(polled)
-        )
-        self.last = result
         if dry_run:
-            return result
+            return self.result(now, polled, step, self.alerts.overlay(step.changed))
         self.save(step, route(step.outcome.notices, self.rules.channels, now), now)
         for name in polled:  # written with this commit; only the accounts that polled
             self.accounts[name].web_key_meta = {}
-        self.alerts = step.outcome.alerts
+        for account, alerts in step.changed.items():
+            self.alerts.replace(account, alerts)
+        result = self.result(now, polled, step, self.alerts)
         for notice in step.outcome.notices:
             log.info(
                 "alert",
@@ -280,6 +284,16 @@ class Watcher:
             )
         return result
 
+    def result(
+        self, now: datetime, polled: Mapping[str, AccountPoll], step: Step, alerts: AlertBook
+    ) -> PollResult:
+        first = next(iter(polled.values()))
+        errors = [a.error for a in polled.values() if a.error is not None]
+        outcome = replace(step.outcome, alerts=alerts)
+        error = errors[0] if errors else None
+        self.last = PollResult(now, first.overview, error, outcome, dict(polled))
+        return self.last
+
     def save(self, step: Step, rows: list[Queued], now: datetime) -> None:
         """One transaction for the poll, after what earlier polls had to hold back. When the
         database refuses writes (a full disk), the decisions are held in memory, in order,
@@ -288,7 +302,7 @@ class Watcher:
         held = self.held
         try:
             self.store.commit(
-                step.outcome.alerts,
+                {**held.alerts, **step.changed},
                 held.outbox + rows,
                 step.samples,
                 {**held.meta, **step.meta},
@@ -299,7 +313,8 @@ class Watcher:
             if held.cause is None:
                 log.error("the state cannot be written; deciding in memory", cause=str(exc))
                 self.deliverer.warn_disk(exc)
-            self.held = Held(held.outbox + rows, {**held.meta, **step.meta}, str(exc))
+            alerts = {**held.alerts, **step.changed}
+            self.held = Held(held.outbox + rows, {**held.meta, **step.meta}, str(exc), alerts)
             return
         if held.cause is not None:
             log.info("the state is writable again", messages=len(held.outbox))

@@ -6,6 +6,7 @@ them, and each imports them from here rather than from each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -80,9 +81,56 @@ class Standing:
     percent: bool = False  # value and threshold are shares: shown as % where people read
 
 
+class AlertBook(Mapping[Key, Alert]):
+    """Every account's alert instances, kept per account.
+
+    One account's poll reads and replaces only that account's instances, so its cost
+    does not grow with the number of accounts (a flat map was copied and walked whole on
+    every poll: at 5,000 accounts that was most of the daemon's CPU). Each account's map
+    is replaced, never changed in place, so a reader on another thread (metrics, the
+    digest) sees one poll's instances or the next one's."""
+
+    def __init__(self, alerts: Mapping[Key, Alert] | None = None) -> None:
+        self._by: dict[str, Mapping[Key, Alert]] = {}
+        self._firing: dict[str, int] = {}
+        self.firing = 0  # instances firing, over every account: kept, never counted
+        grouped: dict[str, dict[Key, Alert]] = {}
+        for key, alert in (alerts or {}).items():
+            grouped.setdefault(key[0], {})[key] = alert
+        for account, mine in grouped.items():
+            self.replace(account, mine)
+
+    def of(self, account: str) -> Mapping[Key, Alert]:
+        """One account's instances (do not change them: ``replace`` does)."""
+        return self._by.get(account, {})
+
+    def replace(self, account: str, alerts: Mapping[Key, Alert]) -> None:
+        firing = sum(1 for a in alerts.values() if a.state == FIRING)
+        self.firing += firing - self._firing.get(account, 0)
+        self._by[account], self._firing[account] = alerts, firing
+
+    def overlay(self, changed: Mapping[str, Mapping[Key, Alert]]) -> AlertBook:
+        """A copy with ``changed`` accounts replaced; this book stays as it was."""
+        copy = AlertBook()
+        copy._by, copy._firing, copy.firing = dict(self._by), dict(self._firing), self.firing
+        for account, alerts in changed.items():
+            copy.replace(account, alerts)
+        return copy
+
+    def __getitem__(self, key: Key) -> Alert:
+        return self._by[key[0]][key]
+
+    def __iter__(self) -> Iterator[Key]:
+        for alerts in list(self._by.values()):
+            yield from list(alerts)
+
+    def __len__(self) -> int:
+        return sum(len(alerts) for alerts in list(self._by.values()))
+
+
 @dataclass
 class Outcome:
-    alerts: dict[Key, Alert]
+    alerts: Mapping[Key, Alert]
     notices: list[Notice] = field(default_factory=list)
     standings: list[Standing] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)

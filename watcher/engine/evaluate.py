@@ -87,7 +87,8 @@ class Evaluation:
         self.acked = acked  # acknowledged: no repeats until it resolves
         self.account = account  # whose alerts this pass may change
         self.label = label  # the account as messages name it (None: a setup of one account)
-        self.outcome = Outcome(alerts=dict(alerts))
+        self.alerts: dict[Key, Alert] = dict(alerts)  # this pass's copy, changed in place
+        self.outcome = Outcome(alerts=self.alerts)
         self.sources: dict[str, str] = {}  # rule name -> its `when`, for {when}
         self.compiled: dict[str, Rule] = {}  # rule name -> rule, to describe its notices
         self.by_rule: dict[str, list[Key]] = {}  # this account's instances, per rule
@@ -127,9 +128,9 @@ class Evaluation:
         self.sources = {rule.name: rule.when.text for rule in mine}
         self.compiled = {rule.name: rule for rule in mine}
         known = set(self.sources) | set(BUILTIN_RULES)
-        gone = [k for k in self.outcome.alerts if k[0] == self.account and k[1] not in known]
+        gone = [k for k in self.alerts if k[0] == self.account and k[1] not in known]
         for key in gone:
-            self.ended(self.outcome.alerts.pop(key))
+            self.ended(self.alerts.pop(key))
             self.outcome.errors.append(f"rule {key[1]} is gone; its alert state was dropped")
         lookup = overview.balance
         totals, testnet = overview.totals or UNKNOWN_TOTALS, overview.is_testnet
@@ -138,7 +139,7 @@ class Evaluation:
         views = None if held is None else [(p, Readable(p)) for p in held]  # once a poll
         self.by_rule = {}
         if any(rule.per_position for rule in mine):
-            for key in self.outcome.alerts:
+            for key in self.alerts:
                 if key[0] == self.account:
                     self.by_rule.setdefault(key[1], []).append(key)
         for rule in mine:
@@ -174,12 +175,12 @@ class Evaluation:
             args = (totals, view, lookup, history, testnet, summary)
             self.instance(rule, position.instance, args, position)
         for key in self.by_rule.get(rule.name, ()):
-            if key[2] not in open_now and key in self.outcome.alerts:
+            if key[2] not in open_now and key in self.alerts:
                 self.closed(key, rule)
 
     def closed(self, key: Key, rule: Rule) -> None:
         """The position is gone: its alert ends now, whatever ``keep_firing_for`` says."""
-        alert = self.outcome.alerts.pop(key)
+        alert = self.alerts.pop(key)
         policy = rule.policy
         self.outcome.standings.append(  # resolved, as any alert whose condition ended
             Standing(rule.name, key[2], RESOLVED, policy.severity, alert.since, alert.value,
@@ -194,9 +195,7 @@ class Evaluation:
             return list(rule.currencies)
         codes = set(overview.currencies or ())
         codes |= {
-            c
-            for (acct, name, c) in self.outcome.alerts
-            if acct == self.account and name == rule.name and c
+            c for (acct, name, c) in self.alerts if acct == self.account and name == rule.name and c
         }
         return sorted(codes - rule.exclude)
 
@@ -208,7 +207,7 @@ class Evaluation:
         position: Position | None = None,
     ) -> None:
         key = (self.account, rule.name, currency)
-        alert = self.outcome.alerts.get(key)
+        alert = self.alerts.get(key)
         holds = run(rule.when.fn, *args)
         if alert is None and not holds:
             return  # the hot path: nothing pending, nothing true
@@ -254,7 +253,7 @@ class Evaluation:
         ``clear_values``: what ``clear_when`` compared, shown when it resolves the alert;
         ``position``: the one a position rule's line describes, written only if a notice
         is made, never on the hot path of a poll that decides nothing)."""
-        before = self.outcome.alerts.get(key)
+        before = self.alerts.get(key)
         after, kind = advance(before, holds, clears, policy, self.now, key)
         if after is not None:
             value, threshold = values
@@ -266,9 +265,9 @@ class Evaluation:
                 after.severity,
             ):
                 after = replace(after, severity=policy.severity, value=value, threshold=threshold)
-            self.outcome.alerts[key] = after
+            self.alerts[key] = after
         else:
-            self.outcome.alerts.pop(key, None)
+            self.alerts.pop(key, None)
         shown = after or before
         if shown is None or (after is None and shown.state == PENDING):
             return  # a pending alert that stops holding goes back without a word
@@ -280,7 +279,7 @@ class Evaluation:
             shown = replace(shown, value=values[0] if values[0] is not None else shown.value)
         kind, after = self.mute(kind, after, before)
         if after is not None:
-            self.outcome.alerts[key] = after
+            self.alerts[key] = after
         state = RESOLVED if after is None else after.state
         rule = self.compiled.get(key[1])
         read = rule.clear_when if cleared and rule is not None else rule.when if rule else None

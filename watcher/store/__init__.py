@@ -44,7 +44,7 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
 
     def __init__(self, target: Path | str, password: str | None = None, name: str = "") -> None:
         super().__init__(target, password, name)
-        self._saved: dict[Key, Alert] = {}
+        self._saved: dict[str, Mapping[Key, Alert]] = {}
         self._last: dict[str, dict[str, Decimal]] | None = None  # latest value, per account
 
     @classmethod
@@ -89,7 +89,7 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
 
     def commit(
         self,
-        alerts: Mapping[Key, Alert],
+        alerts: Mapping[str, Mapping[Key, Alert]],
         outbox: Iterable[tuple[str, str, Notice, datetime]] = (),
         samples: Iterable[Sample] | Mapping[str, list[Sample]] = (),
         meta: Mapping[str, str] | None = None,
@@ -99,12 +99,14 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
         ),
     ) -> None:
         """Alert states, decided notifications, history and poll facts: all or nothing.
-        ``samples`` and ``absent_is_zero`` are per account (a plain list: ``main``)."""
+        ``alerts`` holds, per account this poll evaluated, all its instances (an account
+        left out keeps its rows, unread). ``samples`` and ``absent_is_zero`` are per
+        account (a plain list: ``main``)."""
         by_account = samples if isinstance(samples, Mapping) else {MAIN: list(samples)}
         try:
             with self.transaction():
                 self._write_alerts(alerts)
-                self._end_acks({k for k, a in alerts.items() if a.state == "firing"})
+                self._end_acks(alerts)
                 self._queue(outbox)
                 for account, polled in by_account.items():
                     zero = absent_is_zero if callable(absent_is_zero) else absent_is_zero[account]
@@ -116,7 +118,7 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
         except sqlite3.Error as exc:
             self._last = None  # what the rolled-back samples changed is read anew
             raise refused(self.path, exc) from None
-        self._saved = dict(alerts)
+        self._saved.update(alerts)
 
 
 def open_state(settings: Settings, snapshot: bool = False) -> Store:

@@ -50,7 +50,7 @@ class AlertTable:
     """Mixin for ``Store``: load the instances, write the ones a poll changed."""
 
     db: sqlite3.Connection
-    _saved: dict[Key, Alert]
+    _saved: dict[str, Mapping[Key, Alert]]  # per account: its instances as last written
 
     def load_alerts(self) -> dict[Key, Alert]:
         """Every readable instance; a row someone edited into nonsense is left out, logged
@@ -67,17 +67,25 @@ class AlertTable:
                 )
                 continue
             alerts[alert.key] = alert
-        self._saved = dict(alerts)
+        self._saved = {}
+        for key, alert in alerts.items():
+            self._saved.setdefault(key[0], {})[key] = alert  # type: ignore[index]
         return alerts
 
-    def _write_alerts(self, alerts: Mapping[Key, Alert]) -> None:
-        for key in [k for k in self._saved if k not in alerts]:
+    def _write_alerts(self, changed: Mapping[str, Mapping[Key, Alert]]) -> None:
+        """Each account in ``changed`` with all its instances: what left is deleted, what
+        differs is written; accounts left out are not looked at."""
+        for account, alerts in changed.items():
+            self._write_account(self._saved.get(account, {}), alerts)
+
+    def _write_account(self, before: Mapping[Key, Alert], alerts: Mapping[Key, Alert]) -> None:
+        for key in [k for k in before if k not in alerts]:
             self.db.execute(
                 "DELETE FROM alerts WHERE account=? AND rule=? AND currency=?",
                 (key[0], key[1], key[2] or ""),
             )
         for key, alert in alerts.items():
-            saved = self._saved.get(key)
+            saved = before.get(key)
             if saved is alert or saved == alert:  # the same object: no field compared
                 continue
             self.db.execute(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from watcher.core.alerts import Key, Silence
+from watcher.core.alerts import FIRING, Alert, Key, Silence
 from watcher.store.db import stamp, upsert
 
 ACK_KEY = ("account", "rule", "currency")
@@ -91,10 +92,14 @@ class AckTable:
         rows = self.db.execute("SELECT account, rule, currency, by, at FROM acks ORDER BY at")
         return [Ack(a, r, c or None, by, stamp(t)) for a, r, c, by, t in rows]
 
-    def _end_acks(self, alive: set[tuple[str, str, str | None]]) -> None:
-        """An ack ends when its alert resolves (inside the poll's transaction)."""
+    def _end_acks(self, changed: Mapping[str, Mapping[Key, Alert]]) -> None:
+        """An ack ends when its alert resolves (inside the poll's transaction): only an
+        account this poll evaluated can have resolved one."""
         for ack in self.acks():
-            if ack.key not in alive:
+            if ack.account not in changed:
+                continue
+            alert = changed[ack.account].get(ack.key)
+            if alert is None or alert.state != FIRING:
                 self.db.execute(
                     "DELETE FROM acks WHERE account=? AND rule=? AND currency=?",
                     (ack.account, ack.rule, ack.currency or ""),
