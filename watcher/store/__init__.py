@@ -45,7 +45,7 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
     def __init__(self, target: Path | str, password: str | None = None, name: str = "") -> None:
         super().__init__(target, password, name)
         self._saved: dict[str, Mapping[Key, Alert]] = {}
-        self._last: dict[str, dict[str, Decimal]] | None = None  # latest value, per account
+        self._last: dict[str, dict[str, Decimal]] = {}  # latest value, per account prefix
 
     @classmethod
     def snapshot(cls, target: Path | str, password: str | None = None, name: str = "") -> Store:
@@ -77,7 +77,7 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
     def forget(self) -> None:
         """Drop what this connection remembers of the tables (another instance wrote them
         meanwhile: a takeover); the next reads start from the database."""
-        self._saved, self._last = {}, None
+        self._saved, self._last = {}, {}
 
     def announce(
         self, outbox: Iterable[tuple[str, str, Notice, datetime]], meta: Mapping[str, str]
@@ -101,7 +101,8 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
         """Alert states, decided notifications, history and poll facts: all or nothing.
         ``alerts`` holds, per account this poll evaluated, all its instances (an account
         left out keeps its rows, unread). ``samples`` and ``absent_is_zero`` are per
-        account (a plain list: ``main``)."""
+        account (a plain list: ``main``); each account in ``samples`` forgets its history
+        before ``prune_before``."""
         by_account = samples if isinstance(samples, Mapping) else {MAIN: list(samples)}
         try:
             with self.transaction():
@@ -111,12 +112,12 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
                 for account, polled in by_account.items():
                     zero = absent_is_zero if callable(absent_is_zero) else absent_is_zero[account]
                     self._write_samples(account, list(polled), zero)
-                if prune_before is not None:
-                    self._prune(prune_before)
+                    if prune_before is not None:
+                        self._prune(account, prune_before)
                 if meta:
                     self._set_meta(meta)
         except sqlite3.Error as exc:
-            self._last = None  # what the rolled-back samples changed is read anew
+            self._last = {}  # what the rolled-back samples changed is read anew
             raise refused(self.path, exc) from None
         self._saved.update(alerts)
 
