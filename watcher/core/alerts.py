@@ -6,7 +6,7 @@ them, and each imports them from here rather than from each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -116,6 +116,17 @@ class AlertBook(Mapping[Key, Alert]):
         for account, alerts in changed.items():
             copy.replace(account, alerts)
         return copy
+
+    def snapshot(self) -> dict[Key, Alert]:
+        """Every instance at one moment, for a reader on another thread: each account's
+        map is taken whole, so a poll that replaces it meanwhile changes nothing here."""
+        return {k: a for alerts in list(self._by.values()) for k, a in list(alerts.items())}
+
+    def items(self) -> ItemsView[Key, Alert]:
+        return self.snapshot().items()
+
+    def values(self) -> ValuesView[Alert]:
+        return self.snapshot().values()
 
     def __getitem__(self, key: Key) -> Alert:
         return self._by[key[0]][key]
