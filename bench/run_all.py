@@ -1,4 +1,5 @@
-"""Run every bench and print one table of figures (`make bench`; under 10 minutes).
+"""Run every bench and print one table of figures (`make bench`; about 30 minutes, most
+of it `bench/scale.py`'s three daemons over HTTP).
 
 Run: .venv/bin/python bench/run_all.py
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import aged
 import footprint
 import parse
 import rules
@@ -32,6 +34,8 @@ def main() -> int:
         figures.update(bench.main())
     print("--- bench/scale.py", flush=True)
     figures.update(scale.main([]))
+    print("--- bench/aged.py", flush=True)
+    figures.update(aged.main([]))
     print("--- bench/soak.py", flush=True)
     figures.update(soak.main([]))
     width = max(map(len, figures))
