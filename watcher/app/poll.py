@@ -25,6 +25,7 @@ from watcher.core.models import Overview, combine
 from watcher.engine.builtins import Fact, poll_facts, positions_fact
 from watcher.engine.evaluate import evaluate_poll, silenced_by
 from watcher.engine.lookback import History, Sample, absent_is_zero
+from watcher.net.client import POOL_PER_HOST
 from watcher.notify.delivery import Deliverer, DeliveryCounts, route
 from watcher.sources import Source
 from watcher.store import Store
@@ -184,14 +185,14 @@ class Watcher:
         self.deliverer.set_channels(rules.channels)
 
     def poll(self, dry_run: bool = False, names: list[str] | None = None) -> PollResult:
-        """Fetch every account (side by side), evaluate, and (unless ``dry_run``) persist
-        state and outbox in one transaction."""
+        """Fetch every account (side by side, 16 at a time: the connections kept per host),
+        evaluate, and (unless ``dry_run``) persist state and outbox in one transaction."""
         now = self.clock()
         chosen = [self.accounts[n] for n in (names or list(self.accounts))]
         if len(chosen) == 1:
             answers = [self.try_fetch(chosen[0])]
         else:
-            with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+            with ThreadPoolExecutor(max_workers=min(len(chosen), POOL_PER_HOST)) as pool:
                 answers = list(pool.map(self.try_fetch, chosen))
         polled = {a.name: AccountPoll(*answer) for a, answer in zip(chosen, answers, strict=True)}
         return self.process_accounts(now, polled, dry_run)
