@@ -67,9 +67,10 @@ class AlertTable:
                 )
                 continue
             alerts[alert.key] = alert
-        self._saved = {}
+        grouped: dict[str, dict[Key, Alert]] = {}
         for key, alert in alerts.items():
-            self._saved.setdefault(key[0], {})[key] = alert  # type: ignore[index]
+            grouped.setdefault(key[0], {})[key] = alert
+        self._saved = dict(grouped)
         return alerts
 
     def _write_alerts(self, changed: Mapping[str, Mapping[Key, Alert]]) -> None:
