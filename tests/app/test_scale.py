@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from watcher.app.poll import AccountPoll, Watcher
@@ -160,5 +161,35 @@ def test_a_decision_held_on_a_full_disk_is_written_by_the_next_accounts_commit(
     assert not watcher.unwritable
     stored = Store(settings.state).load_alerts()
     assert {k for k in stored if k[1] == "usdt-low"} == {(n, "usdt-low", None) for n in names}
+    store.close()
+    watcher.deliverer.store.close()
+
+
+def test_an_account_removed_from_the_rules_has_its_old_history_pruned(tmp_path: Path) -> None:
+    """Each commit prunes only its own accounts' history; once a day, and at the first
+    commit after a start, the accounts the rules file no longer names are pruned too
+    (their last values kept, as for any key)."""
+    from datetime import UTC, datetime
+
+    state = tmp_path / "w.db"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    before = Store(state)
+    for minute in range(5):  # "gone" and a000 polled five times, long ago
+        when = start + timedelta(minutes=minute)
+        for name in ("gone", "a000"):
+            sample = [("USDT.spot", when, Decimal(100 + minute))]
+            before.commit({}, samples={name: sample})
+    before.close()
+    settings = Settings(web_key="WEB-scale-key", state=state, interval="60s", history_keep="1d")
+    rules = resolve(parse_rules(rules_text(2), "scale.yaml"), env={"K": "WEB-k-1"})
+    now = start + timedelta(days=3)
+    store = Store(state)
+    watcher = Watcher.open(settings, rules, store, source=Fixed(), clock=lambda: now)
+    assert store.history_accounts() == ["a000", "gone"]
+    watcher.process_accounts(now, {"a001": AccountPoll(book(now, 1), None)})
+    left = dict(store.db.execute("SELECT key, COUNT(*) FROM history GROUP BY key").fetchall())
+    assert left["gone/USDT.spot"] == 1 and left["gone/POLL"] == 1  # its value at the cut
+    assert left["a000/POLL"] == 5  # a configured account waits for its own poll
+    assert store.value_at("USDT.spot", now, "gone") == Decimal(104)
     store.close()
     watcher.deliverer.store.close()

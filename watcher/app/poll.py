@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from watcher.app.accounts import Account, Accounts
@@ -31,6 +31,7 @@ from watcher.sources import Source
 from watcher.store import Store
 
 Clock = Callable[[], datetime]
+SWEEP_EVERY = timedelta(days=1)  # how often the history of removed accounts is pruned
 log = logs.get("watcher.poll")
 
 
@@ -144,6 +145,7 @@ class Watcher:
         # not on every member's poll (that cost grew with the square of the accounts)
         self.groups_at: dict[str, datetime] = {}
         self.every = settings.interval / 2
+        self.swept: datetime | None = None  # when the history of removed accounts was pruned
         self.daily = DailyDigest(settings, store, accounts, lambda: self.rules, self.alert_list)
 
     @classmethod
@@ -301,6 +303,7 @@ class Watcher:
         ``default`` hears it once, straight, and the next poll that can write sends them."""
         keep = max(self.rules.history_keep, self.settings.history_keep)
         held = self.held
+        gone = self.gone(now)
         try:
             self.store.commit(
                 {**held.alerts, **step.changed},
@@ -309,6 +312,7 @@ class Watcher:
                 {**held.meta, **step.meta},
                 prune_before=now - keep,
                 absent_is_zero=step.absent,
+                forget=gone or (),
             )
         except StateUnwritable as exc:
             if held.cause is None:
@@ -317,10 +321,21 @@ class Watcher:
             alerts = {**held.alerts, **step.changed}
             self.held = Held(held.outbox + rows, {**held.meta, **step.meta}, str(exc), alerts)
             return
+        if gone is not None:
+            self.swept = now
         if held.cause is not None:
             log.info("the state is writable again", messages=len(held.outbox))
             self.deliverer.state_writable()
         self.held = Held()
+
+    def gone(self, now: datetime) -> list[str] | None:
+        """Once a day (the first commit after a start included): the accounts and labels
+        with history that the rules file no longer names. Each commit prunes only its
+        own accounts' rows, so these would otherwise keep theirs for ever."""
+        if self.swept is not None and now - self.swept < SWEEP_EVERY:
+            return None
+        named = set(self.accounts) | set(self.rules.groups)
+        return [a for a in self.store.history_accounts() if a not in named]
 
     @property
     def unwritable(self) -> str | None:

@@ -97,12 +97,14 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
         absent_is_zero: Callable[[str], bool] | Mapping[str, Callable[[str], bool]] = (
             lambda key: False
         ),
+        forget: Iterable[str] = (),
     ) -> None:
         """Alert states, decided notifications, history and poll facts: all or nothing.
         ``alerts`` holds, per account this poll evaluated, all its instances (an account
         left out keeps its rows, unread). ``samples`` and ``absent_is_zero`` are per
-        account (a plain list: ``main``); each account in ``samples`` forgets its history
-        before ``prune_before``."""
+        account (a plain list: ``main``); each account in ``samples``, and each one in
+        ``forget`` (gone from the rules file), forgets its history before
+        ``prune_before``."""
         by_account = samples if isinstance(samples, Mapping) else {MAIN: list(samples)}
         try:
             with self.transaction():
@@ -112,7 +114,8 @@ class Store(Database, AlertTable, HistoryTable, OutboxTable, SilenceTable, AckTa
                 for account, polled in by_account.items():
                     zero = absent_is_zero if callable(absent_is_zero) else absent_is_zero[account]
                     self._write_samples(account, list(polled), zero)
-                    if prune_before is not None:
+                if prune_before is not None:
+                    for account in [*by_account, *forget]:
                         self._prune(account, prune_before)
                 if meta:
                     self._set_meta(meta)

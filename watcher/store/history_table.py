@@ -100,6 +100,19 @@ class HistoryTable:
             (low, high, cut, cut),
         )
 
+    def history_accounts(self) -> list[str]:
+        """Every account (and combined label) with rows in the history: one index seek
+        apiece, skipping from one account's keys to the next one's."""
+        found: list[str] = []
+        low = ""
+        while True:
+            row = self.db.execute("SELECT MIN(key) FROM history WHERE key >= ?", (low,)).fetchone()
+            if row is None or row[0] is None:
+                return found
+            account = str(row[0]).split("/", 1)[0]
+            found.append(account)
+            low = key_range(account)[1]
+
     def polls(
         self, since: datetime | None = None, account: str = MAIN
     ) -> Iterator[tuple[datetime, dict[str, Decimal]]]:
