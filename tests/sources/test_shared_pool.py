@@ -66,3 +66,27 @@ def test_accounts_share_connections_and_keep_their_own_headers_and_cookies(serve
     assert cookies == {"alice": "session=alice", "bob": ""}  # bob never carries alice's
     for client in clients.values():
         client.close()
+
+
+def test_a_deadline_cuts_only_a_connection_its_request_still_holds(server: str) -> None:
+    """A connection went back to the pool and now carries another account's request:
+    the first request's deadline, passing late, leaves it alone."""
+    from watcher.net import client
+
+    port = int(server.rsplit(":", 1)[1])
+    conn = client.WATCHED_POOLS["http"].ConnectionCls("127.0.0.1", port)
+    first, second = client.Watch(time.monotonic()), client.Watch(time.monotonic())
+    try:
+        for watch in (first, second):  # one request, then another on the same connection
+            client._current.watch = watch
+            conn.request("GET", "/balances")
+            client._current.watch = None
+            if watch is first:
+                conn.getresponse().read()
+        first.fire()  # too late: the connection is the second request's now
+        assert not first.cut and conn.getresponse().status == 200
+        second.fire()
+        assert second.cut
+    finally:
+        client._current.watch = None
+        conn.close()

@@ -61,6 +61,11 @@ class Watch:
         self.cut = False
 
     def fire(self) -> None:
+        """Cut the connection, unless another request has taken it since: connections
+        are shared (``shared_pools``), and one that went back to the pool may carry
+        another account's request by now."""
+        if getattr(self.conn, "watched_by", None) is not self:
+            return
         sock = getattr(self.conn, "sock", None)
         if sock is not None:
             self.cut = True
@@ -150,10 +155,14 @@ def bounded_session(timeout: float, max_body: int = MAX_BODY) -> requests.Sessio
 
 
 class _Watched:
-    """Mixin for urllib3 connections: tell the current ``Watch`` which socket is in use."""
+    """Mixin for urllib3 connections: tell the current ``Watch`` which socket is in use,
+    and the connection whose ``Watch`` it now serves (the last request's)."""
+
+    watched_by: Watch | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         watch = getattr(_current, "watch", None)
+        self.watched_by = watch
         if watch is not None:
             watch.conn = self
         return super().request(*args, **kwargs)  # type: ignore[misc]
