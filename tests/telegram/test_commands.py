@@ -14,7 +14,7 @@ import pytest
 from tests.support.helpers import T0, at, overview, row
 from watcher.app.preflight import prepare
 from watcher.config.rules_file import parse_rules
-from watcher.core.alerts import FIRING, PENDING, Alert
+from watcher.core.alerts import FIRING, PENDING, Alert, per_account
 from watcher.store import Store
 from watcher.telegram.commands import HELP, Context, handle
 
@@ -51,8 +51,7 @@ def ctx(tmp_path) -> Context:
         "hedge/last_poll": NOW.isoformat(),
         "hedge/last_result": "AuthError",
     }
-    by_account = {n: {a.key: a for a in alerts if a.account == n} for n in ("main", "hedge")}
-    store.commit(by_account, meta=meta)
+    store.commit(per_account({a.key: a for a in alerts}), meta=meta)
     books = {
         "main": overview(row("USDT", spot="50", contract="10"), row("BTC", "60000", spot="0.1")),
         "hedge": overview(row("BTC", "60000", contract="1"), row("ETH", "3000", contract="2")),

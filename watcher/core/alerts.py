@@ -81,6 +81,14 @@ class Standing:
     percent: bool = False  # value and threshold are shares: shown as % where people read
 
 
+def per_account(alerts: Mapping[Key, Alert]) -> dict[str, dict[Key, Alert]]:
+    """``{key: alert}`` grouped by the key's account."""
+    grouped: dict[str, dict[Key, Alert]] = {}
+    for key, alert in alerts.items():
+        grouped.setdefault(key[0], {})[key] = alert
+    return grouped
+
+
 class AlertBook(Mapping[Key, Alert]):
     """Every account's alert instances, kept per account.
 
@@ -94,10 +102,7 @@ class AlertBook(Mapping[Key, Alert]):
         self._by: dict[str, Mapping[Key, Alert]] = {}
         self._firing: dict[str, int] = {}
         self.firing = 0  # instances firing, over every account: kept, never counted
-        grouped: dict[str, dict[Key, Alert]] = {}
-        for key, alert in (alerts or {}).items():
-            grouped.setdefault(key[0], {})[key] = alert
-        for account, mine in grouped.items():
+        for account, mine in per_account(alerts or {}).items():
             self.replace(account, mine)
 
     def of(self, account: str) -> Mapping[Key, Alert]:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from watcher.core import logs
-from watcher.core.alerts import FIRING, PENDING, Alert, Key
+from watcher.core.alerts import FIRING, PENDING, Alert, Key, per_account
 from watcher.store.db import iso, parse_time, upsert
 
 _ALERT_COLUMNS = (
@@ -67,10 +67,7 @@ class AlertTable:
                 )
                 continue
             alerts[alert.key] = alert
-        grouped: dict[str, dict[Key, Alert]] = {}
-        for key, alert in alerts.items():
-            grouped.setdefault(key[0], {})[key] = alert
-        self._saved = dict(grouped)
+        self._saved = dict(per_account(alerts))
         return alerts
 
     def _write_alerts(self, changed: Mapping[str, Mapping[Key, Alert]]) -> None:
