@@ -56,8 +56,8 @@ SINCE = KEYS + (
 
 class HistoryTable:
     """Mixin for ``Store``: write a poll's samples, prune, and read polls back. Every
-    statement reads one account's keys (a range of the primary key), so its cost does
-    not grow with the number of accounts."""
+    statement a poll or a restore makes reads one account's keys (a range of the
+    primary key), so its cost does not grow with the number of accounts."""
 
     db: sqlite3.Connection
     _last: dict[str, dict[str, Decimal]]  # per account prefix: key -> latest value
