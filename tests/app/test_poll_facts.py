@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -109,6 +110,27 @@ def test_a_scrape_during_a_poll_sees_one_whole_poll() -> None:
         stop.set()
         worker.join()
     assert counts <= {0, 300 * 7 * 2} and 300 * 7 * 2 in counts and mixed == 0
+
+
+def test_a_scrape_shows_every_account_from_the_polls_that_read_it() -> None:
+    """#32: each poll writes only its own accounts (no copy of all 5,000 per poll); a
+    scrape still shows every account's last good balances, and a failed poll of one
+    account is no data for it, not zero and not a loss of the others."""
+    metrics = Metrics()
+    one = big_result(2, "1")
+    overview = one.overview
+    for name in ("a", "b"):
+        metrics.observe_poll(replace(one, accounts={name: AccountPoll(overview, None)}), 0.01)
+    failed = AccountPoll(None, TransportError("the exchange did not answer"))
+    metrics.observe_poll(replace(one, overview=None, accounts={"a": failed}), 0.01)
+    lines = metrics.render().decode().splitlines()
+    for name in ("a", "b"):
+        labels = f'account="{name}",currency="C001",unit="converted",wallet="spot"'
+        assert f"watcher_balance{{{labels}}} 1.0" in lines
+        assert any(
+            x.startswith(f'watcher_last_success_timestamp_seconds{{account="{name}"}}')
+            for x in lines
+        )
 
 
 def test_an_expired_web_key_says_expired_and_when() -> None:

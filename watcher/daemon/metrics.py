@@ -21,27 +21,33 @@ STATE_VALUES = {PENDING: 1, FIRING: 2}
 class PollCollector(Collector):
     """Gauges read from the last poll result at scrape time.
 
-    The poll thread only swaps one reference (``state``); a scrape reads it
-    once, so it always sees one whole poll, never a half-cleared gauge. The
-    balances are the last good poll's: a failed poll is no data, not zero.
+    A poll writes only its own accounts, under a lock; a scrape copies the maps under
+    that lock, so it sees whole polls, never a half-cleared gauge. The copy is the
+    scrape's (a few a minute), not each poll's: at 5,000 accounts a copy per poll would
+    make a poll's cost grow with the number of accounts. The balances are the last good
+    poll's: a failed poll is no data, not zero.
     """
 
     def __init__(self) -> None:
-        # per account: its last good overview and when; every account's alerts
-        self.state: tuple[dict[str, Any], Any, dict[str, float]] = ({}, {}, {})
+        self.lock = threading.Lock()
+        self.overviews: dict[str, Any] = {}  # per account: its last good overview
+        self.successes: dict[str, float] = {}  # and when it was read
+        self.alerts: Any = {}  # every account's alerts (an AlertBook: it snapshots itself)
         self.outbox = 0
         self.heartbeat_failures: Callable[[], int] = lambda: 0
 
     def observe(self, result: Any) -> None:
-        overviews, _, successes = self.state
-        overviews, successes = dict(overviews), dict(successes)
-        for name, answer in result.accounts.items():
-            if answer.overview is not None:
-                overviews[name], successes[name] = answer.overview, result.at.timestamp()
-        self.state = (overviews, result.outcome.alerts, successes)
+        at = result.at.timestamp()
+        with self.lock:
+            for name, answer in result.accounts.items():
+                if answer.overview is not None:
+                    self.overviews[name], self.successes[name] = answer.overview, at
+            self.alerts = result.outcome.alerts
 
     def collect(self) -> Iterator[Any]:
-        overviews, alerts, successes = self.state
+        with self.lock:
+            overviews, successes = dict(self.overviews), dict(self.successes)
+            alerts = self.alerts
         balance = GaugeMetricFamily(
             "watcher_balance",
             "Balance per currency and wallet (unit: converted or origin)",
