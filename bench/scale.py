@@ -114,7 +114,7 @@ class Fixed:
 def measure(accounts: int, rounds: int = 3) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(web_key="WEB-scale-key", state=Path(tmp) / "w.db", interval="60s")
-        text = rules_text(accounts) + FIRES  # every account holds a firing alert, as over HTTP
+        text = rules_text(accounts) + watch_rule(1000)  # every account firing, as over HTTP
         rules = resolve(parse_rules(text, "scale.yaml"), env={"K": "WEB-k-1"})
         clock = [datetime(2026, 1, 1, tzinfo=UTC)]
         store = Store(settings.state)
@@ -134,20 +134,17 @@ def measure(accounts: int, rounds: int = 3) -> dict[str, float]:
     return {"cpu_ms": statistics.median(per_poll) * 1000, "rss_mb": rss}
 
 
-FIRES = """
-  - name: watch
-    when: USDT.spot < 1000
-"""
 KEY = "WEB-scale-bench-key-0123"
-DAEMON_RULES = """
-  - name: watch
-    when: USDT.spot < 100
-"""
+
+
+def watch_rule(below: int) -> str:
+    """The one more rule: it fires on every account whose USDT spot is below ``below``."""
+    return f"\n  - name: watch\n    when: USDT.spot < {below}\n"
 
 
 def daemon_rules(accounts: int, url: str) -> str:
     text = rules_text(accounts).replace("json://127.0.0.1:9/never", url)
-    return text + DAEMON_RULES
+    return text + watch_rule(100)  # fires once the bench moves USDT
 
 
 def cpu_seconds(pid: int) -> float:

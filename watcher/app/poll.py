@@ -304,9 +304,10 @@ class Watcher:
         keep = max(self.rules.history_keep, self.settings.history_keep)
         held = self.held
         gone = self.gone(now)
+        alerts = {**held.alerts, **step.changed}  # what a full disk held back, then this poll
         try:
             self.store.commit(
-                {**held.alerts, **step.changed},
+                alerts,
                 held.outbox + rows,
                 step.samples,
                 {**held.meta, **step.meta},
@@ -318,7 +319,6 @@ class Watcher:
             if held.cause is None:
                 log.error("the state cannot be written; deciding in memory", cause=str(exc))
                 self.deliverer.warn_disk(exc)
-            alerts = {**held.alerts, **step.changed}
             self.held = Held(held.outbox + rows, {**held.meta, **step.meta}, str(exc), alerts)
             return
         if gone is not None:

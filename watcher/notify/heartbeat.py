@@ -69,20 +69,21 @@ class Pinger:
         pinged and which still wait."""
         self.beats = tuple(beats)
 
+    def owed(self, beat: Heartbeat, tick: float) -> bool:
+        """Whether ``beat``'s ``every`` has passed since its URL was last pinged."""
+        return tick - self.last.get(beat.url, float("-inf")) >= beat.every.total_seconds()
+
     def any_due(self) -> bool:
         """True when some URL's ``every`` has passed: only then is the poll's health worth
         working out (the oldest success is a walk over every account)."""
         tick = self.clock()
-        return any(
-            tick - self.last.get(b.url, float("-inf")) >= b.every.total_seconds()
-            for b in self.beats
-        )
+        return any(self.owed(beat, tick) for beat in self.beats)
 
     def due(self, now: datetime, last_success: datetime | None, error: str) -> list[Ping]:
         tick = self.clock()
         urls = []
         for beat in self.beats:
-            if tick - self.last.get(beat.url, float("-inf")) < beat.every.total_seconds():
+            if not self.owed(beat, tick):
                 continue
             self.last[beat.url] = tick
             ok = last_success is not None and now - last_success <= max(
